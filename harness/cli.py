@@ -1,0 +1,135 @@
+"""The ``throttle-harness`` command line. Exit codes are a contract CI scripts rely on:
+
+0 every verdict as expected · 1 a throttle violation or another unexpected verdict ·
+2 usage or configuration error · 3 infrastructure error (Redis or gunicorn would not start) ·
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from rich.console import Console
+
+from harness import __version__
+from harness.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, HarnessError, UsageError
+from harness.providers import DEFAULT_SPEC, SPEC_HELP
+from harness.report.console import ConsoleObserver, print_table
+from harness.report.json_report import write_json
+from harness.runner import MatrixReport, run_matrix
+from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
+
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage dump
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="throttle-harness", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser(
+        "run",
+        help="start gunicorn fleets against a real Redis, fire traffic, judge the rate limit",
+        description="Scenario files give the matrix; flags override every file's values "
+        "(or describe one scenario when no file is given).",
+    )
+    run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO.toml")
+    run.add_argument("--app", help="the WSGI callable to serve, MODULE:CALLABLE")
+    run.add_argument("--pythonpath", action="append", metavar="DIR",
+                     help="a directory to import the app from (repeatable)")
+    run.add_argument("--env", action="append", metavar="KEY=VALUE",
+                     help="an environment variable for the app (repeatable)")
+    run.add_argument("--path", help="the throttled URL path, such as /api/items/")
+    run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
+    run.add_argument("--window", choices=WINDOWS, help="the throttle's window algorithm")
+    run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
+    run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
+    run.add_argument("--requests", type=int, metavar="N", help="requests per run (default 4x limit)")
+    run.add_argument("--traffic", choices=TRAFFIC_SHAPES, help="burst (default) or sequential")
+    run.add_argument("--expect", choices=EXPECTATIONS, help="what every run should show")
+    run.add_argument("--min-workers-seen", type=int, metavar="N",
+                     help="workers that must serve a run for a pass (default: all)")
+    run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
+    run.add_argument("--redis", default=DEFAULT_SPEC, metavar="SPEC", help=SPEC_HELP)
+    run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The scenario keys given on the command line, in scenario-file form."""
+    found: dict[str, Any] = {}
+    for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
+                "port"):
+        if getattr(args, key) is not None:
+            found[key] = getattr(args, key)
+    if args.min_workers_seen is not None:
+        found["min_workers_seen"] = args.min_workers_seen
+    if args.workers is not None:
+        try:
+            found["workers"] = [int(w) for w in args.workers.split(",")]
+        except ValueError:
+            raise UsageError(f"--workers {args.workers!r}: expected numbers such as 1,2,4") from None
+    if args.pythonpath:
+        found["pythonpath"] = [str(Path(p).resolve()) for p in args.pythonpath]
+    env = {}
+    for item in args.env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--env {item!r}: expected KEY=VALUE")
+        env[key] = value
+    found["env"] = env
+    return found
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    if not out.is_terminal:  # CI logs: wide enough for the results table
+        out = Console(highlight=False, width=max(out.width, 132))
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    report = MatrixReport()
+    try:
+        if args.json is not None and not args.json.resolve().parent.is_dir():
+            raise UsageError(f"--json {args.json}: directory {args.json.parent} does not exist")
+        scenarios = load_scenarios(args.scenarios, _overrides(args))
+        with ConsoleObserver(out) as observer:
+            run_matrix(scenarios, args.redis, observer, report)
+        code = EXIT_OK if report.all_as_expected else EXIT_VIOLATION
+    except HarnessError as exc:
+        report.error = exc
+        code = exc.exit_code
+        err.print(f"throttle-harness: error: {exc.message}", markup=False, soft_wrap=True)
+        if exc.detail:
+            err.print("\n".join("  | " + ln for ln in exc.detail.splitlines()), markup=False,
+                      style="dim", soft_wrap=True)
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+        err.print("throttle-harness: interrupted; everything it started has been stopped")
+    if report.runs:
+        print_table(out, report)
+        unexpected = sum(not r.as_expected for r in report.runs)
+        out.print(
+            f"{len(report.runs)} runs, "
+            + ("every verdict as expected" if not unexpected else f"{unexpected} not as expected")
+        )
+    if args.json is not None and args.json.resolve().parent.is_dir():
+        write_json(report, code, args.json)
+    return code
+
+
+def entry_point() -> NoReturn:
+    sys.exit(main())

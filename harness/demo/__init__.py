@@ -1,0 +1,11 @@
+"""The bundled demo target: Django + DRF, one throttled endpoint (``/api/ping/``).
+
+Chosen per scenario through the environment:
+
+- ``DEMO_THROTTLE``: ``drf`` (DRF's ``AnonRateThrottle``) or ``atomic`` (the harness's
+  ``AtomicAnonRateThrottle``).
+- ``DEMO_CACHE``: the cache DRF's throttle counts in: ``django-redis``, ``redis`` (Django's
+  built-in ``RedisCache``) or ``locmem`` (per-process ``LocMemCache``).
+- ``THROTTLE_HARNESS_RATE``: the anon rate (default ``100/hour``); ``REDIS_URL`` and
+  ``THROTTLE_HARNESS_KEY_PREFIX`` come from the harness.
+"""

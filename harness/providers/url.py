@@ -1,0 +1,63 @@
+"""``redis://…``: a Redis the user already runs. Never flushed; the harness only deletes its own keys."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from urllib.parse import urlsplit
+
+import redis
+
+from harness.errors import RedisUnavailable, UsageError
+from harness.providers.base import RedisServer, server_version
+
+_LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class UrlProvider:
+    """An existing server named by URL; must be on a loopback address."""
+
+    name = "url"
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+            raise UsageError(f"invalid Redis URL {url!r}: expected redis://[:PASSWORD@]HOST:PORT/DB")
+        if not is_loopback(parts.hostname):
+            raise UsageError(
+                f"Redis URL host {parts.hostname!r} is not a loopback address: "
+                "the harness only talks to 127.0.0.1/::1"
+            )
+        self.url = url
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def open(self) -> AbstractContextManager[RedisServer]:
+        return self._connected()
+
+    @contextmanager
+    def _connected(self) -> Iterator[RedisServer]:
+        try:
+            version = server_version(self.url)
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(f"cannot reach Redis at {_redact(self.url)}: {exc}") from None
+        yield RedisServer(url=self.url, provider="url", owned=False, version=version)
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(parts.password, "***", 1)
+        return parts._replace(netloc=netloc).geturl()
+    return url

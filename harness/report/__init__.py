@@ -1,0 +1,1 @@
+"""Reports render a :class:`~harness.runner.MatrixReport`; they never decide a verdict."""

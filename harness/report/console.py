@@ -1,0 +1,75 @@
+"""The console: a progress display while runs go, a line per run, and a table at the end."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from harness.providers import RedisServer
+from harness.runner import MatrixReport, RunResult
+from harness.scenario import Scenario
+
+_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow", "error": "magenta"}
+
+
+class ConsoleObserver:
+    """Shows progress as runs happen; use as a context manager around the matrix."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            console=console, transient=True,
+        )
+        self.task = self.progress.add_task("starting Redis", total=None)
+
+    def __enter__(self) -> ConsoleObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def matrix_started(self, total_runs: int, redis: RedisServer) -> None:
+        self.progress.update(self.task, total=total_runs)
+        why = f" ({redis.reason})" if redis.reason else ""
+        self.console.print(
+            f"Redis {redis.version} from [bold]{redis.provider}[/]{why}", soft_wrap=True
+        )
+
+    def run_started(self, scenario: Scenario, workers: int) -> None:
+        self.progress.update(
+            self.task,
+            description=f"{scenario.name}: {workers}x{scenario.threads}, "
+            f"{scenario.request_count} requests",
+        )
+
+    def run_finished(self, result: RunResult) -> None:
+        self.progress.advance(self.task)
+        mark = "[green]ok[/]" if result.as_expected else "[red]UNEXPECTED[/]"
+        v = result.verdict
+        self.console.print(
+            f"{mark} {result.scenario} {result.workers}x{result.threads}: "
+            f"[{_STYLE[v.kind]}]{v.kind}[/] (expected {result.expect}) - {v.reason}",
+            highlight=False, soft_wrap=True,
+        )
+        if v.hint:
+            self.console.print(f"    hint: {v.hint}", style="dim", highlight=False, soft_wrap=True)
+
+
+def print_table(console: Console, report: MatrixReport) -> None:
+    table = Table(title="throttle-harness results")
+    for column in ("scenario", "workers×threads", "limit", "sent", "accepted", "rejected",
+                   "errors", "seen", "verdict", "expected", ""):
+        table.add_column(column, justify="left" if column in ("scenario", "verdict") else "right",
+                         no_wrap=True)
+    for r in report.runs:
+        t = r.verdict.tally
+        table.add_row(
+            r.scenario, f"{r.workers}x{r.threads}", str(r.limit), str(t.sent), str(t.accepted),
+            str(t.rejected), str(t.errors), f"{t.workers_seen}/{r.workers}",
+            f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,
+            "ok" if r.as_expected else "[red]UNEXPECTED[/]",
+        )
+    console.print(table)

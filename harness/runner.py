@@ -1,0 +1,123 @@
+"""Runs scenarios: for each run, a clean Redis namespace, a fresh fleet, traffic, a verdict.
+
+Data flows one way: scenarios in, :class:`RunResult` records out (to an observer as they
+happen, and in the returned :class:`MatrixReport`). Reports render results; they never decide.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from harness.checker import Verdict, judge
+from harness.errors import HarnessError
+from harness.fleet import FleetSpec, gunicorn_fleet
+from harness.providers import RedisServer, open_redis
+from harness.scenario import Expectation, Scenario
+from harness.traffic import ENGINES
+from harness.versions import software_versions
+
+VERDICT_FOR: dict[Expectation, str] = {"exact": "pass", "violation": "fail"}
+
+
+@dataclass(frozen=True)
+class RunResult:
+    scenario: str
+    workers: int
+    threads: int
+    expect: Expectation
+    verdict: Verdict
+    requests: int
+    rate: str
+    limit: int
+    ready_s: float
+    traffic_s: float
+
+    @property
+    def as_expected(self) -> bool:
+        return self.verdict.kind == VERDICT_FOR[self.expect]
+
+
+@dataclass
+class MatrixReport:
+    runs: list[RunResult] = field(default_factory=list)
+    redis: RedisServer | None = None
+    versions: dict[str, str] = field(default_factory=software_versions)
+    error: HarnessError | None = None
+
+    @property
+    def all_as_expected(self) -> bool:
+        return self.error is None and all(r.as_expected for r in self.runs)
+
+
+class Observer(Protocol):
+    def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...
+
+    def run_started(self, scenario: Scenario, workers: int) -> None: ...
+
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+def run_matrix(
+    scenarios: Sequence[Scenario], redis_spec: str, observer: Observer, report: MatrixReport
+) -> MatrixReport:
+    """Run every scenario at every worker count, filling ``report`` as runs finish.
+
+    Errors propagate (after cleanup) with ``report`` holding the runs done so far.
+    """
+    session = secrets.token_hex(4)
+    total = sum(len(s.workers) for s in scenarios)
+    with open_redis(redis_spec) as redis:
+        report.redis = redis
+        observer.matrix_started(total, redis)
+        n = 0
+        for scenario in scenarios:
+            for workers in scenario.workers:
+                n += 1
+                observer.run_started(scenario, workers)
+                prefix = f"throttle-harness:{session}:{n}:"
+                result = _one_run(scenario, workers, redis, prefix)
+                report.runs.append(result)
+                observer.run_finished(result)
+    return report
+
+
+def _one_run(scenario: Scenario, workers: int, redis: RedisServer, prefix: str) -> RunResult:
+    redis.clear(prefix)
+    spec = FleetSpec(
+        app=scenario.app,
+        workers=workers,
+        threads=scenario.threads,
+        pythonpath=scenario.pythonpath,
+        env={
+            **scenario.env,
+            "REDIS_URL": redis.url,
+            "THROTTLE_HARNESS_KEY_PREFIX": prefix,
+            "THROTTLE_HARNESS_RATE": scenario.rate.text,
+        },
+        port=scenario.port,
+        gunicorn_args=scenario.gunicorn_args,
+    )
+    engine = ENGINES[scenario.traffic]
+    try:
+        with gunicorn_fleet(spec) as fleet:
+            started = time.monotonic()
+            records = engine(fleet.host, fleet.port, scenario.path, scenario.request_count)
+            traffic_s = time.monotonic() - started
+    finally:
+        redis.clear(prefix)
+    return RunResult(
+        scenario=scenario.name,
+        workers=workers,
+        threads=scenario.threads,
+        expect=scenario.expectation(workers),
+        verdict=judge(records, scenario.claim(workers)),
+        requests=scenario.request_count,
+        rate=scenario.rate.text,
+        limit=scenario.rate.limit,
+        ready_s=fleet.ready_s,
+        traffic_s=traffic_s,
+    )

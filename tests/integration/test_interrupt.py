@@ -1,0 +1,55 @@
+"""Ctrl-C (SIGINT) or SIGTERM while gunicorn and Redis run: exit 130, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import leftovers
+from harness.processes import PARENT_ENV
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for_gunicorn(parent: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if ("gunicorn" in " ".join(proc.info["cmdline"] or [])
+                        and proc.environ().get(PARENT_ENV) == str(parent)):
+                    return
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        time.sleep(0.05)
+    pytest.fail("gunicorn never started")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> None:
+    # Sequential traffic of many requests keeps the run busy long enough to interrupt it.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", "scenarios/atomic-lua.toml", "--workers", "4",
+         "--traffic", "sequential", "--requests", "100000", "--redis", redis_spec],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_for_gunicorn(proc.pid)
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not leftovers(proc.pid)

@@ -1,0 +1,92 @@
+"""Real Redis, real gunicorn: the harness passes a correct throttle and catches broken ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from harness.providers import RedisServer
+from harness.runner import MatrixReport, RunResult, run_matrix
+from harness.scenario import Scenario, load_scenarios
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+class Quiet:
+    def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...
+    def run_started(self, scenario: Scenario, workers: int) -> None: ...
+    def run_finished(self, result: RunResult) -> None: ...
+
+
+def run(redis_spec: str, files: list[str], **overrides: Any) -> list[RunResult]:
+    scenarios = load_scenarios([ROOT / "scenarios" / f for f in files], overrides)
+    report = run_matrix(scenarios, redis_spec, Quiet(), MatrixReport())
+    children = [p for p in psutil.Process().children(recursive=True)
+                if "gunicorn" in " ".join(p.cmdline()) or "redis" in p.name()]
+    assert not children, f"left running: {children}"
+    return report.runs
+
+
+def test_atomic_throttle_passes_at_1_2_and_4_workers(redis_spec: str) -> None:
+    runs = run(redis_spec, ["atomic-lua.toml"])
+    assert [(r.workers, r.verdict.kind) for r in runs] == [(1, "pass"), (2, "pass"), (4, "pass")]
+    for r in runs:
+        t = r.verdict.tally
+        assert (t.sent, t.accepted, t.rejected, t.errors) == (400, 100, 300, 0)
+        assert t.workers_seen == r.workers
+
+
+def test_stock_drf_on_django_redis_is_caught_at_2x2(redis_spec: str) -> None:
+    (r,) = run(redis_spec, ["drf-django-redis.toml"], workers=[2])
+    assert (r.workers, r.threads) == (2, 2)
+    assert r.verdict.kind == "fail", r.verdict.reason
+    assert r.verdict.tally.accepted > 100
+    assert "not atomic" in r.verdict.hint
+    assert r.as_expected
+
+
+def test_locmem_is_caught_with_several_workers(redis_spec: str) -> None:
+    runs = run(redis_spec, ["drf-locmem.toml"], workers=[2, 4])
+    for r in runs:
+        assert r.verdict.kind == "fail", r.verdict.reason
+        assert r.verdict.tally.accepted > 100
+        assert "per process" in r.verdict.hint
+
+
+def test_a_run_served_by_one_worker_is_inconclusive_not_pass(redis_spec: str) -> None:
+    # One keep-alive connection on gthread workers stays on one worker: nothing shows sharing.
+    (r,) = run(redis_spec, ["atomic-lua.toml"], workers=[2], traffic="sequential", requests=150)
+    assert r.verdict.tally.accepted == 100
+    assert r.verdict.tally.workers_seen == 1
+    assert r.verdict.kind == "inconclusive"
+    assert not r.as_expected
+
+
+def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
+    scenario = load_scenarios([], {
+        "app": f"plain_wsgi:{app}", "pythonpath": [str(APPS)], "rate": "50/hour",
+        "env": {"APP_LIMIT": "50"}, "workers": workers, "requests": 200,
+    })
+    return run_matrix(scenario, redis_spec, Quiet(), MatrixReport()).runs
+
+
+def test_any_wsgi_app_per_process_counter_is_caught(redis_spec: str) -> None:
+    (r,) = plain(redis_spec, "per_process", [2])
+    assert r.verdict.kind == "fail"
+    assert "per process" in r.verdict.hint
+
+
+def test_any_wsgi_app_with_an_atomic_shared_counter_passes(redis_spec: str) -> None:
+    runs = plain(redis_spec, "shared", [1, 2])
+    assert [r.verdict.kind for r in runs] == ["pass", "pass"]
+
+
+def test_server_errors_give_an_error_verdict(redis_spec: str) -> None:
+    (r,) = plain(redis_spec, "server_error", [1])
+    assert r.verdict.kind == "error"
+    assert r.verdict.tally.errors == r.verdict.tally.sent == 200
