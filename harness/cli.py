@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -54,13 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--window", choices=WINDOWS, help="the throttle's window algorithm")
     run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
     run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
-    run.add_argument("--requests", type=int, metavar="N", help="requests per run (default 4x limit)")
+    run.add_argument("--requests", type=int, metavar="N",
+                     help="requests per run (default: 4x the limit)")
     run.add_argument("--traffic", choices=TRAFFIC_SHAPES, help="burst (default) or sequential")
     run.add_argument("--expect", choices=EXPECTATIONS, help="what every run should show")
     run.add_argument("--min-workers-seen", type=int, metavar="N",
                      help="workers that must serve a run for a pass (default: all)")
     run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
-    run.add_argument("--redis", default=DEFAULT_SPEC, metavar="SPEC", help=SPEC_HELP)
+    run.add_argument("--redis", default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
+                     metavar="SPEC", help=SPEC_HELP)
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
     return parser
 
@@ -78,7 +81,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         try:
             found["workers"] = [int(w) for w in args.workers.split(",")]
         except ValueError:
-            raise UsageError(f"--workers {args.workers!r}: expected numbers such as 1,2,4") from None
+            raise UsageError(
+                f"--workers {args.workers!r}: expected numbers such as 1,2,4"
+            ) from None
     if args.pythonpath:
         found["pythonpath"] = [str(Path(p).resolve()) for p in args.pythonpath]
     env = {}

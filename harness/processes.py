@@ -44,7 +44,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> subpro
 
 
 def stop(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
-    """SIGTERM the child's process group, then SIGKILL it if it has not exited within ``grace_s``."""
+    """SIGTERM the child's process group; SIGKILL it if it has not exited within ``grace_s``."""
     try:
         _signal_group(proc, signal.SIGTERM)
         try:

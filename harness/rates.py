@@ -1,4 +1,4 @@
-"""Rate strings in Django REST Framework's syntax: ``100/hour``, ``5/s``, ``10/min``, ``1000/day``."""
+"""Rates in Django REST Framework's syntax: ``100/hour``, ``5/s``, ``10/min``, ``1000/day``."""
 
 from __future__ import annotations
 

@@ -137,7 +137,8 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             if data.get("min_workers_seen") is not None else None
         ),
         gunicorn_args=tuple(
-            v.string("gunicorn_args", a) for a in v.list_of("gunicorn_args", data.get("gunicorn_args", []))
+            v.string("gunicorn_args", a)
+            for a in v.list_of("gunicorn_args", data.get("gunicorn_args", []))
         ),
         port=v.positive("port", data["port"]) if data.get("port") is not None else None,
     )

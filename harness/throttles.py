@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from django.conf import settings
@@ -29,7 +29,6 @@ from django.core.exceptions import ImproperlyConfigured
 from rest_framework.throttling import (
     AnonRateThrottle,
     ScopedRateThrottle,
-    SimpleRateThrottle,
     UserRateThrottle,
 )
 
@@ -45,7 +44,14 @@ def _script(url: str) -> Any:
 class AtomicThrottleMixin:
     """Replaces ``allow_request``/``wait`` of a ``SimpleRateThrottle`` with the atomic counter."""
 
+    rate: str | None
+    num_requests: int
+    duration: int
     _retry_after: float | None = None
+
+    if TYPE_CHECKING:  # provided by the DRF throttle class this is mixed into
+
+        def get_cache_key(self, request: Any, view: Any) -> str | None: ...
 
     def redis_url(self) -> str:
         url = getattr(settings, "ATOMIC_THROTTLE_REDIS_URL", None) or os.environ.get("REDIS_URL")
@@ -57,17 +63,16 @@ class AtomicThrottleMixin:
         return str(getattr(settings, "ATOMIC_THROTTLE_KEY_PREFIX", "throttle:"))
 
     def allow_request(self, request: Any, view: Any) -> bool:
-        throttle: SimpleRateThrottle = self  # type: ignore[assignment]
-        if throttle.rate is None:
+        if self.rate is None:
             return True
-        key = throttle.get_cache_key(request, view)
+        key = self.get_cache_key(request, view)
         if key is None:
             return True
         count, ttl_ms = _script(self.redis_url())(
-            keys=[self.key_prefix() + key], args=[int(throttle.duration * 1000)]
+            keys=[self.key_prefix() + key], args=[int(self.duration * 1000)]
         )
-        self._retry_after = ttl_ms / 1000 if count > throttle.num_requests else None
-        return bool(count <= throttle.num_requests)
+        self._retry_after = ttl_ms / 1000 if count > self.num_requests else None
+        return bool(count <= self.num_requests)
 
     def wait(self) -> float | None:
         return self._retry_after

@@ -15,7 +15,7 @@ _PACKAGES = {
 
 
 def software_versions() -> dict[str, str]:
-    """Python and the packages the harness and its targets run on (``"not installed"`` if absent)."""
+    """Python and the packages the harness and its targets run on (or ``"not installed"``)."""
     found = {"python": platform.python_version()}
     for label, dist in _PACKAGES.items():
         try:

@@ -6,8 +6,8 @@ provider plugs in by adding itself to :data:`AUTO_ORDER` and to :func:`provider_
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, contextmanager
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 from harness.errors import RedisUnavailable, UsageError
@@ -42,7 +42,7 @@ def open_redis(spec: str) -> AbstractContextManager[RedisServer]:
 
 
 def _auto() -> AbstractContextManager[RedisServer]:
-    skipped = []
+    skipped: list[str] = []
     for provider in AUTO_ORDER:
         why_not = provider.unavailable()
         if why_not is None:

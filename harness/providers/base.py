@@ -24,7 +24,7 @@ class RedisServer:
     version: str
     reason: str = ""
 
-    def client(self) -> redis.Redis:
+    def client(self) -> redis.Redis[bytes]:
         return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def clear(self, prefix: str) -> int:

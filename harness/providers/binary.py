@@ -10,9 +10,9 @@ import importlib.util
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
-import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""``redis://…``: a Redis the user already runs. Never flushed; the harness only deletes its own keys."""
+"""``redis://…``: a Redis the user runs. Never flushed; the harness deletes only its own keys."""
 
 from __future__ import annotations
 
@@ -32,7 +32,9 @@ class UrlProvider:
     def __init__(self, url: str) -> None:
         parts = urlsplit(url)
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
-            raise UsageError(f"invalid Redis URL {url!r}: expected redis://[:PASSWORD@]HOST:PORT/DB")
+            raise UsageError(
+                f"invalid Redis URL {url!r}: expected redis://[:PASSWORD@]HOST:PORT/DB"
+            )
         if not is_loopback(parts.hostname):
             raise UsageError(
                 f"Redis URL host {parts.hostname!r} is not a loopback address: "

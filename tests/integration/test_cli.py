@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,9 @@ def one_line_error(result: CliResult) -> str:
     return lines[0]
 
 
-def test_demo_scenario_end_to_end_with_json(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
+def test_demo_scenarios_end_to_end_with_json(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
     out = tmp_path / "report.json"
     result = run_cli("run", "scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
                      "--workers", "2", "--redis", redis_spec, "--json", str(out))

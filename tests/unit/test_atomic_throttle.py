@@ -25,7 +25,8 @@ from harness import throttles  # noqa: E402  (needs settings)
 def fake(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
     pytest.importorskip("lupa", reason="fakeredis runs Lua only with lupa installed")
     client = fakeredis.FakeRedis()
-    monkeypatch.setattr(throttles, "_script", lambda url: client.register_script(throttles.FIXED_WINDOW_LUA))
+    script = client.register_script(throttles.FIXED_WINDOW_LUA)
+    monkeypatch.setattr(throttles, "_script", lambda url: script)
     return client
 
 

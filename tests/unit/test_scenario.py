@@ -21,7 +21,9 @@ BASE = 'app = "m:app"\nrate = "100/hour"\n'
 
 def test_bundled_scenarios_load_with_their_expectations() -> None:
     scenarios = {s.name: s for s in load_scenarios(sorted((ROOT / "scenarios").glob("*.toml")), {})}
-    assert set(scenarios) >= {"atomic-lua", "drf-django-redis", "drf-django-rediscache", "drf-locmem"}
+    assert set(scenarios) >= {
+        "atomic-lua", "drf-django-redis", "drf-django-rediscache", "drf-locmem"
+    }
     locmem = scenarios["drf-locmem"]
     assert [locmem.expectation(w) for w in locmem.workers] == ["exact", "violation", "violation"]
     assert all(s.workers == (1, 2, 4) for s in scenarios.values())

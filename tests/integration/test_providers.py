@@ -1,0 +1,68 @@
+"""Each Redis provider yields a private, password-protected Redis and leaves nothing behind."""
+
+from __future__ import annotations
+
+import psutil
+import pytest
+import redis
+
+from harness.errors import RedisUnavailable
+from harness.providers import open_redis
+from harness.providers.binary import local_binary
+
+pytestmark = pytest.mark.integration
+
+
+def redis_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if "redis" in p.name()]
+
+
+@pytest.mark.parametrize("spec", ["embedded", "local", "auto"])
+def test_started_redis_is_private_and_stopped(spec: str) -> None:
+    if spec == "local" and local_binary() is None:
+        pytest.skip("no redis-server on PATH")
+    with open_redis(spec) as server:
+        assert server.owned and server.url.startswith("redis://:")
+        assert "127.0.0.1" in server.url
+        with server.client() as client:
+            assert client.ping()
+            assert client.config_get("save") == {"save": ""}
+            assert client.config_get("appendonly") == {"appendonly": "no"}
+        anonymous = redis.Redis.from_url(server.url.replace(server.url.split("@")[0], "redis://"))
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            anonymous.ping()
+        assert redis_children()
+    assert not redis_children()
+
+
+def test_auto_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.delenv("THROTTLE_HARNESS_REDIS_SERVER", raising=False)
+    with open_redis("auto") as server:
+        assert server.provider == "embedded"
+        assert "local: no redis-server on PATH" in server.reason
+
+
+def test_an_existing_server_is_used_not_owned_and_keeps_its_keys() -> None:
+    with open_redis("embedded") as outer:
+        with outer.client() as client:
+            client.set("precious", "1")
+        with open_redis(outer.url) as server:
+            assert (server.provider, server.owned) == ("url", False)
+            server.clear("throttle-harness:x:")
+        with outer.client() as client:
+            assert client.get("precious") == b"1"
+
+
+def test_a_dead_redis_binary_is_an_infrastructure_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pytest.TempPathFactory
+) -> None:
+    fake = tmp_path / "redis-server"  # type: ignore[operator]
+    fake.write_text("#!/bin/sh\necho 'FATAL: cannot start' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("THROTTLE_HARNESS_REDIS_SERVER", str(fake))
+    with pytest.raises(RedisUnavailable, match="did not start") as caught:
+        with open_redis("local"):
+            pass
+    assert "FATAL: cannot start" in caught.value.detail
+    assert not redis_children()
