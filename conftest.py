@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.cli import REQUIRE_DOCKER_ENV
 from harness.processes import PARENT_ENV
 from harness.providers.binary import embedded_binary, local_binary
 
@@ -49,6 +50,13 @@ def leftovers(parent_pid: int) -> list[str]:
     return found
 
 
+def cli_environment() -> dict[str, str]:
+    """The environment for a harness subprocess: this checkout importable, and no Docker
+    requirement inherited from CI (tests that want one pass it explicitly)."""
+    env = {k: v for k, v in os.environ.items() if k != REQUIRE_DOCKER_ENV}
+    return {**env, "PYTHONPATH": str(ROOT)}
+
+
 @pytest.fixture
 def run_cli() -> Callable[..., CliResult]:
     """Run ``python -m harness ARGS`` in a subprocess; fail if it left any process running."""
@@ -57,7 +65,7 @@ def run_cli() -> Callable[..., CliResult]:
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", *args],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+            env={**cli_environment(), **(env or {})},
         )
         stdout, stderr = proc.communicate(timeout=timeout)
         left = leftovers(proc.pid)

@@ -84,12 +84,12 @@ else
             fi
             if [ "$rc" -eq 2 ]; then
                 say "dockerd (storage driver $driver) exited; last lines of $log:"
-                tail -n 15 "$log" | sed 's/^/    /' >&2
+                tail -n 15 "$log" | sed 's/^/    /'
                 continue
             fi
             kill "$pid" 2>/dev/null || true
             say "last lines of $log:"
-            tail -n 15 "$log" | sed 's/^/    /' >&2
+            tail -n 15 "$log" | sed 's/^/    /'
             die "dockerd started (pid $pid) but 'docker info' did not answer within ${ENGINE_WAIT_S}s"
         done
         [ "$started" -eq 1 ] || die "could not start the Docker engine (see the dockerd logs above)"

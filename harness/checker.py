@@ -134,6 +134,7 @@ def judge(records: Sequence[Record], claim: Claim) -> Verdict:
         return Verdict(
             "error", expected, t,
             f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}", factor,
+            _error_hint(t),
         )
     if t.accepted < expected:
         return Verdict(
@@ -195,3 +196,11 @@ def _over_admission_hint(t: Tally, claim: Claim) -> str:
         "concurrent requests overwrote each other's count: the throttle's "
         "read-check-write is not atomic"
     )
+
+
+def _error_hint(t: Tally) -> str:
+    if "HTTP 400" in t.error_samples:
+        return "a 400 from Django often means ALLOWED_HOSTS does not include 127.0.0.1"
+    if "HTTP 404" in t.error_samples:
+        return "check --path: the throttled endpoint was not found"
+    return ""

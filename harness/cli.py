@@ -20,13 +20,18 @@ from rich.console import Console
 
 from harness import __version__
 from harness.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, HarnessError, UsageError
-from harness.providers import DEFAULT_SPEC, SPEC_HELP
+from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
 from harness.report.console import ConsoleObserver, print_table
 from harness.report.json_report import write_json
 from harness.runner import MatrixReport, run_matrix
 from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
 
 EXIT_INTERRUPTED = 130
+REQUIRE_DOCKER_ENV = "THROTTLE_HARNESS_REQUIRE_DOCKER"
+
+
+def _truthy(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
     run.add_argument("--redis", default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
                      metavar="SPEC", help=SPEC_HELP)
+    run.add_argument("--require-docker", action="store_true",
+                     help=f"fail (exit 3) instead of falling back when no Docker engine "
+                     f"answers; also {REQUIRE_DOCKER_ENV}=1")
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
     return parser
 
@@ -111,8 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.json is not None and not args.json.resolve().parent.is_dir():
             raise UsageError(f"--json {args.json}: directory {args.json.parent} does not exist")
         scenarios = load_scenarios(args.scenarios, _overrides(args))
-        with ConsoleObserver(out) as observer:
-            run_matrix(scenarios, args.redis, observer, report)
+        require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
+        with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
+            run_matrix(scenarios, redis, observer, report)
         code = EXIT_OK if report.all_as_expected else EXIT_VIOLATION
     except HarnessError as exc:
         report.error = exc

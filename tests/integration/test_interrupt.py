@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import leftovers
+from conftest import cli_environment, leftovers
 from harness.processes import PARENT_ENV
 
 pytestmark = pytest.mark.integration
@@ -40,7 +39,7 @@ def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> Non
         [sys.executable, "-m", "harness", "run", "scenarios/atomic-lua.toml", "--workers", "4",
          "--traffic", "sequential", "--requests", "100000", "--redis", redis_spec],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=cli_environment(),
     )
     try:
         wait_for_gunicorn(proc.pid)

@@ -8,7 +8,7 @@ from typing import Any
 import psutil
 import pytest
 
-from harness.providers import RedisServer
+from harness.providers import RedisServer, open_redis
 from harness.runner import MatrixReport, RunResult, run_matrix
 from harness.scenario import Scenario, load_scenarios
 
@@ -25,7 +25,8 @@ class Quiet:
 
 def run(redis_spec: str, files: list[str], **overrides: Any) -> list[RunResult]:
     scenarios = load_scenarios([ROOT / "scenarios" / f for f in files], overrides)
-    report = run_matrix(scenarios, redis_spec, Quiet(), MatrixReport())
+    with open_redis(redis_spec) as redis:
+        report = run_matrix(scenarios, redis, Quiet(), MatrixReport())
     children = [p for p in psutil.Process().children(recursive=True)
                 if "gunicorn" in " ".join(p.cmdline()) or "redis" in p.name()]
     assert not children, f"left running: {children}"
@@ -72,7 +73,8 @@ def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
         "app": f"plain_wsgi:{app}", "pythonpath": [str(APPS)], "rate": "50/hour",
         "env": {"APP_LIMIT": "50"}, "workers": workers, "requests": 200,
     })
-    return run_matrix(scenario, redis_spec, Quiet(), MatrixReport()).runs
+    with open_redis(redis_spec) as redis:
+        return run_matrix(scenario, redis, Quiet(), MatrixReport()).runs
 
 
 def test_any_wsgi_app_per_process_counter_is_caught(redis_spec: str) -> None:

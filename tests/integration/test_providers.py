@@ -17,7 +17,7 @@ def redis_children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if "redis" in p.name()]
 
 
-@pytest.mark.parametrize("spec", ["embedded", "local", "auto"])
+@pytest.mark.parametrize("spec", ["embedded", "local"])
 def test_started_redis_is_private_and_stopped(spec: str) -> None:
     if spec == "local" and local_binary() is None:
         pytest.skip("no redis-server on PATH")
@@ -36,11 +36,14 @@ def test_started_redis_is_private_and_stopped(spec: str) -> None:
 
 
 def test_auto_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "unix:///tmp/nonexistent.sock")
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.delenv("THROTTLE_HARNESS_REDIS_SERVER", raising=False)
     with open_redis("auto") as server:
         assert server.provider == "embedded"
+        assert "docker (" in server.reason and "no Docker engine answers" in server.reason
         assert "local: no redis-server on PATH" in server.reason
+    assert not redis_children()
 
 
 def test_an_existing_server_is_used_not_owned_and_keeps_its_keys() -> None:

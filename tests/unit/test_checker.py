@@ -90,6 +90,12 @@ def test_errors_give_error_verdict_and_accounting_closes() -> None:
     assert "no response" in v.reason and "HTTP 503" in v.reason
 
 
+def test_a_wrong_path_gets_a_hint() -> None:
+    records = [Record(i, "127.0.0.1", T0, T0 + 0.1, 404, "w1") for i in range(200)]
+    v = judge(records, Claim(workers=1, **HOURLY))
+    assert v.kind == "error" and "--path" in v.hint
+
+
 def test_over_admission_is_a_failure_even_with_errors() -> None:
     v = judge(history({"w1": (120, 60), "w2": (90, 30)}, errors=2), Claim(workers=2, **HOURLY))
     assert v.kind == "fail"
