@@ -25,7 +25,7 @@ from harness.ports import LOOPBACK, free_port, port_is_free
 from harness.probe_protocol import APP_ERROR_FILE, PROBE_PATH, STATUS_DIR_ENV, TARGET_ENV
 from harness.traffic.burst import burst
 
-READY_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 60.0
 _HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
 
 

@@ -33,6 +33,7 @@ class RunResult:
     requests: int
     rate: str
     limit: int
+    identity: str
     ready_s: float
     traffic_s: float
 
@@ -67,19 +68,27 @@ def run_matrix(
     """Run every scenario at every worker count against ``redis``, filling ``report`` as runs
     finish. Errors propagate (after cleanup) with ``report`` holding the runs done so far."""
     session = secrets.token_hex(4)
+    network = f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}"
     report.redis = redis
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
     for scenario in scenarios:
         for workers in scenario.workers:
             observer.run_started(scenario, workers)
-            prefix = f"throttle-harness:{session}:{len(report.runs) + 1}:"
-            result = _one_run(scenario, workers, redis, prefix)
+            n = len(report.runs) + 1
+            prefix = f"throttle-harness:{session}:{n}:"
+            identity = f"{network}.{(n - 1) % 254 + 1}"
+            result = _one_run(scenario, workers, redis, prefix, identity)
             report.runs.append(result)
             observer.run_finished(result)
     return report
 
 
-def _one_run(scenario: Scenario, workers: int, redis: RedisServer, prefix: str) -> RunResult:
+def _one_run(
+    scenario: Scenario, workers: int, redis: RedisServer, prefix: str, identity: str
+) -> RunResult:
+    """One fleet, one burst. The run has its own key prefix and its own client address (a
+    fresh throttle identity even in a Redis the harness may not flush, whatever the app's
+    keys look like)."""
     redis.clear(prefix)
     spec = FleetSpec(
         app=scenario.app,
@@ -99,7 +108,9 @@ def _one_run(scenario: Scenario, workers: int, redis: RedisServer, prefix: str) 
     try:
         with gunicorn_fleet(spec) as fleet:
             started = time.monotonic()
-            records = engine(fleet.host, fleet.port, scenario.path, scenario.request_count)
+            records = engine(
+                fleet.host, fleet.port, scenario.path, scenario.request_count, identity=identity
+            )
             traffic_s = time.monotonic() - started
     finally:
         redis.clear(prefix)
@@ -112,6 +123,7 @@ def _one_run(scenario: Scenario, workers: int, redis: RedisServer, prefix: str) 
         requests=scenario.request_count,
         rate=scenario.rate.text,
         limit=scenario.rate.limit,
+        identity=identity,
         ready_s=fleet.ready_s,
         traffic_s=traffic_s,
     )

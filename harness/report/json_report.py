@@ -39,6 +39,7 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "rate": r.rate,
         "limit": r.limit,
         "requests": r.requests,
+        "identity": r.identity,
         "sent": t.sent,
         "accepted": t.accepted,
         "rejected": t.rejected,

@@ -37,7 +37,9 @@ def test_demo_scenarios_end_to_end_with_json(
     runs = {r["scenario"]: r for r in report["runs"]}
     assert runs["atomic-lua"]["verdict"] == "pass" and runs["atomic-lua"]["accepted"] == 100
     assert runs["drf-django-redis"]["verdict"] == "fail"
+    assert len({r["identity"] for r in report["runs"]}) == 2  # a fresh client per run
     for r in report["runs"]:
+        assert r["identity"].startswith("127.")
         assert r["workers"] == 2 and r["threads"] == 2 and r["limit"] == 100
         assert r["sent"] == r["accepted"] + r["rejected"] + r["errors"] == 400
         assert r["workers_seen"] == 2

@@ -69,6 +69,7 @@ def test_a_run_served_by_one_worker_is_inconclusive_not_pass(redis_spec: str) ->
 
 
 def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
+    """A plain WSGI app from tests/integration/apps at 50/hour, 200 requests per run."""
     scenario = load_scenarios([], {
         "app": f"plain_wsgi:{app}", "pythonpath": [str(APPS)], "rate": "50/hour",
         "env": {"APP_LIMIT": "50"}, "workers": workers, "requests": 200,
@@ -92,3 +93,18 @@ def test_server_errors_give_an_error_verdict(redis_spec: str) -> None:
     (r,) = plain(redis_spec, "server_error", [1])
     assert r.verdict.kind == "error"
     assert r.verdict.tally.errors == r.verdict.tally.sent == 200
+
+
+def test_a_users_redis_with_an_app_that_ignores_the_prefix(redis_spec: str) -> None:
+    """Runs on a Redis the harness did not start stay independent (each run has its own client
+    address) and the server's other keys survive."""
+    with open_redis(redis_spec) as users_redis:
+        with users_redis.client() as client:
+            client.set("precious", "1")
+        runs = plain(users_redis.url, "shared_unprefixed", [1, 2])
+        assert [r.verdict.kind for r in runs] == ["pass", "pass"]
+        with users_redis.client() as client:
+            assert client.get("precious") == b"1"
+            assert {r.identity for r in runs} == {
+                k.decode().removeprefix("hits:") for k in client.keys("hits:*")
+            }

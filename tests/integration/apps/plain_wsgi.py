@@ -1,7 +1,8 @@
 """Plain WSGI targets (no Django) that stand in for a user's app.
 
 ``per_process`` counts in a module global: each gunicorn worker has its own count.
-``shared`` counts with one atomic Redis INCR in the Redis the harness hands over (REDIS_URL).
+``shared`` counts with one atomic Redis INCR in the Redis the harness hands over (REDIS_URL);
+``shared_unprefixed`` does too, under keys of its own choosing.
 Both admit ``APP_LIMIT`` requests per client and reject the rest with 429.
 """
 
@@ -34,13 +35,23 @@ def per_process(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     return _answer(admitted, start_response)
 
 
-def shared(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+def _shared_count(key: str) -> int:
     global _redis
     if _redis is None:
         _redis = redis.Redis.from_url(os.environ["REDIS_URL"])
+    return int(_redis.incr(key))
+
+
+def shared(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     key = os.environ.get("THROTTLE_HARNESS_KEY_PREFIX", "") + "hits:" + environ["REMOTE_ADDR"]
-    count = _redis.incr(key)
-    return _answer(count <= LIMIT, start_response)
+    return _answer(_shared_count(key) <= LIMIT, start_response)
+
+
+def shared_unprefixed(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> Iterable[bytes]:
+    """Like ``shared``, but ignores the harness's key prefix, as most apps will."""
+    return _answer(_shared_count("hits:" + environ["REMOTE_ADDR"]) <= LIMIT, start_response)
 
 
 def server_error(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
