@@ -22,8 +22,8 @@ import harness
 from harness import processes
 from harness.errors import AppLoadError, FleetStartError
 from harness.ports import LOOPBACK, free_port, port_is_free
-from harness.probe_protocol import APP_ERROR_FILE, PROBE_PATH, STATUS_DIR_ENV, TARGET_ENV
-from harness.traffic.burst import burst
+from harness.probe_protocol import APP_ERROR_FILE, STATUS_DIR_ENV, TARGET_ENV
+from harness.traffic.burst import probe_workers
 
 READY_TIMEOUT_S = 60.0
 _HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
@@ -79,6 +79,7 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         "--worker-class", "gthread" if spec.threads > 1 else "sync",
         "--no-control-socket",
         "--graceful-timeout", "2",
+        "--keep-alive", "10",  # the burst maps its connections first; they must stay open
         "--log-level", "warning",
         *spec.gunicorn_args,
         "harness.probe:application",
@@ -104,11 +105,11 @@ def _wait_for_workers(
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise _start_failure(spec, status_dir, log, proc.returncode)
-        records = burst(LOOPBACK, port, PROBE_PATH, round_size, timeout_s=5)
-        seen.update(r.worker for r in records if r.status == 200 and r.worker)
+        answered = probe_workers(LOOPBACK, port, round_size)
+        seen |= answered
         if len(seen) >= spec.workers:
             return frozenset(seen)
-        if not any(r.status for r in records):
+        if not answered:
             time.sleep(0.05)  # not listening yet
     raise FleetStartError(
         f"only {len(seen)} of {spec.workers} gunicorn workers answered within "

@@ -109,7 +109,8 @@ def _one_run(
         with gunicorn_fleet(spec) as fleet:
             started = time.monotonic()
             records = engine(
-                fleet.host, fleet.port, scenario.path, scenario.request_count, identity=identity
+                fleet.host, fleet.port, scenario.path, scenario.request_count,
+                identity=identity, threads=scenario.threads,
             )
             traffic_s = time.monotonic() - started
     finally:

@@ -20,9 +20,12 @@ def sequential(
     count: int,
     *,
     identity: str = "127.0.0.1",
+    threads: int = 1,
     timeout_s: float = 60.0,
 ) -> list[Record]:
-    """Send ``count`` GET requests, one at a time, over one persistent connection."""
+    """Send ``count`` GET requests, one at a time, over one persistent connection.
+
+    ``threads`` is accepted for the engines' common signature and not used."""
     source = None if identity == "127.0.0.1" else (identity, 0)
     conn = http.client.HTTPConnection(host, port, timeout=timeout_s, source_address=source)
     records = []
