@@ -4,8 +4,10 @@ the harness left no process behind."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,3 +75,42 @@ def run_cli() -> Callable[..., CliResult]:
         return CliResult(proc.returncode, stdout, stderr)
 
     return run
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[str, str]:
+    """Wait for a harness subprocess; if it hangs, fail with the stack it dumps on SIGUSR1."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the harness did not finish within {timeout}s; its stacks:\n{stderr[-4000:]}")
+
+
+def wait_for_gunicorn(parent: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in psutil.process_iter(["cmdline"]):
+            try:
+                if ("gunicorn" in " ".join(proc.info["cmdline"] or [])
+                        and proc.environ().get(PARENT_ENV) == str(parent)):
+                    return
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        time.sleep(0.05)
+    pytest.fail("gunicorn never started")
+
+
+def live_children(*names: str) -> list[str]:
+    """This process's live descendants whose command line mentions one of ``names``."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            cmdline = " ".join(child.cmdline())
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue  # gone, or a zombie that is only waiting to be reaped
+        if any(name in cmdline for name in names):
+            found.append(f"{child.pid}: {cmdline}")
+    return found

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
 import signal
 import sys
@@ -114,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not out.is_terminal:  # CI logs: wide enough for the results table
         out = Console(highlight=False, width=max(out.width, 132))
     signal.signal(signal.SIGTERM, _raise_interrupt)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     report = MatrixReport()
     try:
         if args.json is not None and not args.json.resolve().parent.is_dir():

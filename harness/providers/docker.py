@@ -48,6 +48,7 @@ CONTAINER_LABEL = "org.throttle-harness.provider"
 
 PING_TIMEOUT_S = 3.0
 READY_TIMEOUT_S = 30.0
+REMOVE_TIMEOUT_S = 30.0
 _REDIS_PORT = 6379
 _POLL_S = 0.02
 _MESSAGE_LIMIT = 300
@@ -71,12 +72,7 @@ def engine_unavailable(timeout_s: float = PING_TIMEOUT_S) -> str | None:
         return f"the docker SDK is not installed ({INSTALL_HINT})"
     host = _docker_host()
     try:
-        if host:
-            client = docker.DockerClient(
-                base_url=host, timeout=timeout_s, use_ssh_client=host.startswith("ssh://")
-            )
-        else:
-            client = docker.from_env(timeout=timeout_s)
+        client = _sdk_client(docker, host, timeout_s)
         try:
             client.ping()
         finally:
@@ -264,8 +260,10 @@ def _start_failure(container: Any, image: str, exc: Exception) -> RedisUnavailab
 
 
 def _remove(container: Any, name: str, attempts: int = 1) -> None:
-    """Remove the container by name (force: it is killed first) with its anonymous volumes."""
-    docker_client = container.get_docker_client().client
+    """Remove the container by name (force: it is killed first) with its anonymous volumes.
+
+    A client of its own: an interrupt may have left the container's client mid-request."""
+    docker_client = _sdk_client(importlib.import_module("docker"), _docker_host(), REMOVE_TIMEOUT_S)
     try:
         for attempt in range(attempts):
             if attempt:
@@ -337,6 +335,15 @@ def _testcontainers_client() -> Any:
     from testcontainers.core.docker_client import DockerClient
 
     return DockerClient(timeout=PING_TIMEOUT_S)
+
+
+def _sdk_client(docker: Any, host: str | None, timeout_s: float) -> Any:
+    """A docker SDK client for the engine testcontainers would use."""
+    if host:
+        return docker.DockerClient(
+            base_url=host, timeout=timeout_s, use_ssh_client=host.startswith("ssh://")
+        )
+    return docker.from_env(timeout=timeout_s)
 
 
 def _docker_host() -> str | None:

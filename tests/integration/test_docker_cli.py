@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, CliResult, cli_environment
+from conftest import ROOT, CliResult, cli_environment, finish, wait_for_gunicorn
 from harness.providers.docker import CONTAINER_LABEL
 from tests.integration.test_cli import one_line_error
 
@@ -118,10 +118,11 @@ def test_a_container_that_dies_mid_run_exits_3(engine: Any, no_leftovers: None) 
             if "atomic-lua 1x2" in line:
                 container.kill()
                 break
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = finish(proc, timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert proc.returncode == 3, stderr
     assert "Traceback" not in stderr
     assert stderr.startswith("throttle-harness: error: Redis (docker) stopped answering")
@@ -134,11 +135,13 @@ def test_ctrl_c_removes_the_container(engine: Any, no_leftovers: None) -> None:
                   "--requests", "100000", "--redis", "docker")
     try:
         _wait_for_new_container(engine, before)
-        time.sleep(1)
+        wait_for_gunicorn(proc.pid)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = finish(proc, timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert not set(c.id for c in harness_containers(engine)) - before

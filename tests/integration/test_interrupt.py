@@ -8,28 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
 import pytest
 
-from conftest import cli_environment, leftovers
-from harness.processes import PARENT_ENV
+from conftest import cli_environment, finish, leftovers, wait_for_gunicorn
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def wait_for_gunicorn(parent: int, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for proc in psutil.process_iter(["cmdline"]):
-            try:
-                if ("gunicorn" in " ".join(proc.info["cmdline"] or [])
-                        and proc.environ().get(PARENT_ENV) == str(parent)):
-                    return
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        time.sleep(0.05)
-    pytest.fail("gunicorn never started")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -45,10 +29,11 @@ def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> Non
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)
         proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        _, stderr = finish(proc, timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not leftovers(proc.pid)

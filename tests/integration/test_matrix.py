@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 
+from conftest import live_children
 from harness.providers import RedisServer, open_redis
 from harness.runner import MatrixReport, RunResult, run_matrix
 from harness.scenario import Scenario, load_scenarios
@@ -27,9 +27,8 @@ def run(redis_spec: str, files: list[str], **overrides: Any) -> list[RunResult]:
     scenarios = load_scenarios([ROOT / "scenarios" / f for f in files], overrides)
     with open_redis(redis_spec) as redis:
         report = run_matrix(scenarios, redis, Quiet(), MatrixReport())
-    children = [p for p in psutil.Process().children(recursive=True)
-                if "gunicorn" in " ".join(p.cmdline()) or "redis" in p.name()]
-    assert not children, f"left running: {children}"
+    left = live_children("gunicorn", "redis-server")
+    assert not left, f"left running: {left}"
     return report.runs
 
 

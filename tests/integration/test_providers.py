@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import psutil
 import pytest
 import redis
 
+from conftest import live_children
 from harness.errors import RedisUnavailable
 from harness.providers import open_redis
 from harness.providers.binary import local_binary
@@ -13,8 +13,8 @@ from harness.providers.binary import local_binary
 pytestmark = pytest.mark.integration
 
 
-def redis_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if "redis" in p.name()]
+def redis_children() -> list[str]:
+    return live_children("redis-server")
 
 
 @pytest.mark.parametrize("spec", ["embedded", "local"])
