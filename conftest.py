@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,19 @@ def live_children(*names: str) -> list[str]:
         if any(name in cmdline for name in names):
             found.append(f"{child.pid}: {cmdline}")
     return found
+
+
+@contextmanager
+def harness_process(*args: str) -> Iterator[subprocess.Popen[str]]:
+    """``python -m harness run ARGS`` in the background; killed (and reaped) if still running
+    when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", "run", *args], cwd=ROOT, env=cli_environment(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

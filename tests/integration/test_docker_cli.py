@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, CliResult, cli_environment, finish, wait_for_gunicorn
+from conftest import CliResult, finish, harness_process, wait_for_gunicorn
 from harness.providers.docker import CONTAINER_LABEL
 from tests.integration.test_cli import one_line_error
 
@@ -85,13 +83,6 @@ def test_a_missing_image_exits_3_with_one_line(
     assert "local/does-not-exist:nope" in one_line_error(result)
 
 
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", *args], cwd=ROOT, env=cli_environment(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-
-
 def harness_containers(engine: Any) -> list[Any]:
     """Containers of the docker provider, whichever process started them."""
     return list(engine.containers.list(all=True, filters={"label": CONTAINER_LABEL}))
@@ -110,8 +101,7 @@ def _wait_for_new_container(engine: Any, before: set[str], timeout_s: float = 60
 
 def test_a_container_that_dies_mid_run_exits_3(engine: Any, no_leftovers: None) -> None:
     before = {c.id for c in harness_containers(engine)}
-    proc = _start("scenarios/atomic-lua.toml", "--redis", "docker")
-    try:
+    with harness_process("scenarios/atomic-lua.toml", "--redis", "docker") as proc:
         container = _wait_for_new_container(engine, before)
         assert proc.stdout is not None
         for line in proc.stdout:  # kill Redis once the first of the three runs is done
@@ -119,10 +109,6 @@ def test_a_container_that_dies_mid_run_exits_3(engine: Any, no_leftovers: None) 
                 container.kill()
                 break
         _, stderr = finish(proc, timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 3, stderr
     assert "Traceback" not in stderr
     assert stderr.startswith("throttle-harness: error: Redis (docker) stopped answering")
@@ -131,17 +117,12 @@ def test_a_container_that_dies_mid_run_exits_3(engine: Any, no_leftovers: None) 
 
 def test_ctrl_c_removes_the_container(engine: Any, no_leftovers: None) -> None:
     before = {c.id for c in harness_containers(engine)}
-    proc = _start("scenarios/atomic-lua.toml", "--workers", "2", "--traffic", "sequential",
-                  "--requests", "100000", "--redis", "docker")
-    try:
+    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic",
+                         "sequential", "--requests", "100000", "--redis", "docker") as proc:
         _wait_for_new_container(engine, before)
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, stderr = finish(proc, timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert not set(c.id for c in harness_containers(engine)) - before

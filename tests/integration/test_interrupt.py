@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import cli_environment, finish, leftovers, wait_for_gunicorn
+from conftest import finish, harness_process, leftovers, wait_for_gunicorn
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,21 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> None:
     # Sequential traffic of many requests keeps the run busy long enough to interrupt it.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", "scenarios/atomic-lua.toml", "--workers", "4",
-         "--traffic", "sequential", "--requests", "100000", "--redis", redis_spec],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=cli_environment(),
-    )
-    try:
+    with harness_process("scenarios/atomic-lua.toml", "--workers", "4", "--traffic", "sequential",
+                         "--requests", "100000", "--redis", redis_spec) as proc:
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)
         proc.send_signal(sig)
         _, stderr = finish(proc, timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "Traceback" not in stderr
     assert not leftovers(proc.pid)
