@@ -97,7 +97,10 @@ def tally(records: Sequence[Record]) -> Tally:
                 samples.append(r.error or f"HTTP {r.status}")
         if r.status is not None:
             served[r.worker or "?"] += 1
+    # The burst's span runs over answered requests only: one that never connected has no
+    # send time worth the name, and must not stretch the burst across a window edge.
     received = [r.received_at for r in records if r.received_at is not None]
+    sent = [r.sent_at for r in records if r.received_at is not None]
     return Tally(
         sent=len(records),
         accepted=accepted,
@@ -106,7 +109,7 @@ def tally(records: Sequence[Record]) -> Tally:
         served_by=dict(served),
         accepted_by=dict(accepted_by),
         error_samples=tuple(samples),
-        first_sent=min((r.sent_at for r in records), default=None),
+        first_sent=min(sent, default=None),
         last_received=max(received, default=None),
     )
 

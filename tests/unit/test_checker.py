@@ -101,6 +101,16 @@ def test_over_admission_is_a_failure_even_with_errors() -> None:
     assert v.kind == "fail"
 
 
+def test_a_request_that_never_connected_does_not_stretch_the_burst() -> None:
+    # A connect error leaves sent_at unset (0.0): it must not make the burst look decades long
+    # and so turn a proven over-admission into "inconclusive".
+    records = history({"w1": (130, 70), "w2": (114, 86)})
+    records.append(Record(len(records), "127.0.0.1", 0.0, None, None, None, "connect: refused"))
+    v = judge(records, Claim(workers=2, **HOURLY))
+    assert v.kind == "fail"
+    assert v.tally.span_s == pytest.approx(0.3)
+
+
 def test_sliding_window_burst_longer_than_the_period_is_inconclusive() -> None:
     records = history({"w1": (8, 2), "w2": (7, 3)}, span_s=1.5)
     v = judge(records, Claim(limit=10, period_s=1, workers=2))
