@@ -1,0 +1,313 @@
+"""Window algorithms as bounds: the most a correct throttle could admit of a burst's requests.
+
+A throttle claims ``limit`` requests per ``period_s``. Each request a burst saw accepted was
+admitted at some unknown instant inside its wall-clock interval ``(sent_at, received_at)``. For
+each algorithm, a model computes the most of these requests a *correct* throttle could have
+admitted; the checker compares the accepted count with that bound and quotes it in its reason.
+A bound may overestimate (the harness is then less sensitive) but never underestimates: a
+correct throttle is never failed. Each model's docstring says where it overestimates.
+Windows are half-open, ``[t, t + d)``. Adding an algorithm is adding a class to :data:`MODELS`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal, Protocol
+
+Interval = tuple[float, float]  # (sent_at, received_at), wall-clock seconds, sent_at <= received_at
+FitKind = Literal["within", "edge", "over"]
+
+# Throttles round their clocks and rates (Redis TIME in whole microseconds, emission intervals
+# in integer units): the token bucket's continuous bound gets this much relative headroom.
+_ROUND_GUARD = 1e-6
+
+
+@dataclass(frozen=True)
+class Fit:
+    """How a burst's accepted count fits one window algorithm."""
+
+    kind: FitKind
+    accepted: int
+    bound: int  # the strict bound (no window edge of unknown phase inside); over: loose_bound
+    loose_bound: int  # the most a correct throttle could admit of these, whatever its phase
+    edge_chance: float  # edge: upper bound on the chance that an edge fell inside the burst
+    model: str
+    reason: str  # one short clause naming the bound, for a verdict's reason
+
+
+class WindowModel(Protocol):
+    name: str
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit: ...
+
+
+class SlidingWindow:
+    """A sliding log (DRF's ``SimpleRateThrottle``): at most ``limit`` in any ``[t, t + d)``.
+
+    Exact for a burst shorter than the period: ``min(n, limit)``. For longer bursts the exact
+    count is throughput maximisation of equal-length jobs with release dates on ``limit``
+    machines (P|r_j,p_j=p|sum U_j), solved only by large dynamic programs; a greedy schedule
+    would give a *lower* bound, which is unsafe. Instead: back-to-back windows
+    ``[phase + k*d, phase + (k+1)*d)`` are sliding windows too, so the exact known-phase
+    fixed-window count on such a grid bounds the sliding count from above. The bound is the
+    least of three grids (edges on the epoch clock, at the first send, just after the last
+    receipt). Safe overestimate: a grid lets up to ``2*limit`` pass close around its edges.
+    """
+
+    name = "sliding"
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+        n, first, last = _check(accepted, limit, period_s)
+        rule = f"{limit} in any {period_s:g}s"
+        if n == 0 or last - first < period_s:
+            bound = min(n, limit)
+            return _fit(self.name, n, bound, bound, 0.0, f"a sliding window admits at most {rule}")
+        phases = (0.0, first, math.nextafter(last, math.inf))
+        bound = min([n] + [_grid_bound(accepted, limit, period_s, p) for p in phases])
+        return _fit(
+            self.name, n, bound, bound, 0.0,
+            f"a sliding window ({rule}) admits at most {bound} of these over "
+            f"{_secs(last - first)}s",
+        )
+
+
+class FixedClockWindow:
+    """A fixed window with edges at multiples of the period on the epoch clock.
+
+    As ``key = f"{ip}:{int(time.time() // d)}"``, or django-ratelimit with a 1-second period.
+    Each window ``[k*d, (k+1)*d)`` admits at most ``limit``; a request may count in any window
+    its interval meets. Exact: intervals take windows by earliest last window (a greedy that
+    is optimal for intervals of bins), window indices computed exactly.
+    """
+
+    name = "fixed-clock"
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+        n, _, _ = _check(accepted, limit, period_s)
+        ranges = _ranges(accepted, period_s, 0.0)
+        bound = _assign(ranges, limit)
+        windows = max(hi for _, hi in ranges) - min(lo for lo, _ in ranges) + 1 if n else 1
+        return _fit(
+            self.name, n, bound, bound, 0.0,
+            f"a fixed window on the {period_s:g}s clock ({limit} per window) admits at most "
+            f"{bound} of these across the {windows} window{'s' * (windows > 1)} they meet",
+        )
+
+
+class FixedWindow:
+    """A fixed window of unknown phase: windows of at least ``d`` that never overlap.
+
+    Covers clock grids of any phase, per-key offsets (django-ratelimit's ``crc32(key) % d``)
+    and windows anchored at a key's first request (INCR + EXPIRE, as :mod:`harness.throttles`
+    does), and a sliding-window counter, which never admits more than its fixed windows.
+    Shorter than the period, a burst meets at most two windows: with no edge inside it, at
+    most ``limit`` pass (strict); the loose bound is the exact best over every edge position.
+    From one period on, an edge always falls inside and ``strict == loose``: the least of
+    ``limit * (ceil(span/d) + 1)`` (the most windows the span can meet) and the grid counts
+    with ``2*limit`` per ``d`` (no interval of ``d`` meets more than two windows). A safe
+    overestimate: it ignores where the windows' edges must fall relative to each other.
+    """
+
+    name = "fixed"
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+        n, first, last = _check(accepted, limit, period_s)
+        span = last - first
+        if n == 0 or span < period_s:
+            strict, loose = min(n, limit), _one_edge_bound(accepted, limit)
+            chance = min(1.0, span / period_s)
+            return _fit(
+                self.name, n, strict, loose, chance,
+                f"a fixed window of unknown phase admits at most {strict} unless an edge falls "
+                f"inside the {_secs(span)}s burst (chance <= {_chance(chance)}), {loose} "
+                "across one edge",
+            )
+        windows = math.ceil((Fraction(last) - Fraction(first)) / Fraction(period_s)) + 1
+        phases = (first, math.nextafter(last, math.inf))
+        loose = min(
+            [n, limit * windows] + [_grid_bound(accepted, 2 * limit, period_s, p) for p in phases]
+        )
+        return _fit(
+            self.name, n, loose, loose, 0.0,
+            f"a fixed window of unknown phase ({limit} per {period_s:g}s) admits at most "
+            f"{loose} of these over {_secs(span)}s",
+        )
+
+
+class TokenBucket:
+    """A token bucket or GCRA holding ``limit`` and refilling ``limit / d`` per second.
+
+    Any interval ``[a, b]`` admits at most ``limit + limit * (b - a) / d``; the bound applies it
+    to the burst's whole span: ``min(n, limit + floor(limit * span / d))`` with a 1e-6 relative
+    headroom for the throttle's rounding. Safe overestimate: it ignores how the admissions
+    spread inside the span.
+    """
+
+    name = "token-bucket"
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+        n, first, last = _check(accepted, limit, period_s)
+        span = last - first if n else 0.0
+        refill = limit * span / period_s
+        bound = min(n, limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill)))
+        return _fit(
+            self.name, n, bound, bound, 0.0,
+            f"a token bucket ({limit} deep, {limit} per {period_s:g}s) admits at most {bound} "
+            f"in {_secs(span)}s",
+        )
+
+
+class AnyWindow:
+    """The default: what no correct sliding, fixed (any phase) or token-bucket throttle exceeds.
+
+    ``within`` if some model is (the smallest such bound), else ``edge`` if some model is (the
+    largest edge chance), else ``over`` the largest loose bound of all.
+    """
+
+    name = "any"
+
+    def __init__(self, models: Sequence[WindowModel]) -> None:
+        self.models = tuple(models)
+
+    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+        fits = [m.fit(accepted, limit, period_s) for m in self.models]
+        top = max(fits, key=lambda f: f.loose_bound)
+        within = [f for f in fits if f.kind == "within"]
+        edges = [f for f in fits if f.kind == "edge"]
+        if within:
+            best = min(within, key=lambda f: f.bound)
+        elif edges:
+            best = max(edges, key=lambda f: f.edge_chance)
+        else:
+            return Fit(
+                "over", top.accepted, top.loose_bound, top.loose_bound, 0.0, self.name,
+                f"no window algorithm admits more than {top.loose_bound} of these: {top.reason}",
+            )
+        return Fit(
+            best.kind, best.accepted, best.bound, top.loose_bound, best.edge_chance, best.model,
+            best.reason,
+        )
+
+
+_ALGORITHMS: tuple[WindowModel, ...] = (
+    SlidingWindow(), FixedWindow(), FixedClockWindow(), TokenBucket()
+)
+MODELS: dict[str, WindowModel] = {
+    "any": AnyWindow(_ALGORITHMS),
+    **{m.name: m for m in _ALGORITHMS},
+}
+WINDOW_NAMES: tuple[str, ...] = tuple(MODELS)  # every accepted --window value, "any" first
+
+
+def model_for(name: str) -> WindowModel:
+    """The model called ``name``; ValueError naming the known ones otherwise."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown window {name!r}: expected one of {', '.join(WINDOW_NAMES)}"
+        ) from None
+
+
+def _fit(model: str, n: int, strict: int, loose: int, chance: float, reason: str) -> Fit:
+    """Classify ``n`` accepted against a strict and a loose bound."""
+    if n <= strict:
+        return Fit("within", n, strict, loose, 0.0, model, reason)
+    if n <= loose:
+        return Fit("edge", n, strict, loose, chance, model, reason)
+    return Fit("over", n, loose, loose, 0.0, model, reason)
+
+
+def _check(accepted: Sequence[Interval], limit: int, period_s: float) -> tuple[int, float, float]:
+    """Validate the inputs; return the count, the first send and the last receipt."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    if not (math.isfinite(period_s) and period_s > 0):
+        raise ValueError(f"period must be a positive number of seconds, not {period_s}")
+    for sent, received in accepted:
+        if not (math.isfinite(sent) and math.isfinite(received) and sent <= received):
+            raise ValueError(f"bad interval ({sent}, {received}): need sent <= received")
+    if not accepted:
+        return 0, 0.0, 0.0
+    return len(accepted), min(s for s, _ in accepted), max(r for _, r in accepted)
+
+
+def _one_edge_bound(accepted: Sequence[Interval], limit: int) -> int:
+    """Most of the (shorter than a period) intervals that fit ``limit`` either side of one edge.
+
+    An edge ``e`` splits ``[e - d, e)`` from ``[e, e + d)``: an interval may go left if it was
+    sent before ``e`` and right if it was received at or after ``e``. The counts change only at
+    the intervals' ends, so trying each end inside the burst finds the best edge exactly.
+    """
+    n = len(accepted)
+    if n == 0:
+        return 0
+    starts = sorted(s for s, _ in accepted)
+    ends = sorted(r for _, r in accepted)
+    best = min(n, limit)
+    for edge in set(starts) | set(ends):
+        if starts[0] < edge <= ends[-1]:
+            left_only = bisect_left(ends, edge)  # received before the edge
+            right_only = n - bisect_left(starts, edge)  # sent at or after it
+            either = n - left_only - right_only
+            best = max(best, min(left_only, limit) + min(right_only, limit) + either)
+    return min(best, 2 * limit)
+
+
+def _grid_bound(accepted: Sequence[Interval], capacity: int, length: float, phase: float) -> int:
+    """Most intervals placeable with ``capacity`` per window ``[phase + k*length, ...)``."""
+    return _assign(_ranges(accepted, length, phase), capacity)
+
+
+def _ranges(accepted: Sequence[Interval], length: float, phase: float) -> list[tuple[int, int]]:
+    """Each interval's first and last window index on the grid."""
+    return [(_window(s, length, phase), _window(r, length, phase)) for s, r in accepted]
+
+
+def _window(t: float, length: float, phase: float) -> int:
+    """``floor((t - phase) / length)`` over the reals: exact arithmetic near a window edge."""
+    q = (t - phase) / length
+    k = math.floor(q)
+    margin = 1e-12 * max(1.0, abs(q))  # float error here is below 1e-15 * |q|
+    if margin < q - k < 1 - margin:
+        return k
+    return math.floor((Fraction(t) - Fraction(phase)) / Fraction(length))
+
+
+def _assign(ranges: list[tuple[int, int]], capacity: int) -> int:
+    """Most ranges ``[lo, hi]`` of windows that can each take one, ``capacity`` per window.
+
+    Windows in order, each filled with the waiting ranges that end soonest: optimal for
+    intervals of bins (an exchange argument), and O(n log n).
+    """
+    ranges = sorted(ranges)
+    waiting: list[int] = []  # the last windows of ranges already open, as a heap
+    placed = i = 0
+    window = 0
+    while i < len(ranges) or waiting:
+        if not waiting:
+            window = ranges[i][0]
+        while i < len(ranges) and ranges[i][0] <= window:
+            heapq.heappush(waiting, ranges[i][1])
+            i += 1
+        room = capacity
+        while waiting and room:
+            if heapq.heappop(waiting) >= window:
+                placed += 1
+                room -= 1
+        window += 1
+    return placed
+
+
+def _secs(seconds: float) -> str:
+    return f"{round(seconds, 2):g}"
+
+
+def _chance(p: float) -> str:
+    """A probability rounded up to two decimals (give or take 1e-6, below clock resolution)."""
+    return f"{min(1.0, math.ceil(p * 100 - 1e-4) / 100):g}"

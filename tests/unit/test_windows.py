@@ -1,0 +1,326 @@
+"""Window bounds on synthetic histories: exact where claimed, never below what a throttle can do."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+from collections.abc import Sequence
+from fractions import Fraction
+
+import pytest
+
+from harness.windows import MODELS, WINDOW_NAMES, Fit, Interval, model_for
+
+T0 = 1_800_000_000.0  # a multiple of 1s, 60s and 3600s on the epoch clock
+
+
+def fit(model: str, accepted: Sequence[Interval], limit: int, period_s: float = 1.0) -> Fit:
+    return MODELS[model].fit(accepted, limit, period_s)
+
+
+def burst(n: int, start: float = T0 + 0.3, span: float = 0.05) -> list[Interval]:
+    """``n`` requests sent at ``start`` and answered ``span`` later (all overlapping)."""
+    return [(start, start + span)] * n
+
+
+def spread(n: int, start: float, over: float, width: float = 0.0) -> list[Interval]:
+    """``n`` requests sent evenly over ``over`` seconds, each answered ``width`` later."""
+    return [(start + over * i / (n - 1), start + over * i / (n - 1) + width) for i in range(n)]
+
+
+# --- bursts shorter than the period ---------------------------------------------------------
+
+
+def test_sliding_short_burst_admits_the_limit_and_no_more() -> None:
+    assert (fit("sliding", burst(5), 5).kind, fit("sliding", burst(5), 5).bound) == ("within", 5)
+    over = fit("sliding", burst(6), 5)
+    assert (over.kind, over.bound, over.loose_bound, over.model) == ("over", 5, 5, "sliding")
+    assert over.reason == "a sliding window admits at most 5 in any 1s"
+
+
+def test_fixed_clock_short_burst_inside_one_window() -> None:
+    assert fit("fixed-clock", burst(5), 5).kind == "within"
+    over = fit("fixed-clock", burst(6), 5)
+    assert (over.kind, over.bound, over.edge_chance) == ("over", 5, 0.0)
+
+
+def test_fixed_unknown_phase_short_burst_is_edge_between_limit_and_twice() -> None:
+    assert fit("fixed", burst(5, span=0.21), 5).kind == "within"
+    edge = fit("fixed", burst(6, span=0.21), 5)
+    assert (edge.kind, edge.bound, edge.loose_bound) == ("edge", 5, 6)
+    assert edge.edge_chance == pytest.approx(0.21, abs=1e-6)
+    full = fit("fixed", burst(10, span=0.21), 5)
+    assert (full.kind, full.loose_bound) == ("edge", 10)
+    over = fit("fixed", burst(11, span=0.21), 5)
+    assert (over.kind, over.bound, over.loose_bound, over.edge_chance) == ("over", 10, 10, 0.0)
+    assert over.reason == (
+        "a fixed window of unknown phase admits at most 5 unless an edge falls inside the "
+        "0.21s burst (chance <= 0.21), 10 across one edge"
+    )
+
+
+def test_fixed_unknown_phase_loose_bound_is_exact_over_edge_positions() -> None:
+    # Eight admitted at one instant: wherever the edge, at most 5 of them pass, plus the 2
+    # later ones: 7, not 2 * 5.
+    accepted = [(T0 + 0.1, T0 + 0.1)] * 8 + [(T0 + 0.4, T0 + 0.4)] * 2
+    f = fit("fixed", accepted, 5)
+    assert (f.kind, f.bound, f.loose_bound) == ("over", 7, 7)
+    # Were the eight answered after the others were sent, the edge could split them: 10.
+    overlapping = [(T0 + 0.1, T0 + 0.35)] * 8 + [(T0 + 0.3, T0 + 0.4)] * 2
+    assert fit("fixed", overlapping, 5).loose_bound == 10
+
+
+def test_token_bucket_20_per_second_over_200ms_admits_24() -> None:
+    accepted = spread(24, T0 + 0.3, 0.2)
+    assert (fit("token-bucket", accepted, 20).kind, fit("token-bucket", accepted, 20).bound) == (
+        "within", 24,
+    )
+    over = fit("token-bucket", spread(25, T0 + 0.3, 0.2), 20)
+    assert (over.kind, over.bound) == ("over", 24)
+    assert fit("token-bucket", spread(100, T0, 2.0), 20).bound == 60  # 20 + 20/s * 2s
+
+
+def test_zero_accepted_is_within_for_every_model() -> None:
+    for name in WINDOW_NAMES:
+        f = fit(name, [], 5)
+        assert (f.kind, f.accepted, f.bound, f.edge_chance) == ("within", 0, 0, 0.0), name
+
+
+# --- edges, overlaps and straddles on the clock ---------------------------------------------
+
+
+def test_fixed_clock_request_admitted_exactly_on_an_edge_belongs_to_the_new_window() -> None:
+    ending_on_edge = [(T0 - 0.1, T0)] * 2  # may be admitted before T0 or exactly at it
+    assert fit("fixed-clock", ending_on_edge, 1).kind == "within"
+    starting_on_edge = [(T0, T0 + 0.1)] * 2  # only in [T0, T0 + 1)
+    f = fit("fixed-clock", starting_on_edge, 1)
+    assert (f.kind, f.bound) == ("over", 1)
+    points = [(T0 - 1e-3, T0 - 1e-3), (T0, T0), (T0, T0)]  # one before the edge, two on it
+    assert fit("fixed-clock", points, 1).bound == 2
+    # T0 + 30 is an edge of the 1s clock but not of the 60s clock: one window there.
+    mid = [(T0 + 29.9, T0 + 30), (T0 + 29.9, T0 + 30), (T0 + 30, T0 + 30.1)]
+    assert (fit("fixed-clock", mid, 1).bound, fit("fixed-clock", mid, 1, 60.0).bound) == (2, 1)
+
+
+def test_fixed_clock_overlapping_intervals_are_matched_exactly() -> None:
+    before = [(T0 - 0.5, T0 - 0.4)]  # window k-1 only
+    either = [(T0 - 0.2, T0 + 0.2)] * 2  # k-1 or k
+    after = [(T0 + 0.1, T0 + 0.3)] * 2  # window k only
+    f = fit("fixed-clock", before + either + after, 2)
+    assert (f.kind, f.bound) == ("over", 4)  # k-1: before + one either; k: the two after
+    assert fit("fixed-clock", before + either + after[:1], 2).kind == "within"
+
+
+def test_burst_straddling_a_clock_edge() -> None:
+    straddle = [(T0 - 0.05, T0 - 0.04)] * 5 + [(T0 + 0.01, T0 + 0.02)] * 5
+    assert (fit("fixed-clock", straddle, 5).kind, fit("fixed-clock", straddle, 5).bound) == (
+        "within", 10,
+    )
+    sliding = fit("sliding", straddle, 5)
+    assert (sliding.kind, sliding.bound) == ("over", 5)
+    fixed = fit("fixed", straddle, 5)
+    assert (fixed.kind, fixed.loose_bound) == ("edge", 10)
+    assert fixed.edge_chance == pytest.approx(0.07, abs=1e-6)
+    anything = fit("any", straddle, 5)
+    assert (anything.kind, anything.bound, anything.model) == ("within", 10, "fixed-clock")
+
+
+# --- spans of a period or more --------------------------------------------------------------
+
+
+def test_sliding_30_accepted_over_147s_at_5_per_second_is_over() -> None:
+    accepted = spread(30, T0 + 0.3, 1.47)
+    f = fit("sliding", accepted, 5)
+    assert (f.kind, f.bound) == ("over", 10)  # two windows of a second cover 1.47s
+    assert f.reason == "a sliding window (5 in any 1s) admits at most 10 of these over 1.47s"
+    assert fit("fixed-clock", accepted, 5).bound == 10
+    assert fit("token-bucket", accepted, 5).bound == 12  # 5 + floor(5 * 1.47)
+    fixed = fit("fixed", accepted, 5)
+    assert (fixed.kind, fixed.bound) == ("over", 15)  # 5 per window, 3 windows at most
+    anything = fit("any", accepted, 5)
+    assert (anything.kind, anything.bound, anything.model) == ("over", 15, "any")
+
+
+def test_correct_sliding_history_over_three_periods_is_within() -> None:
+    # Admissions exactly d/L apart for three periods, each seen in a 0.1s interval.
+    admitted = [T0 + 0.37 + k * 0.2 for k in range(15)]
+    accepted = [(t - 0.05, t + 0.05) for t in admitted]
+    f = fit("sliding", accepted, 5)
+    assert (f.kind, f.bound) == ("within", 15)
+    squeezed = fit("sliding", [*accepted, (T0 + 0.47, T0 + 0.47)], 5)
+    assert (squeezed.kind, squeezed.bound) == ("over", 15)
+
+
+def test_sliding_never_trusts_a_late_greedy() -> None:
+    # Placing each admission as late as possible (by deadline) puts the first at 1.5 and loses
+    # the second; a correct throttle admits both (at 0.5 and at 2), so the bound must be 2.
+    accepted = [(T0, T0 + 1.5), (T0 + 2, T0 + 2)]
+    assert (fit("sliding", accepted, 1).kind, fit("sliding", accepted, 1).bound) == ("within", 2)
+
+
+def test_fixed_unknown_phase_span_over_a_period_is_never_edge() -> None:
+    accepted = spread(15, T0 + 0.3, 1.5)
+    f = fit("fixed", accepted, 5)
+    assert (f.kind, f.bound, f.loose_bound, f.edge_chance) == ("within", 15, 15, 0.0)
+    over = fit("fixed", spread(16, T0 + 0.3, 1.5), 5)
+    assert (over.kind, over.bound) == ("over", 15)
+
+
+def test_fixed_unknown_phase_sparse_clusters_use_twice_the_limit_per_period() -> None:
+    # Three tight clusters 5.3s apart: 10 each may pass (one edge apiece), not 5 * 12.
+    clusters = [c + k * 1e-3 for c in (T0, T0 + 5.3, T0 + 10.6) for k in range(10)]
+    accepted = [(t, t + 1e-3) for t in clusters]
+    assert (fit("fixed", accepted, 5).kind, fit("fixed", accepted, 5).bound) == ("within", 30)
+    extra = fit("fixed", [*accepted, (T0 + 5.3, T0 + 5.3)], 5)
+    assert (extra.kind, extra.bound) == ("over", 30)
+
+
+# --- the default ----------------------------------------------------------------------------
+
+
+def test_any_model_in_a_short_burst() -> None:
+    within = fit("any", burst(5), 5)
+    assert (within.kind, within.bound, within.model) == ("within", 5, "sliding")
+    edge = fit("any", burst(10), 5)
+    assert (edge.kind, edge.bound, edge.loose_bound, edge.model) == ("edge", 5, 10, "fixed")
+    assert edge.edge_chance == pytest.approx(0.05, abs=1e-6)
+    over = fit("any", burst(11), 5)
+    assert (over.kind, over.bound, over.loose_bound, over.model) == ("over", 10, 10, "any")
+    assert over.reason.startswith("no window algorithm admits more than 10 of these: a fixed")
+
+
+def test_model_names_and_lookup() -> None:
+    assert WINDOW_NAMES == ("any", "sliding", "fixed", "fixed-clock", "token-bucket")
+    assert all(MODELS[name].name == name for name in WINDOW_NAMES)
+    assert model_for("fixed") is MODELS["fixed"]
+    with pytest.raises(ValueError, match="any, sliding, fixed, fixed-clock, token-bucket"):
+        model_for("leaky")
+
+
+def test_bad_inputs_are_refused() -> None:
+    with pytest.raises(ValueError, match="sent <= received"):
+        fit("sliding", [(T0 + 1, T0)], 5)
+    with pytest.raises(ValueError, match="limit"):
+        fit("fixed", burst(3), 0)
+    with pytest.raises(ValueError, match="period"):
+        fit("token-bucket", burst(3), 5, 0.0)
+
+
+def test_twenty_thousand_intervals() -> None:
+    rng = random.Random(7)
+    accepted: list[Interval] = []
+    for _ in range(20_000):
+        sent = T0 + rng.uniform(0, 10)
+        accepted.append((sent, sent + rng.uniform(0, 0.5)))
+    f = fit("any", accepted, 100)
+    assert (f.kind, f.accepted, f.model) == ("over", 20_000, "any")
+    assert f.bound == fit("fixed", accepted, 100).bound <= 100 * 12
+    assert fit("sliding", accepted, 100).bound <= 100 * 11
+
+
+# --- safety: never below what a correct throttle can admit (brute force, small cases) -------
+
+D = Fraction(1)  # the period of the random cases
+
+
+def _random_case(rng: random.Random) -> tuple[list[Interval], int]:
+    """Up to 6 intervals on a quarter-second grid (so ends often sit exactly on edges)."""
+    n = rng.randint(1, 6)
+    accepted: list[Interval] = []
+    for _ in range(n):
+        sent = rng.randint(0, 10) / 4
+        accepted.append((sent, sent + rng.randint(0, 6) / 4))
+    return accepted, rng.randint(1, 3)
+
+
+def _sliding_exact(accepted: Sequence[Interval], limit: int) -> int:
+    """The exact sliding count: some order of some subset, each admitted as early as it may.
+
+    Given an order, each admission is constrained only from below (its send, the previous
+    admission, the one ``limit`` before plus the period), so earliest placement is optimal.
+    """
+    for size in range(len(accepted), 0, -1):
+        for subset in itertools.combinations(accepted, size):
+            for order in itertools.permutations(subset):
+                times: list[Fraction] = []
+                for s, r in order:
+                    t = max([Fraction(s)] + times[-1:])
+                    if len(times) >= limit:
+                        t = max(t, times[-limit] + D)
+                    if t > Fraction(r):
+                        break
+                    times.append(t)
+                else:
+                    return size
+    return 0
+
+
+def _grid_exact(accepted: Sequence[Interval], limit: int, phase: Fraction) -> int:
+    """The exact known-phase fixed-window count: a maximum matching of intervals to slots."""
+    slots = [
+        [(w, c) for w in range(_index(s, phase), _index(r, phase) + 1) for c in range(limit)]
+        for s, r in accepted
+    ]
+    owner: dict[tuple[int, int], int] = {}
+
+    def augment(i: int, seen: set[tuple[int, int]]) -> bool:
+        for slot in slots[i]:
+            if slot not in seen:
+                seen.add(slot)
+                if slot not in owner or augment(owner[slot], seen):
+                    owner[slot] = i
+                    return True
+        return False
+
+    return sum(augment(i, set()) for i in range(len(accepted)))
+
+
+def _index(t: float, phase: Fraction) -> int:
+    return math.floor((Fraction(t) - phase) / D)
+
+
+def _phases(accepted: Sequence[Interval]) -> list[Fraction]:
+    """Phases where the grid count can change, and the midpoints between them."""
+    ends = sorted({Fraction(x) % D for iv in accepted for x in iv})
+    ends.append(ends[0] + D)
+    return ends[:-1] + [(a + b) / 2 for a, b in itertools.pairwise(ends)]
+
+
+def _token_bucket_exact(accepted: Sequence[Interval], limit: int) -> int:
+    """Exact count for a full bucket: any k consecutive admissions need (k - limit) refills."""
+    rate = Fraction(limit) / D
+    for size in range(len(accepted), 0, -1):
+        for subset in itertools.combinations(accepted, size):
+            for order in itertools.permutations(subset):
+                times: list[Fraction] = []
+                for s, r in order:
+                    t = max([Fraction(s)] + times[-1:])
+                    for i, earlier in enumerate(times):
+                        t = max(t, earlier + (len(times) - i + 1 - limit) / rate)
+                    if t > Fraction(r):
+                        break
+                    times.append(t)
+                else:
+                    return size
+    return 0
+
+
+def test_bounds_never_fall_below_brute_force() -> None:
+    rng = random.Random(2024)
+    for _ in range(300):
+        accepted, limit = _random_case(rng)
+        span = max(r for _, r in accepted) - min(s for s, _ in accepted)
+        sliding = _sliding_exact(accepted, limit)
+        clock = _grid_exact(accepted, limit, Fraction(0))
+        any_phase = max(_grid_exact(accepted, limit, p) for p in _phases(accepted))
+        bucket = _token_bucket_exact(accepted, limit)
+        case = (accepted, limit)
+        assert fit("sliding", accepted, limit).loose_bound >= sliding, case
+        assert fit("fixed-clock", accepted, limit).loose_bound == clock, case
+        assert fit("fixed", accepted, limit).loose_bound >= any_phase, case
+        assert fit("token-bucket", accepted, limit).loose_bound >= bucket, case
+        assert fit("any", accepted, limit).loose_bound >= max(sliding, any_phase, bucket), case
+        if span < 1:  # exact there
+            assert fit("sliding", accepted, limit).loose_bound == sliding, case
+            assert fit("fixed", accepted, limit).loose_bound == any_phase, case
