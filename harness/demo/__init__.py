@@ -2,8 +2,9 @@
 
 Chosen per scenario through the environment:
 
-- ``DEMO_THROTTLE``: ``drf`` (DRF's ``AnonRateThrottle``) or ``atomic`` (the harness's
-  ``AtomicAnonRateThrottle``).
+- ``DEMO_THROTTLE``: ``drf`` (DRF's ``AnonRateThrottle``), ``atomic`` (the harness's
+  ``AtomicAnonRateThrottle``) or ``naive`` (a known-bad read-compare-increment counter,
+  :class:`harness.demo.throttles.NaiveCounterAnonRateThrottle`).
 - ``DEMO_CACHE``: the cache DRF's throttle counts in: ``django-redis``, ``redis`` (Django's
   built-in ``RedisCache``) or ``locmem`` (per-process ``LocMemCache``).
 - ``THROTTLE_HARNESS_RATE``: the anon rate (default ``100/hour``); ``REDIS_URL`` and

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 THROTTLES = {
     "drf": "rest_framework.throttling.AnonRateThrottle",
     "atomic": "harness.throttles.AtomicAnonRateThrottle",
+    "naive": "harness.demo.throttles.NaiveCounterAnonRateThrottle",
 }
 CACHE_BACKENDS = {
     "django-redis": "django_redis.cache.RedisCache",

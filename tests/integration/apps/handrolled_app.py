@@ -1,0 +1,205 @@
+"""Rate limits as people write them by hand: ``handrolled_app:application``.
+
+``PATTERN`` picks one (required); all key on ``REMOTE_ADDR`` unless said otherwise and count in
+``REDIS_URL`` under ``THROTTLE_HARNESS_KEY_PREFIX``; ``APP_RATE`` as in :mod:`app_env`.
+
+- ``read-compare-increment`` (RACY): through Django's cache API on django-redis,
+  ``count = cache.get(key, 0)``; reject if ``count >= limit``; else ``cache.add(key, 1, period)``
+  or, when the key exists, ``cache.incr(key)``. Each step is atomic, the sequence is not:
+  requests that read the same count all pass. Over-admits under concurrency.
+- ``incr-then-check`` (correct): ``n = INCR key``, ``EXPIRE`` when ``n == 1``, admit iff
+  ``n <= limit``. A fixed window starting at the client's first request.
+- ``clock-window`` (correct): ``INCR`` + ``EXPIRE`` on ``key:<int(now // period)>``, admit iff
+  ``<= limit``. A clock-aligned fixed window: a burst across an edge can pass twice the limit.
+- ``token-bucket`` (correct): GCRA in one Lua script (as in redis-gcra), burst = limit,
+  emission interval = period / limit, on Redis's clock. Refills one request every interval.
+- ``get-set-list`` (RACY): redis-py ``GET`` of a JSON list of timestamps, drop the old ones,
+  compare the length, ``SET`` it back (DRF's ``SimpleRateThrottle``, hand-written). Concurrent
+  requests overwrite each other's history.
+- ``none`` (no limit): always 200.
+- ``constant-key`` (correct total, wrong identity): ``INCR`` on one key for every client, so all
+  clients share one budget.
+- ``per-process`` (per-worker state): a module-global dict of counters behind a lock; every
+  gunicorn worker admits the limit on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import app_env
+import redis
+
+RATE = app_env.rate()
+PREFIX = app_env.key_prefix()
+
+GCRA_LUA = """
+-- GCRA: KEYS[1] holds the client's theoretical arrival time (TAT) in microseconds.
+-- ARGV[1]: emission interval (period / limit, in microseconds); ARGV[2]: burst (the limit).
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local emission = tonumber(ARGV[1])
+local tolerance = emission * tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1])) or now
+if tat < now then tat = now end
+local new_tat = tat + emission
+local allow_at = new_tat - tolerance
+if allow_at > now then
+  return {0, math.ceil((allow_at - now) / 1000)}
+end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+           math.ceil((new_tat - now) / 1000))
+return {1, 0}
+"""
+
+Check = Callable[[str], bool]
+
+
+def _redis() -> redis.Redis:
+    # redis-py's pool notices a fork and reconnects, so a client made before one is safe.
+    return redis.Redis.from_url(app_env.redis_url())
+
+
+def read_compare_increment() -> Check:
+    from django.conf import settings
+
+    settings.configure(
+        CACHES={
+            "default": {
+                "BACKEND": "django_redis.cache.RedisCache",
+                "LOCATION": app_env.redis_url(),
+                "KEY_PREFIX": PREFIX,
+            }
+        }
+    )
+    from django.core.cache import cache
+
+    def check(ip: str) -> bool:
+        key = f"handrolled:rci:{ip}"
+        count = cache.get(key, 0)
+        if count >= RATE.limit:
+            return False
+        if not cache.add(key, 1, RATE.period):
+            try:
+                cache.incr(key)
+            except ValueError:  # it expired between add and incr: a new window
+                cache.add(key, 1, RATE.period)
+        return True
+
+    return check
+
+
+def incr_then_check() -> Check:
+    r = _redis()
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:incr:{ip}"
+        n = int(r.incr(key))
+        if n == 1:
+            r.expire(key, RATE.period)
+        return n <= RATE.limit
+
+    return check
+
+
+def clock_window() -> Check:
+    r = _redis()
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:clock:{ip}:{int(time.time() // RATE.period)}"
+        with r.pipeline() as pipe:
+            n, _ = pipe.incr(key).expire(key, RATE.period).execute()
+        return int(n) <= RATE.limit
+
+    return check
+
+
+def token_bucket() -> Check:
+    script = _redis().register_script(GCRA_LUA)
+    emission_us = RATE.period * 1_000_000 / RATE.limit
+
+    def check(ip: str) -> bool:
+        allowed, _retry_ms = script(
+            keys=[f"{PREFIX}handrolled:gcra:{ip}"], args=[repr(emission_us), RATE.limit]
+        )
+        return bool(allowed)
+
+    return check
+
+
+def get_set_list() -> Check:
+    r = _redis()
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:list:{ip}"
+        now = time.time()
+        raw = r.get(key)
+        history = [t for t in json.loads(raw) if t > now - RATE.period] if raw else []
+        if len(history) >= RATE.limit:
+            return False
+        history.append(now)
+        r.set(key, json.dumps(history), ex=RATE.period)
+        return True
+
+    return check
+
+
+def no_limit() -> Check:
+    return lambda ip: True
+
+
+def constant_key() -> Check:
+    r = _redis()
+    key = f"{PREFIX}handrolled:constant"
+
+    def check(ip: str) -> bool:
+        n = int(r.incr(key))
+        if n == 1:
+            r.expire(key, RATE.period)
+        return n <= RATE.limit
+
+    return check
+
+
+def per_process() -> Check:
+    lock = threading.Lock()
+    windows: dict[str, tuple[float, int]] = {}  # ip -> (window start, count)
+
+    def check(ip: str) -> bool:
+        now = time.monotonic()
+        with lock:
+            start, count = windows.get(ip, (now, 0))
+            if now - start >= RATE.period:
+                start, count = now, 0
+            windows[ip] = (start, count + 1)
+        return count + 1 <= RATE.limit
+
+    return check
+
+
+PATTERNS: dict[str, Callable[[], Check]] = {
+    "read-compare-increment": read_compare_increment,
+    "incr-then-check": incr_then_check,
+    "clock-window": clock_window,
+    "token-bucket": token_bucket,
+    "get-set-list": get_set_list,
+    "none": no_limit,
+    "constant-key": constant_key,
+    "per-process": per_process,
+}
+
+PATTERN = os.environ.get("PATTERN", "")
+if PATTERN not in PATTERNS:
+    raise RuntimeError(f"PATTERN={PATTERN!r}: expected one of {', '.join(PATTERNS)}")
+CHECK = PATTERNS[PATTERN]()
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    if environ.get("PATH_INFO") != app_env.LIMITED_PATH:
+        return app_env.not_found(start_response)
+    return app_env.answer(start_response, CHECK(environ["REMOTE_ADDR"]))
