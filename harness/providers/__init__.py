@@ -12,12 +12,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 from harness.errors import RedisUnavailable, UsageError
-from harness.providers.base import RedisProvider, RedisServer
+from harness.providers.base import RedisProvider, RedisServer, redact_secrets, redact_url
 from harness.providers.binary import EMBEDDED, LOCAL
 from harness.providers.docker import DockerProvider
 from harness.providers.url import UrlProvider
 
-__all__ = ["AUTO_ORDER", "RedisProvider", "RedisServer", "open_redis", "provider_for"]
+__all__ = [
+    "AUTO_ORDER", "RedisProvider", "RedisServer", "open_redis", "provider_for", "redact_secrets",
+    "redact_url",
+]
 
 DEFAULT_SPEC = "embedded"
 AUTO_ORDER: list[RedisProvider] = [DockerProvider(), LOCAL, EMBEDDED]
@@ -37,9 +40,9 @@ def provider_for(spec: str) -> RedisProvider:
         if spec.startswith("docker:") and not image:
             raise UsageError("--redis docker:IMAGE needs an image, such as docker:redis:7-alpine")
         return DockerProvider(image or None)
-    if spec.startswith(("redis://", "rediss://")):
+    if spec.lower().startswith(("redis://", "rediss://")):
         return UrlProvider(spec)
-    raise UsageError(f"unknown --redis {spec!r}: use {SPEC_HELP}")
+    raise UsageError(f"unknown --redis {redact_url(spec)!r}: use {SPEC_HELP}")
 
 
 def open_redis(spec: str, require_docker: bool = False) -> AbstractContextManager[RedisServer]:
@@ -52,7 +55,9 @@ def open_redis(spec: str, require_docker: bool = False) -> AbstractContextManage
     if require_docker and spec == "auto":
         return _with_reason(provider_for("docker"), "auto with Docker required")
     if require_docker and not is_docker:
-        raise UsageError(f"Docker is required (--require-docker), but --redis is {spec!r}")
+        raise UsageError(
+            f"Docker is required (--require-docker), but --redis is {redact_url(spec)!r}"
+        )
     if spec == "auto":
         return _auto()
     return _with_reason(provider_for(spec), "--redis URL" if "://" in spec else f"--redis {spec}")

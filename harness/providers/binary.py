@@ -9,10 +9,8 @@ from __future__ import annotations
 import importlib.util
 import os
 import secrets
-import shutil
 import subprocess
 import sysconfig
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -21,9 +19,10 @@ from pathlib import Path
 import redis
 
 from harness import processes
+from harness.cleanup import temp_dir
 from harness.errors import RedisUnavailable
 from harness.ports import LOOPBACK, free_port
-from harness.providers.base import RedisServer, server_version
+from harness.providers.base import RedisServer, redact_secrets, server_version
 
 _START_ATTEMPTS = 3
 _READY_TIMEOUT_S = 10.0
@@ -86,35 +85,48 @@ class BinaryProvider:
 
 @contextmanager
 def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
-    workdir = Path(tempfile.mkdtemp(prefix="throttle-harness-redis-"))
-    proc = None
+    with temp_dir("throttle-harness-redis-") as workdir:
+        proc = None
+        try:
+            for attempt in range(1, _START_ATTEMPTS + 1):
+                password = secrets.token_hex(16)
+                port = free_port()
+                log = workdir / "redis.log"
+                argv = [
+                    str(binary), "--port", str(port), "--bind", LOOPBACK,
+                    "--requirepass", password, "--save", "", "--appendonly", "no",
+                    "--protected-mode", "yes", "--dir", str(workdir), "--daemonize", "no",
+                    "--loglevel", "warning",
+                ]
+                try:
+                    proc = processes.spawn(argv, os.environ, log)
+                except OSError as exc:
+                    raise RedisUnavailable(
+                        f"cannot run redis-server ({binary}): {exc.strerror or exc}"
+                    ) from None
+                url = f"redis://:{password}@{LOOPBACK}:{port}/0"
+                if _wait_ready(proc, url):
+                    yield RedisServer(
+                        url=url, provider=provider, owned=True, version=_version(url)
+                    )
+                    return
+                processes.stop(proc)
+                proc = None
+                tail = redact_secrets(processes.log_tail(log), url)
+                if "in use" not in tail or attempt == _START_ATTEMPTS:
+                    raise RedisUnavailable(f"redis-server ({binary}) did not start", detail=tail)
+        finally:
+            if proc is not None:
+                processes.stop(proc)
+
+
+def _version(url: str) -> str:
     try:
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            password = secrets.token_hex(16)
-            port = free_port()
-            log = workdir / "redis.log"
-            argv = [
-                str(binary), "--port", str(port), "--bind", LOOPBACK, "--requirepass", password,
-                "--save", "", "--appendonly", "no", "--protected-mode", "yes",
-                "--dir", str(workdir), "--daemonize", "no", "--loglevel", "warning",
-            ]
-            proc = processes.spawn(argv, os.environ, log)
-            url = f"redis://:{password}@{LOOPBACK}:{port}/0"
-            if _wait_ready(proc, url):
-                yield RedisServer(
-                    url=url, provider=provider, owned=True, version=server_version(url)
-                )
-                return
-            processes.stop(proc)
-            proc = None
-            if "in use" not in processes.log_tail(log) or attempt == _START_ATTEMPTS:
-                raise RedisUnavailable(
-                    f"redis-server ({binary}) did not start", detail=processes.log_tail(log)
-                )
-    finally:
-        if proc is not None:
-            processes.stop(proc)
-        shutil.rmtree(workdir, ignore_errors=True)
+        return server_version(url)
+    except redis.exceptions.RedisError as exc:
+        raise RedisUnavailable(
+            f"redis-server stopped answering: {redact_secrets(str(exc), url)}"
+        ) from None
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], url: str) -> bool:

@@ -33,9 +33,10 @@ from typing import Any
 
 import redis
 
+from harness.cleanup import on_death_remove_container
 from harness.errors import RedisUnavailable
 from harness.ports import LOOPBACK
-from harness.providers.base import RedisServer, server_version
+from harness.providers.base import RedisServer, redact_secrets, server_version
 from harness.providers.url import is_loopback
 
 __all__ = ["DEFAULT_IMAGE", "IMAGE_ENV", "DockerProvider", "engine_unavailable"]
@@ -130,6 +131,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
     password = secrets.token_hex(16)
     name = f"throttle-harness-redis-{secrets.token_hex(6)}"
     container: Any = None
+    forget = on_death_remove_container(name)  # removed even if the harness is killed
     try:
         try:
             container = container_class(image, password=password)
@@ -155,7 +157,14 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
             raise _start_failure(container, image, exc) from None
 
         url = _wait_ready(container, image, password)
-        yield RedisServer(url=url, provider="docker", owned=True, version=server_version(url))
+        try:
+            version = server_version(url)
+        except redis.exceptions.RedisError as exc:
+            raise RedisUnavailable(
+                f"--redis docker: {image} stopped answering: {redact_secrets(str(exc), url)}",
+                detail=_logs(container.get_wrapped_container()),
+            ) from None
+        yield RedisServer(url=url, provider="docker", owned=True, version=version)
     finally:
         if container is not None:
             # Interrupted while the create request was in flight: the engine may still be
@@ -163,7 +172,10 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
             in_flight = getattr(container, "_container", None) is None and isinstance(
                 sys.exc_info()[1], KeyboardInterrupt
             )
-            _remove(container, name, attempts=4 if in_flight else 1)
+            if _remove(container, name, attempts=4 if in_flight else 1):
+                forget()
+        else:
+            forget()  # never created
 
 
 def _wait_ready(container: Any, image: str, password: str) -> str:
@@ -259,8 +271,9 @@ def _start_failure(container: Any, image: str, exc: Exception) -> RedisUnavailab
     return RedisUnavailable(f"--redis docker: {image} did not start: {reason}")
 
 
-def _remove(container: Any, name: str, attempts: int = 1) -> None:
-    """Remove the container by name (force: it is killed first) with its anonymous volumes.
+def _remove(container: Any, name: str, attempts: int = 1) -> bool:
+    """Remove the container by name (force: it is killed first) with its anonymous volumes;
+    whether it is gone (False: the reaper tries again when the harness exits).
 
     A client of its own: an interrupt may have left the container's client mid-request."""
     docker_client = _sdk_client(importlib.import_module("docker"), _docker_host(), REMOVE_TIMEOUT_S)
@@ -270,11 +283,12 @@ def _remove(container: Any, name: str, attempts: int = 1) -> None:
                 time.sleep(0.25)
             try:
                 docker_client.api.remove_container(name, force=True, v=True)
-                return
+                return True
             except Exception as exc:
                 if getattr(getattr(exc, "response", None), "status_code", None) != 404:
                     _log.warning("could not remove Redis container %s: %s", name, _one_line(exc))
-                    return
+                    return False
+        return True  # "no such container", every time
     finally:
         docker_client.close()
 

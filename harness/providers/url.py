@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import redis
 
 from harness.errors import RedisUnavailable, UsageError
-from harness.providers.base import RedisServer, server_version
+from harness.providers.base import RedisServer, redact_secrets, redact_url, server_version
 
 _LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
 
@@ -30,10 +30,17 @@ class UrlProvider:
     name = "url"
 
     def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            _check_with_redis_py(url)
+        except (ValueError, TypeError) as exc:
+            raise UsageError(
+                f"invalid Redis URL {redact_url(url)!r}: {redact_secrets(str(exc), url)}"
+            ) from None
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise UsageError(
-                f"invalid Redis URL {url!r}: expected redis://[:PASSWORD@]HOST:PORT/DB"
+                f"invalid Redis URL {redact_url(url)!r}: "
+                "expected redis://[:PASSWORD@]HOST:PORT/DB"
             )
         if not is_loopback(parts.hostname):
             raise UsageError(
@@ -52,14 +59,19 @@ class UrlProvider:
     def _connected(self) -> Iterator[RedisServer]:
         try:
             version = server_version(self.url)
-        except redis.exceptions.RedisError as exc:
-            raise RedisUnavailable(f"cannot reach Redis at {_redact(self.url)}: {exc}") from None
+        except (redis.exceptions.RedisError, ValueError, TypeError) as exc:
+            raise RedisUnavailable(
+                f"cannot reach Redis at {redact_url(self.url)}: "
+                f"{redact_secrets(str(exc), self.url)}"
+            ) from None
         yield RedisServer(url=self.url, provider="url", owned=False, version=version)
 
 
-def _redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(parts.password, "***", 1)
-        return parts._replace(netloc=netloc).geturl()
-    return url
+def _check_with_redis_py(url: str) -> None:
+    """What redis-py makes of ``url`` (its port, db and query parameters), without connecting:
+    ValueError or TypeError (an unknown parameter) where it would refuse it."""
+    pool = redis.ConnectionPool.from_url(url)
+    try:
+        pool.make_connection()  # not connected: nothing to close
+    finally:
+        pool.disconnect()

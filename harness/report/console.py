@@ -1,10 +1,16 @@
-"""The console: a progress display while runs go, a line per run, and a table at the end."""
+"""The console: a progress display while runs go, a line per run, and a table at the end.
+
+Every string that comes from the user or the outside (scenario names, reasons, hints, Redis
+versions and reasons) goes in as :class:`~rich.text.Text`, never parsed as markup: a name such
+as ``api[/v2]`` (or one ending in a backslash) is shown as it is.
+"""
 
 from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness.providers import RedisServer
 from harness.runner import MatrixReport, RunResult
@@ -19,7 +25,8 @@ class ConsoleObserver:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            MofNCompleteColumn(),
             console=console, transient=True,
         )
         self.task = self.progress.add_task("starting Redis", total=None)
@@ -35,7 +42,8 @@ class ConsoleObserver:
         self.progress.update(self.task, total=total_runs)
         why = f" ({redis.reason})" if redis.reason else ""
         self.console.print(
-            f"Redis {redis.version} from [bold]{redis.provider}[/]{why}", soft_wrap=True
+            Text.assemble("Redis ", redis.version, " from ", (redis.provider, "bold"), why),
+            soft_wrap=True,
         )
 
     def run_started(self, scenario: Scenario, workers: int) -> None:
@@ -47,28 +55,35 @@ class ConsoleObserver:
 
     def run_finished(self, result: RunResult) -> None:
         self.progress.advance(self.task)
-        mark = "[green]ok[/]" if result.as_expected else "[red]UNEXPECTED[/]"
+        mark = ("ok", "green") if result.as_expected else ("UNEXPECTED", "red")
         v = result.verdict
         self.console.print(
-            f"{mark} {result.scenario} {result.workers}x{result.threads}: "
-            f"[{_STYLE[v.kind]}]{v.kind}[/] (expected {result.expect}) - {v.reason}",
+            Text.assemble(
+                mark, f" {result.scenario} {result.workers}x{result.threads}: ",
+                (v.kind, _STYLE[v.kind]), f" (expected {result.expect}) - {v.reason}",
+            ),
             highlight=False, soft_wrap=True,
         )
         if v.hint:
-            self.console.print(f"    hint: {v.hint}", style="dim", highlight=False, soft_wrap=True)
+            self.console.print(Text(f"    hint: {v.hint}", style="dim"), highlight=False,
+                               soft_wrap=True)
 
 
 def print_table(console: Console, report: MatrixReport) -> None:
     table = Table(title="throttle-harness results")
-    for column in ("scenario", "workers×threads", "limit", "sent", "accepted", "rejected",
+    for column in ("scenario", "workers×threads", "limit", "accepted per burst", "at limit",
                    "errors", "seen", "verdict", "expected", ""):
         table.add_column(column, justify="left" if column in ("scenario", "verdict") else "right",
                          no_wrap=True)
     for r in report.runs:
         t = r.verdict.tally
+        per_burst = ",".join(str(b.tally.accepted) for b in r.verdict.bursts)
+        at_limit = r.verdict.overlap
         table.add_row(
-            r.scenario, f"{r.workers}x{r.threads}", str(r.limit), str(t.sent), str(t.accepted),
-            str(t.rejected), str(t.errors), f"{t.workers_seen}/{r.workers}",
+            Text(r.scenario), f"{r.workers}x{r.threads}", str(r.limit),
+            f"{per_burst} of {r.requests}",
+            f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",
+            str(t.errors), f"{t.workers_seen}/{r.workers}",
             f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,
             "ok" if r.as_expected else "[red]UNEXPECTED[/]",
         )

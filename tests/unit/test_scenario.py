@@ -81,3 +81,135 @@ def test_bad_files_are_one_line_usage_errors(tmp_path: Path, text: str, complain
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="no such scenario file"):
         load_scenarios([tmp_path / "nope.toml"], {})
+
+
+@pytest.mark.parametrize("port", [0, -1, 65536, 70000, True, "80"])
+def test_ports_outside_1_to_65535_are_refused(tmp_path: Path, port: object) -> None:
+    with pytest.raises(ScenarioError, match="port must be a TCP port, 1 to 65535"):
+        load_scenarios([], {"app": "m:app", "rate": "1/s", "port": port})
+
+
+@pytest.mark.parametrize("port", [1, 8000, 65535])
+def test_ports_in_range_are_kept(port: int) -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "1/s", "port": port})
+    assert s.port == port
+
+
+@pytest.mark.parametrize(
+    ("path", "complaint"),
+    [
+        ("/api/\u00fc/", "has the character '\u00fc'"),
+        ("/api/\u00fc/", "such as /api/%C3%BC/"),  # the percent-encoded form to use instead
+        ("/a\x00b", "must not contain a NUL character"),
+        ("/a\x7fb", "has the character '\\x7f'"),
+        ("/a\x1bb", "has the character '\\x1b'"),
+        ("/a b", "absolute URL path"),
+        ("/a\tb", "absolute URL path"),
+        ("/a%zz", "'%' must start an escape"),
+        ("/a%2", "'%' must start an escape"),
+        ("api/", "absolute URL path"),
+    ],
+)
+def test_paths_must_be_printable_ascii(path: str, complaint: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios([], {"app": "m:app", "rate": "1/s", "path": path})
+    assert complaint in caught.value.message
+    assert "\n" not in caught.value.message and "\x00" not in caught.value.message
+
+
+@pytest.mark.parametrize("path", ["/api/%C3%BC/", "/api/items/?page=2&x=%20", "/a/~b!$'()*+,;=:@"])
+def test_percent_encoded_and_reserved_characters_are_fine(path: str) -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "1/s", "path": path})
+    assert s.path == path
+
+
+def test_a_nul_in_a_path_from_a_file(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + 'path = "/a\\u0000b"\n')
+    with pytest.raises(ScenarioError, match="path must not contain a NUL character"):
+        load_scenarios([path], {})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"pythonpath": ["/src\x00evil"]}, "pythonpath must not contain a NUL"),
+        ({"env": {"A": "x\x00y"}}, "env.A must not contain a NUL"),
+        ({"env": {"A\x00": "x"}}, "env must not contain a NUL"),
+        ({"env": {"A=B": "x"}}, "'A=B' is not a valid variable name"),
+        ({"env": {"": "x"}}, "'' is not a valid variable name"),
+        ({"app": "m:a\x00pp"}, "app must not contain a NUL"),
+        ({"gunicorn_args": ["--name", "a\x00"]}, "gunicorn_args must not contain a NUL"),
+    ],
+)
+def test_what_reaches_a_subprocess_has_no_nul(overrides: dict[str, object], complaint: str) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios([], {"app": "m:app", "rate": "1/s", **overrides})
+    assert complaint in caught.value.message
+    assert caught.value.exit_code == EXIT_USAGE
+
+
+def test_the_rate_is_canonical_and_the_given_spelling_kept() -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "100/Hour"})
+    assert (s.rate.text, s.rate.given, s.rate.period_s) == ("100/hour", "100/Hour", 3600)
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit", "option"),
+    [
+        (["-D"], "-D", "--daemon"), (["--daemon"], "--daemon", "--daemon"),
+        (["--daemon=true"], "--daemon=true", "--daemon"),
+        (["--daem"], "--daem", "--daemon"),  # argparse takes unambiguous abbreviations
+        (["-RD"], "-RD", "--daemon"),  # -R takes no value: -D follows it in the same word
+        (["--preload", "--max-requests", "50", "-D"], "-D", "--daemon"),
+        (["-c", "gunicorn.conf.py"], "-c", "--config"),
+        (["--config=x.py"], "--config=x.py", "--config"),
+        (["-b", "0.0.0.0:80"], "-b", "--bind"), (["--bind", ":80"], "--bind", "--bind"),
+        (["-b:80"], "-b:80", "--bind"),
+        (["-w", "4"], "-w", "--workers"), (["--workers=4"], "--workers=4", "--workers"),
+        (["-w4"], "-w4", "--workers"),
+        (["--threads", "8"], "--threads", "--threads"), (["--thr", "8"], "--thr", "--threads"),
+        (["-k", "gevent"], "-k", "--worker-class"),
+        (["--worker-class=gevent"], "--worker-class=gevent", "--worker-class"),
+        (["-p", "g.pid"], "-p", "--pid"), (["--pid", "g.pid"], "--pid", "--pid"),
+    ],
+)
+def test_gunicorn_options_the_harness_owns_are_refused(
+    args: list[str], culprit: str, option: str
+) -> None:
+    with pytest.raises(ScenarioError) as caught:
+        load_scenarios([], {"app": "m:app", "rate": "1/s", "gunicorn_args": args})
+    message = caught.value.message
+    assert f"gunicorn_args: {culprit!r} (gunicorn's {option}) is not allowed" in message
+    assert "the harness owns gunicorn's binding, worker shape and daemonizing" in message
+    assert caught.value.exit_code == EXIT_USAGE and "\n" not in message
+
+
+def test_gunicorn_options_from_a_file_and_from_gunicorn_cmd_args(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + 'gunicorn_args = ["--preload", "--daemon"]\n')
+    with pytest.raises(ScenarioError, match=r"'--daemon' \(gunicorn's --daemon\)") as caught:
+        load_scenarios([path], {})
+    assert str(path) in caught.value.message
+    path = write(tmp_path, BASE + '[env]\nGUNICORN_CMD_ARGS = "--preload --workers 3"\n')
+    with pytest.raises(ScenarioError, match="env.GUNICORN_CMD_ARGS: '--workers'"):
+        load_scenarios([path], {})
+
+
+@pytest.mark.parametrize(
+    "args",
+    [[], ["--preload"], ["--max-requests", "50", "--timeout=30"], ["--name", "my-app"],
+     ["--worker-connections", "50"], ["--", "-D"]],
+)
+def test_other_gunicorn_options_pass(args: list[str]) -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "1/s", "gunicorn_args": args})
+    assert s.gunicorn_args == tuple(args)
+
+
+def test_a_scenario_name_with_markup_is_kept_as_text(tmp_path: Path) -> None:
+    (named,) = load_scenarios([write(tmp_path, BASE + 'name = "api[/v2]"\n')], {})
+    (stem,) = load_scenarios([write(tmp_path, BASE, name="api[v2].toml")], {})
+    assert (named.name, stem.name) == ("api[/v2]", "api[v2]")
+
+
+def test_a_directory_is_not_a_scenario_file(tmp_path: Path) -> None:
+    with pytest.raises(ScenarioError, match="is a directory"):
+        load_scenarios([tmp_path], {})

@@ -1,0 +1,66 @@
+"""SIGKILL, which the harness cannot catch: its gunicorn and Redis still die (parent-death
+signal) and its temporary directories are still removed (the reaper, harness.cleanup)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import harness.fleet
+from conftest import harness_process, leftovers, wait_for_gunicorn
+
+pytestmark = pytest.mark.integration
+
+# harness/fleet.py creates gunicorn's status directory with harness.cleanup.temp_dir once it
+# imports it; until then only the Redis directory is the reaper's to remove.
+FLEET_USES_REAPER = hasattr(harness.fleet, "temp_dir")
+
+
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def sigkill_mid_run(redis_spec: str, tmp: Path) -> int:
+    """Start a long run, SIGKILL the harness once gunicorn serves; its pid."""
+    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic", "sequential",
+                         "--requests", "100000", "--redis", redis_spec) as proc:
+        wait_for_gunicorn(proc.pid)
+        assert list(tmp.glob("throttle-harness-redis-*")), "the Redis directory is elsewhere"
+        time.sleep(0.5)
+        proc.kill()
+        proc.wait()
+    return proc.pid
+
+
+@pytest.fixture
+def tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A temporary directory of the harness's own (TMPDIR), so that other runs on this
+    machine do not count."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    return tmp_path
+
+
+def test_sigkill_leaves_no_process_and_no_redis_directory(redis_spec: str, tmp: Path) -> None:
+    if redis_spec not in ("local", "embedded"):
+        pytest.skip("only a redis-server binary has a directory")
+    pid = sigkill_mid_run(redis_spec, tmp)
+    assert wait_until(lambda: not leftovers(pid), 10), f"left running: {leftovers(pid)}"
+    assert wait_until(lambda: not list(tmp.glob("throttle-harness-redis-*")), 10), list(
+        tmp.iterdir()
+    )
+
+
+@pytest.mark.xfail(not FLEET_USES_REAPER, strict=True,
+                   reason="harness/fleet.py still makes its directory with tempfile.mkdtemp")
+def test_sigkill_leaves_no_fleet_directory(redis_spec: str, tmp: Path) -> None:
+    pid = sigkill_mid_run(redis_spec, tmp)
+    assert wait_until(lambda: not leftovers(pid), 10), f"left running: {leftovers(pid)}"
+    assert wait_until(lambda: not list(tmp.glob("throttle-harness-*")), 10), list(tmp.iterdir())
