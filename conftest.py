@@ -4,6 +4,7 @@ the harness left no process behind."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -64,11 +65,19 @@ def cli_environment() -> dict[str, str]:
 def run_cli() -> Callable[..., CliResult]:
     """Run ``python -m harness ARGS`` in a subprocess; fail if it left any process running."""
 
-    def run(*args: str, timeout: float = 600, env: dict[str, str] | None = None) -> CliResult:
+    def run(
+        *args: str, timeout: float = 600, env: dict[str, str] | None = None,
+        cwd: Path = ROOT, soft_nofile: int | None = None,
+    ) -> CliResult:
+        def limit_files() -> None:  # runs in the child: as `ulimit -Sn N` would
+            if soft_nofile is not None:
+                hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft_nofile, hard))
+
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**cli_environment(), **(env or {})},
+            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**cli_environment(), **(env or {})}, preexec_fn=limit_files,
         )
         stdout, stderr = proc.communicate(timeout=timeout)
         left = leftovers(proc.pid)

@@ -1,41 +1,50 @@
-"""Verdicts: pure functions from a run's history to what it proves. No I/O.
+"""Verdicts: pure functions from a run's bursts to what they prove. No I/O.
 
-- ``pass``: accepted == min(sent, limit), and enough distinct workers served the burst to
-  show the state is shared.
-- ``fail``: over- or under-admission. A violation is proof whoever served it, so it needs no
-  minimum of workers. Over-admission by a burst that may have crossed a window edge is not
-  proof, and is ``inconclusive`` instead.
-- ``inconclusive``: the run cannot prove the limit holds: too few workers served it, or it
-  sent no more requests than the limit.
-- ``error``: a status other than 200/429, or a transport error (unless over-admission is
-  proven anyway).
+A run is one fleet and several bursts, each from a fresh client identity (a fresh budget). Each
+burst is judged on its own against the most a correct throttle of the claimed window algorithm
+could admit of its requests (:mod:`harness.windows`), and against the server-side overlap its
+stamps show (:mod:`harness.evidence`):
 
-Accounting always closes: sent == accepted + rejected + errors.
+- ``fail``: a burst admitted more than any correct throttle could (the bound is in the reason);
+  or more bursts admitted more than the limit than window edges can plausibly explain (the
+  chance is in the reason); or a burst admitted fewer than the limit (under-admission).
+- ``error``: a status other than 200/429, or a transport error that retries could not settle
+  (unless a failure is proven anyway).
+- ``inconclusive``: nothing proven: the limit was never reached, too few workers served, the
+  requests never overlapped inside the app when the limit was crossed, or every over-admission
+  could be a window edge and no burst was clean.
+- ``pass``: every burst was exact, enough workers served, and the crossing of the limit had
+  several requests inside the app together (on two workers when the fleet has two).
+
+Accounting always closes: sent == accepted + rejected + errors, per burst and in total.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.evidence import Overlap, Stamp, needed_overlap, overlap
 from harness.traffic.records import Record
+from harness.windows import Fit, model_for
 
 ACCEPTED, REJECTED = 200, 429
+EDGE_ALPHA = 1e-3  # window edges explaining over-admissions must have at least this chance
 VerdictKind = Literal["pass", "fail", "inconclusive", "error"]
-Window = Literal["sliding", "fixed"]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """What a run must show: ``limit`` requests per ``period_s`` with ``workers`` workers."""
+    """What a run must show: ``limit`` requests per ``period_s`` under ``window``, on a fleet
+    of ``workers`` × ``threads``."""
 
     limit: int
     period_s: float
     workers: int
-    window: Window = "sliding"
+    threads: int = 1
+    window: str = "any"
     min_workers_seen: int | None = None  # default: every configured worker
 
     @property
@@ -52,6 +61,7 @@ class Tally:
     accepted: int
     rejected: int
     errors: int
+    retried: int = 0
     served_by: dict[str, int] = field(default_factory=dict)
     accepted_by: dict[str, int] = field(default_factory=dict)
     error_samples: tuple[str, ...] = ()
@@ -70,6 +80,30 @@ class Tally:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """What one burst produced: its records and the probe's stamps of its requests."""
+
+    identity: str
+    records: Sequence[Record]
+    stamps: Mapping[str, Stamp] = field(default_factory=dict)
+    confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
+
+
+@dataclass(frozen=True)
+class BurstFinding:
+    """One burst judged: its counts, how they fit the window, and the overlap behind them."""
+
+    identity: str
+    tally: Tally
+    fit: Fit
+    overlap: Overlap
+    confirmed_rejected: int | None = None  # of the confirmation requests, None: none sent
+
+    def summary(self) -> str:
+        return f"{self.tally.accepted}/{self.tally.sent}"
+
+
+@dataclass(frozen=True)
 class Verdict:
     kind: VerdictKind
     expected_accepted: int
@@ -77,6 +111,13 @@ class Verdict:
     reason: str
     factor: float | None = None
     hint: str = ""
+    bursts: tuple[BurstFinding, ...] = ()
+    edge_chance: float | None = None  # chance that window edges explain the over-admissions
+
+    @property
+    def overlap(self) -> Overlap:
+        """The strongest crossing any burst had."""
+        return max((b.overlap for b in self.bursts), key=_strength, default=Overlap())
 
 
 def tally(records: Sequence[Record]) -> Tally:
@@ -99,104 +140,227 @@ def tally(records: Sequence[Record]) -> Tally:
             served[r.worker or "?"] += 1
     # The burst's span runs over answered requests only: one that never connected has no
     # send time worth the name, and must not stretch the burst across a window edge.
-    received = [r.received_at for r in records if r.received_at is not None]
-    sent = [r.sent_at for r in records if r.received_at is not None]
+    answered = [r for r in records if r.received_at is not None]
     return Tally(
         sent=len(records),
         accepted=accepted,
         rejected=rejected,
         errors=errors,
+        retried=sum(r.attempts > 1 for r in records),
         served_by=dict(served),
         accepted_by=dict(accepted_by),
         error_samples=tuple(samples),
-        first_sent=min(sent, default=None),
-        last_received=max(received, default=None),
+        first_sent=min((r.sent_at for r in answered), default=None),
+        last_received=max((r.received_at or 0.0 for r in answered), default=None),
     )
 
 
-def judge(records: Sequence[Record], claim: Claim) -> Verdict:
-    """The verdict a history supports for ``claim``."""
-    t = tally(records)
-    expected = min(t.sent, claim.limit)
+def find(burst: Burst, claim: Claim) -> BurstFinding:
+    """Judge one burst's counts against the claimed window, and measure its overlap."""
+    t = tally(burst.records)
+    accepted = [r for r in burst.records if r.status == ACCEPTED and r.received_at is not None]
+    fit = model_for(claim.window).fit(
+        [(r.sent_at, r.received_at or r.sent_at) for r in accepted], claim.limit, claim.period_s
+    )
+    ids = {r.request_id for r in accepted}
+    ov = overlap(list(burst.stamps.values()), ids, claim.limit)
+    confirmed = (
+        sum(r.status == REJECTED for r in burst.confirmation) if burst.confirmation else None
+    )
+    return BurstFinding(burst.identity, t, fit, ov, confirmed)
+
+
+def combine(tallies: Sequence[Tally]) -> Tally:
+    """The tallies of several bursts as one."""
+    served: Counter[str] = Counter()
+    accepted_by: Counter[str] = Counter()
+    for t in tallies:
+        served.update(t.served_by)
+        accepted_by.update(t.accepted_by)
+    firsts = [t.first_sent for t in tallies if t.first_sent is not None]
+    lasts = [t.last_received for t in tallies if t.last_received is not None]
+    return Tally(
+        sent=sum(t.sent for t in tallies),
+        accepted=sum(t.accepted for t in tallies),
+        rejected=sum(t.rejected for t in tallies),
+        errors=sum(t.errors for t in tallies),
+        retried=sum(t.retried for t in tallies),
+        served_by=dict(served),
+        accepted_by=dict(accepted_by),
+        error_samples=tuple(s for t in tallies for s in t.error_samples)[:3],
+        first_sent=min(firsts, default=None),
+        last_received=max(lasts, default=None),
+    )
+
+
+def edge_chance(findings: Sequence[BurstFinding]) -> float:
+    """The chance that window edges of unknown phase fall inside at least as many bursts as
+    show an over-admission only an edge explains (each burst independently, with its own
+    chance; a Poisson-binomial tail)."""
+    edges = sum(f.fit.kind == "edge" for f in findings)
+    if not edges:
+        return 1.0
+    dist = [1.0]  # dist[k]: chance that exactly k of the bursts so far have an edge inside
+    for f in findings:
+        p = f.fit.edge_chance if f.fit.kind != "over" else 1.0
+        dist = [
+            (dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
+            for k in range(len(dist) + 1)
+        ]
+    return min(1.0, sum(dist[edges:]))
+
+
+def wants_another_burst(findings: Sequence[BurstFinding]) -> bool:
+    """Whether more bursts could settle the run: an over-admission that a window edge may
+    explain, with no clean burst yet, or too plausible an edge to call it a failure."""
+    if any(f.fit.kind == "over" for f in findings):
+        return False
+    if not any(f.fit.kind == "edge" for f in findings):
+        return False
+    return edge_chance(findings) >= EDGE_ALPHA and not any(
+        f.fit.kind == "within" for f in findings
+    )
+
+
+def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
+    """The verdict the bursts of one run support for ``claim``."""
+    findings = tuple(find(b, claim) for b in bursts)
+    t = combine([f.tally for f in findings])
+    expected = sum(min(f.tally.sent, claim.limit) for f in findings)
     factor = t.accepted / expected if expected else None
 
-    if t.accepted > expected:
-        if _may_cross_window_edge(t, claim):
-            return Verdict(
-                "inconclusive", expected, t,
-                f"{t.accepted} accepted > {expected}, but the burst may have crossed a "
-                f"{claim.window} window edge ({t.span_s:.2f}s for a {claim.period_s:g}s window)",
-                factor,
-            )
-        return Verdict(
-            "fail", expected, t,
-            f"over-admission: {t.accepted} accepted, limit {expected} (x{factor:.2f})",
-            factor, _over_admission_hint(t, claim),
+    def verdict(kind: VerdictKind, reason: str, hint: str = "", **kw: float | None) -> Verdict:
+        return Verdict(kind, expected, t, reason, factor, hint, findings, **kw)
+
+    over = [f for f in findings if f.fit.kind == "over"]
+    if over:
+        worst = max(over, key=lambda f: f.tally.accepted)
+        return verdict(
+            "fail",
+            f"over-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
+            f"{worst.tally.sent}, limit {claim.limit} (x{worst.tally.accepted / claim.limit:.2f})"
+            f"; {worst.fit.reason}",
+            _over_admission_hint(worst, claim),
+        )
+    edges = [f for f in findings if f.fit.kind == "edge"]
+    chance = edge_chance(findings)
+    if edges and chance < EDGE_ALPHA:
+        counts = ", ".join(str(f.tally.accepted) for f in edges)
+        return verdict(
+            "fail",
+            f"over-admission: {len(edges)} of {len(findings)} bursts admitted more than "
+            f"{claim.limit} ({counts}); {edges[0].fit.reason}; window edges inside that many "
+            f"bursts have a chance of {chance:.1e}",
+            _over_admission_hint(max(edges, key=lambda f: f.tally.accepted), claim),
+            edge_chance=chance,
         )
     if t.errors:
-        return Verdict(
-            "error", expected, t,
-            f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}", factor,
+        return verdict(
+            "error",
+            f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}",
             _error_hint(t),
         )
-    if t.accepted < expected:
-        return Verdict(
-            "fail", expected, t,
-            f"under-admission: {t.accepted} accepted, limit {expected} (x{factor:.2f})",
-            factor, "the throttle rejected requests it should admit (stale state from "
-            "an earlier run, or a limit lower than claimed?)",
+    under = [f for f in findings if f.tally.accepted < min(f.tally.sent, claim.limit)]
+    if under:
+        worst = min(under, key=lambda f: f.tally.accepted)
+        return verdict(
+            "fail",
+            f"under-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
+            f"{worst.tally.sent}, limit {claim.limit}",
+            "the throttle rejected requests it should admit (stale state from an earlier "
+            "run, or a limit lower than claimed?)",
         )
-    if t.sent <= claim.limit:
-        return Verdict(
-            "inconclusive", expected, t,
-            f"all {t.sent} requests were admitted, but {t.sent} never reach the limit of "
-            f"{claim.limit}: send more than {claim.limit}",
-            factor,
+    if all(f.tally.sent <= claim.limit for f in findings):
+        return verdict(
+            "inconclusive",
+            f"every burst was admitted whole, but {findings[0].tally.sent if findings else 0} "
+            f"requests never reach the limit of {claim.limit}: send more than {claim.limit}",
+        )
+    if edges and not any(f.fit.kind == "within" for f in findings):
+        return verdict(
+            "inconclusive",
+            f"{len(edges)} burst(s) admitted more than {claim.limit}, which a window edge "
+            f"could explain ({edges[0].fit.reason}), and no burst was clean",
+            edge_chance=chance,
         )
     if t.workers_seen < claim.workers_needed:
-        return Verdict(
-            "inconclusive", expected, t,
-            f"exact ({t.accepted}) but only {t.workers_seen} of {claim.workers} workers served "
-            f"the traffic; {claim.workers_needed} needed to show the state is shared",
-            factor,
+        return verdict(
+            "inconclusive",
+            f"exact, but only {t.workers_seen} of {claim.workers} workers served the traffic; "
+            f"{claim.workers_needed} needed to show the state is shared",
         )
-    return Verdict(
-        "pass", expected, t,
-        f"exact: {t.accepted} accepted of {t.sent} across {t.workers_seen} workers", factor,
+    need_requests, need_workers = needed_overlap(claim.workers, claim.threads)
+    strongest = max((f.overlap for f in findings), key=_strength)
+    if not any(_overlapped(f.overlap, need_requests, need_workers) for f in findings):
+        return verdict(
+            "inconclusive",
+            f"exact, but the requests never overlapped inside the app when the limit was "
+            f"crossed ({strongest.describe()}; {need_requests} requests on {need_workers} "
+            "worker(s) needed): a race would not have shown",
+        )
+    strong = sum(_overlapped(f.overlap, need_requests, need_workers) for f in findings)
+    reason = (
+        f"exact: {len(findings)} burst(s) each admitted the limit ("
+        + ", ".join(f.summary() for f in findings)
+        + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
+        f"on {strongest.crossing_workers} worker(s) were inside the app together "
+        f"(in {strong} of {len(findings)} bursts)"
     )
-
-
-def _may_cross_window_edge(t: Tally, claim: Claim) -> bool:
-    """Whether more than ``limit`` may legitimately pass during this burst.
-
-    A sliding window admits at most ``limit`` in any interval of ``period_s``: only a burst
-    that lasted a whole period can see more. A fixed window also resets at its edges; edges
-    are taken as multiples of the period on the wall clock (where clock-aligned windows put
-    them).
-    """
-    if t.first_sent is None or t.last_received is None:
-        return False
-    if t.span_s >= claim.period_s:
-        return True
-    if claim.window == "fixed":
-        return math.floor(t.first_sent / claim.period_s) != math.floor(
-            t.last_received / claim.period_s
+    if edges:
+        reason += (
+            f"; {len(edges)} burst(s) over {claim.limit} are explained by a window edge "
+            f"(chance {chance:.2g})"
         )
-    return False
+    return verdict("pass", reason, edge_chance=chance if edges else None)
 
 
-def _over_admission_hint(t: Tally, claim: Claim) -> str:
+def _overlapped(ov: Overlap, requests: int, workers: int) -> bool:
+    return (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
+
+
+def _strength(ov: Overlap) -> tuple[int, int]:
+    return (ov.at_crossing or 0, ov.crossing_workers)
+
+
+def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:
+    return "the burst" if len(findings) == 1 else f"burst {findings.index(f) + 1}"
+
+
+def _over_admission_hint(f: BurstFinding, claim: Claim) -> str:
+    """A diagnosis only where the evidence supports one."""
+    t = f.tally
+    if t.rejected == 0:
+        if f.confirmed_rejected == 0:
+            return (
+                "nothing was rejected, not even the requests sent after the burst: no "
+                "throttle is active on this path (or its limit is far above the claim)"
+            )
+        if f.confirmed_rejected:
+            return (
+                "nothing in the burst was rejected, but the requests sent after it were: "
+                "every request raced past a throttle that is active; send more requests than "
+                "limit x workers to tell a non-atomic count from per-process state"
+            )
+        return "nothing was rejected: is a throttle active on this path?"
+    over_one = [w for w, n in t.accepted_by.items() if n > claim.limit]
+    if over_one:
+        return (
+            f"worker {over_one[0]} alone admitted {t.accepted_by[over_one[0]]} (> "
+            f"{claim.limit}), so the state is shared, but concurrent requests overwrote each "
+            "other's count: the throttle's read-check-write is not atomic"
+        )
     per_worker = all(
         t.accepted_by.get(w, 0) == min(n, claim.limit) for w, n in t.served_by.items()
     )
     if t.workers_seen > 1 and per_worker:
         return (
-            f"each of the {t.workers_seen} workers admitted up to the limit on its own "
-            f"(~{claim.limit} x {t.workers_seen}): the throttle state is per process "
+            f"each of the {t.workers_seen} workers admitted exactly min(its requests, "
+            f"{claim.limit}) and rejected only past that: the throttle state is per process "
             "(a per-process cache such as LocMemCache?)"
         )
     return (
-        "concurrent requests overwrote each other's count: the throttle's "
+        "a worker rejected requests before it had admitted the limit itself, so the state is "
+        "shared, but concurrent requests overwrote each other's count: the throttle's "
         "read-check-write is not atomic"
     )
 

@@ -1,8 +1,8 @@
 """The ``throttle-harness`` command line. Exit codes are a contract CI scripts rely on:
 
 0 every verdict as expected · 1 a throttle violation or another unexpected verdict ·
-2 usage or configuration error · 3 infrastructure error (Redis or gunicorn would not start) ·
-130 interrupted.
+2 usage or configuration error · 3 infrastructure error (Redis or gunicorn would not start, the
+JSON report could not be written) · 130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,8 +20,15 @@ from typing import Any, NoReturn
 from rich.console import Console
 
 from harness import __version__
-from harness.errors import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, HarnessError, UsageError
-from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
+from harness.errors import (
+    EXIT_INFRASTRUCTURE,
+    EXIT_OK,
+    EXIT_USAGE,
+    EXIT_VIOLATION,
+    HarnessError,
+    UsageError,
+)
+from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
 from harness.report.console import ConsoleObserver, print_table
 from harness.report.json_report import write_json
 from harness.runner import MatrixReport, run_matrix
@@ -58,7 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="an environment variable for the app (repeatable)")
     run.add_argument("--path", help="the throttled URL path, such as /api/items/")
     run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
-    run.add_argument("--window", choices=WINDOWS, help="the throttle's window algorithm")
+    run.add_argument("--window", choices=WINDOWS, metavar="|".join(WINDOWS),
+                     help="the throttle's window algorithm; any (default) allows whatever a "
+                     "correct sliding, fixed (unknown phase), fixed-clock or token-bucket "
+                     "throttle could admit")
     run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
     run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
     run.add_argument("--requests", type=int, metavar="N",
@@ -67,6 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--expect", choices=EXPECTATIONS, help="what every run should show")
     run.add_argument("--min-workers-seen", type=int, metavar="N",
                      help="workers that must serve a run for a pass (default: all)")
+    run.add_argument("--bursts", type=int, metavar="K",
+                     help="bursts per run, each from a fresh client address (default: 3; more "
+                     "when an over-admission could be a window edge)")
+    run.add_argument("--timeout", type=float, metavar="SECONDS",
+                     help="a run's traffic ends by then, whatever the server does (default: 120)")
     run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
     run.add_argument("--redis", default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
                      metavar="SPEC", help=SPEC_HELP)
@@ -81,7 +96,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The scenario keys given on the command line, in scenario-file form."""
     found: dict[str, Any] = {}
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
-                "port"):
+                "port", "bursts", "timeout"):
         if getattr(args, key) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:
@@ -93,8 +108,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(
                 f"--workers {args.workers!r}: expected numbers such as 1,2,4"
             ) from None
-    if args.pythonpath:
-        found["pythonpath"] = [str(Path(p).resolve()) for p in args.pythonpath]
+    if args.pythonpath:  # absolute, resolved with the scenario's checks (a NUL is refused there)
+        found["pythonpath"] = [os.path.abspath(p) for p in args.pythonpath]
     env = {}
     for item in args.env or []:
         key, sep, value = item.partition("=")
@@ -109,32 +124,66 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _check_json_path(path: Path) -> None:
+    """Refuse a ``--json`` path the report could not be written to, before anything starts."""
+    if "\0" in str(path):
+        raise UsageError(f"--json {str(path)!r}: a file name cannot contain a NUL character")
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise UsageError(f"--json {path}: {exc}") from None
+    if target.is_dir():
+        raise UsageError(f"--json {path}: is a directory; name a file in it, such as {path}/"
+                         "throttle-report.json")
+    if not target.parent.is_dir():
+        raise UsageError(f"--json {path}: directory {path.parent} does not exist")
+    writable = os.access(target, os.W_OK) if target.exists() else os.access(
+        target.parent, os.W_OK | os.X_OK)
+    if not writable:
+        raise UsageError(f"--json {path}: not writable")
+
+
+def _print_error(err: Console, message: str, detail: str = "") -> None:
+    err.print(f"throttle-harness: error: {message}", markup=False, soft_wrap=True)
+    if detail:
+        err.print("\n".join("  | " + ln for ln in detail.splitlines()), markup=False,
+                  style="dim", soft_wrap=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out, err = Console(highlight=False), Console(stderr=True, highlight=False)
+    out = Console(highlight=False, emoji=False)
+    err = Console(stderr=True, highlight=False, emoji=False)
     if not out.is_terminal:  # CI logs: wide enough for the results table
-        out = Console(highlight=False, width=max(out.width, 132))
+        out = Console(highlight=False, emoji=False, width=max(out.width, 132))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     report = MatrixReport()
+    json_path: Path | None = None
     try:
-        if args.json is not None and not args.json.resolve().parent.is_dir():
-            raise UsageError(f"--json {args.json}: directory {args.json.parent} does not exist")
+        if args.json is not None:
+            _check_json_path(args.json)
+            json_path = args.json
         scenarios = load_scenarios(args.scenarios, _overrides(args))
         require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
         with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
             run_matrix(scenarios, redis, observer, report)
         code = EXIT_OK if report.all_as_expected else EXIT_VIOLATION
     except HarnessError as exc:
+        # A last guard for Redis passwords (the --redis URL's, or the one the harness made up),
+        # wherever a message or a log tail (the app's own, in gunicorn's) may have picked one up.
+        for url in (args.redis, report.redis.url if report.redis else ""):
+            exc.message = redact_secrets(exc.message, url)
+            exc.detail = redact_secrets(exc.detail, url)
+        exc.args = (exc.message,)
         report.error = exc
         code = exc.exit_code
-        err.print(f"throttle-harness: error: {exc.message}", markup=False, soft_wrap=True)
-        if exc.detail:
-            err.print("\n".join("  | " + ln for ln in exc.detail.splitlines()), markup=False,
-                      style="dim", soft_wrap=True)
+        _print_error(err, exc.message, exc.detail)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
         err.print("throttle-harness: interrupted; everything it started has been stopped")
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
     if report.runs:
         print_table(out, report)
         unexpected = sum(not r.as_expected for r in report.runs)
@@ -142,8 +191,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(report.runs)} runs, "
             + ("every verdict as expected" if not unexpected else f"{unexpected} not as expected")
         )
-    if args.json is not None and args.json.resolve().parent.is_dir():
-        write_json(report, code, args.json)
+    if json_path is not None:
+        try:
+            write_json(report, code, json_path)
+        except OSError as exc:
+            _print_error(err, f"cannot write the JSON report to {json_path}: "
+                         f"{exc.strerror or exc}")
+            if code == EXIT_OK:  # a failure to report is a failure; a worse code stays
+                code = EXIT_INFRASTRUCTURE
     return code
 
 

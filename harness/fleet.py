@@ -1,17 +1,19 @@
 """A gunicorn fleet: the user's app, behind the probe, served by N workers × T threads.
 
-gunicorn always runs as a subprocess in its own session, bound to 127.0.0.1. It is ready when
-every worker has answered the probe (gunicorn's ``when_ready`` fires before workers exist), and
-leaving the context stops the whole process group, also on an exception or Ctrl-C.
+gunicorn always runs as a subprocess in its own session, bound to 127.0.0.1, with the harness's
+own configuration (:mod:`harness.gunicorn_config`; the user's ``./gunicorn.conf.py`` and
+``GUNICORN_CMD_ARGS`` are ignored and reported), and with connection limits, listen backlog and
+file descriptors sized to the traffic. It is ready when every worker has answered the probe
+(gunicorn's ``when_ready`` fires before workers exist) and every answering worker is a child of
+this gunicorn. Leaving the context stops the whole process group, also on an exception or Ctrl-C.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,18 +22,25 @@ from pathlib import Path
 
 import harness
 from harness import processes
+from harness.cleanup import temp_dir
 from harness.errors import AppLoadError, FleetStartError
+from harness.evidence import Stamp, parse_stamps
 from harness.ports import LOOPBACK, free_port, port_is_free
-from harness.probe_protocol import APP_ERROR_FILE, STATUS_DIR_ENV, TARGET_ENV
+from harness.probe_protocol import APP_ERROR_FILE, STAMPS_DIR, STATUS_DIR_ENV, TARGET_ENV
+from harness.resources import listen_backlog
 from harness.traffic.burst import probe_workers
 
 READY_TIMEOUT_S = 60.0
+KEEP_ALIVE_S = 10  # the burst maps its connections first; they must stay open
+USER_CONFIG_FILE = "gunicorn.conf.py"
+USER_ARGS_ENV = "GUNICORN_CMD_ARGS"
 _HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
 
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it."""
+    """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it;
+    ``connections`` is the most connections the traffic opens at once."""
 
     app: str
     workers: int
@@ -40,16 +49,42 @@ class FleetSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     port: int | None = None
     gunicorn_args: tuple[str, ...] = ()
+    connections: int = 1000
 
 
-@dataclass(frozen=True)
+@dataclass
 class Fleet:
-    """A running fleet: where to send traffic and which worker pids answered at start."""
+    """A running fleet: where to send traffic, the workers that answered at start, and the
+    stamps its workers leave."""
 
     host: str
     port: int
-    worker_pids: frozenset[str]
+    worker_ids: frozenset[str]
     ready_s: float
+    status_dir: Path
+    _offsets: dict[Path, int] = field(default_factory=dict)
+
+    def read_stamps(self) -> dict[str, Stamp]:
+        """The stamps written since the last call, by request id."""
+        lines: list[str] = []
+        for path in sorted((self.status_dir / STAMPS_DIR).glob("*")):
+            with open(path, "rb") as fh:
+                fh.seek(self._offsets.get(path, 0))
+                data = fh.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time
+            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
+            lines += complete.decode(errors="replace").splitlines()
+        return parse_stamps(lines)
+
+
+def ignored_user_config(cwd: Path | None = None) -> list[str]:
+    """The user's gunicorn configuration the harness does not apply, for the report."""
+    found = []
+    if ((cwd or Path.cwd()) / USER_CONFIG_FILE).exists():
+        found.append(f"./{USER_CONFIG_FILE}")
+    if os.environ.get(USER_ARGS_ENV):
+        found.append(f"${USER_ARGS_ENV}")
+    return found
 
 
 @contextmanager
@@ -58,36 +93,40 @@ def gunicorn_fleet(spec: FleetSpec) -> Iterator[Fleet]:
     port = spec.port if spec.port is not None else free_port()
     if spec.port is not None and not port_is_free(port):
         raise FleetStartError(f"port {port} on {LOOPBACK} is in use")
-    status_dir = Path(tempfile.mkdtemp(prefix="throttle-harness-fleet-"))
-    log = status_dir / "gunicorn.log"
-    started = time.monotonic()
-    proc = processes.spawn(_argv(spec, port), _environment(spec, status_dir), log)
-    try:
-        pids = _wait_for_workers(proc, port, spec, status_dir, log)
-        yield Fleet(LOOPBACK, port, pids, time.monotonic() - started)
-    finally:
-        processes.stop(proc)
-        shutil.rmtree(status_dir, ignore_errors=True)
+    with temp_dir("throttle-harness-fleet-") as status_dir:
+        log = status_dir / "gunicorn.log"
+        started = time.monotonic()
+        proc = processes.spawn(_argv(spec, port), _environment(spec, status_dir), log)
+        try:
+            ids = _wait_for_workers(proc, port, spec, status_dir, log)
+            yield Fleet(LOOPBACK, port, ids, time.monotonic() - started, status_dir)
+        finally:
+            processes.stop(proc, sig=signal.SIGKILL)  # a test server: nothing to save
 
 
 def _argv(spec: FleetSpec, port: int) -> list[str]:
+    # The user's arguments come first: the ones after them (the harness's) win.
     return [
         sys.executable, "-m", "gunicorn",
+        "--config", "python:harness.gunicorn_config",
+        "--graceful-timeout", "2",
+        "--log-level", "warning",
+        *spec.gunicorn_args,
         "--bind", f"{LOOPBACK}:{port}",
         "--workers", str(spec.workers),
         "--threads", str(spec.threads),
         "--worker-class", "gthread" if spec.threads > 1 else "sync",
         "--no-control-socket",
-        "--graceful-timeout", "2",
-        "--keep-alive", "10",  # the burst maps its connections first; they must stay open
-        "--log-level", "warning",
-        *spec.gunicorn_args,
+        "--keep-alive", str(KEEP_ALIVE_S),
+        "--worker-connections", str(max(1000, spec.connections + 64)),
+        "--backlog", str(listen_backlog(spec.connections)),
         "harness.probe:application",
     ]
 
 
 def _environment(spec: FleetSpec, status_dir: Path) -> dict[str, str]:
-    env = {**os.environ, **spec.env}
+    env = {k: v for k, v in os.environ.items() if k != USER_ARGS_ENV}
+    env.update(spec.env)
     path = [*spec.pythonpath, _HARNESS_ROOT, env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env[TARGET_ENV] = spec.app
@@ -98,7 +137,8 @@ def _environment(spec: FleetSpec, status_dir: Path) -> dict[str, str]:
 def _wait_for_workers(
     proc: subprocess.Popen[bytes], port: int, spec: FleetSpec, status_dir: Path, log: Path
 ) -> frozenset[str]:
-    """Probe with concurrent connections until ``spec.workers`` distinct workers have answered."""
+    """Probe with concurrent connections until ``spec.workers`` distinct workers of this
+    gunicorn have answered."""
     seen: set[str] = set()
     deadline = time.monotonic() + READY_TIMEOUT_S
     round_size = 2 * spec.workers * spec.threads
@@ -106,7 +146,15 @@ def _wait_for_workers(
         if proc.poll() is not None:
             raise _start_failure(spec, status_dir, log, proc.returncode)
         answered = probe_workers(LOOPBACK, port, round_size)
-        seen |= answered
+        strangers = {w: parent for w, parent in answered.items() if parent != str(proc.pid)}
+        if strangers:
+            worker, parent = next(iter(strangers.items()))
+            raise FleetStartError(
+                f"port {port} is answered by worker {worker} whose parent is pid {parent}, "
+                f"not this gunicorn (pid {proc.pid}): a daemonized or foreign server?",
+                detail=processes.log_tail(log),
+            )
+        seen |= set(answered)
         if len(seen) >= spec.workers:
             return frozenset(seen)
         if not answered:

@@ -1,29 +1,38 @@
 """The WSGI app gunicorn serves: the user's app, untouched, behind a thin probe.
 
 Runs inside gunicorn. It imports the target named by ``THROTTLE_HARNESS_APP`` (``module:callable``)
-and tags every response with the pid of the worker that served it. ``PROBE_PATH`` answers without
-calling the target, so the harness can tell when every worker is up. If the target fails to
-import, the reason is written to ``$THROTTLE_HARNESS_STATUS_DIR/app-error`` for the harness to
-show, and the worker fails to boot as gunicorn expects.
+and tags every response with the worker that served it (``PID.TOKEN``: a recycled pid is a new
+worker). ``PROBE_PATH`` answers without calling the target, so the harness can map connections
+to workers and tell when every worker is up. Requests carrying the harness's request id leave
+stamps (entered, left, status; see :mod:`harness.probe_protocol`): the server-side evidence of
+how many requests were inside the app together. If the target fails to import, the reason is
+written to ``$THROTTLE_HARNESS_STATUS_DIR/app-error`` for the harness to show, and the worker
+fails to boot as gunicorn expects.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Iterable
+import secrets
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.probe_protocol import (
     APP_ERROR_FILE,
+    PARENT_HEADER,
     PROBE_PATH,
+    REQUEST_HEADER,
+    STAMPS_DIR,
     STATUS_DIR_ENV,
     TARGET_ENV,
     WORKER_HEADER,
 )
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+_REQUEST_KEY = "HTTP_" + REQUEST_HEADER.upper().replace("-", "_")
 
 
 def load_target(spec: str) -> WSGIApp:
@@ -48,16 +57,77 @@ def _load_or_report(spec: str) -> WSGIApp:
         raise
 
 
+class _Process:
+    """This worker process: its id and its stamps file, made anew after a fork (``--preload``
+    imports the probe in the arbiter)."""
+
+    pid = -1
+    worker = ""
+    fd = -1
+
+    @classmethod
+    def current(cls) -> type[_Process]:
+        if cls.pid != os.getpid():
+            cls.pid = os.getpid()
+            cls.worker = f"{cls.pid}.{secrets.token_hex(2)}"
+            cls.fd = -1
+            status_dir = os.environ.get(STATUS_DIR_ENV)
+            if status_dir:
+                folder = Path(status_dir, STAMPS_DIR)
+                folder.mkdir(exist_ok=True)
+                cls.fd = os.open(folder / cls.worker, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        return cls
+
+    @classmethod
+    def stamp(cls, line: str) -> None:
+        if cls.fd >= 0:
+            os.write(cls.fd, line.encode())
+
+
+class _Stamped:
+    """The target's response body; stamps the request as left when the server closes it."""
+
+    def __init__(self, body: Iterable[bytes], request: str, status: list[str]) -> None:
+        self.body, self.request, self.status = body, request, status
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            code = self.status[0].split(" ", 1)[0] if self.status else "-"
+            _Process.stamp(f"< {self.request} {code} {time.monotonic_ns()}\n")
+
+
 _target = _load_or_report(os.environ[TARGET_ENV])
 
 
 def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-    worker = str(os.getpid())
+    process = _Process.current()
+    worker = process.worker
     if environ.get("PATH_INFO") == PROBE_PATH:
-        start_response("200 OK", [("Content-Type", "text/plain"), (WORKER_HEADER, worker)])
+        headers = [("Content-Type", "text/plain"), (WORKER_HEADER, worker),
+                   (PARENT_HEADER, str(os.getppid()))]
+        start_response("200 OK", headers)
         return [worker.encode()]
 
-    def tagged_start_response(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
-        return start_response(status, [*headers, (WORKER_HEADER, worker)], *exc_info)
+    request = environ.get(_REQUEST_KEY)
+    status: list[str] = []
 
-    return _target(environ, tagged_start_response)
+    def tagged_start_response(code: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+        status[:] = [code]
+        return start_response(code, [*headers, (WORKER_HEADER, worker)], *exc_info)
+
+    if not request:
+        return _target(environ, tagged_start_response)
+    process.stamp(f"> {request} {worker} {time.monotonic_ns()}\n")
+    try:
+        body = _target(environ, tagged_start_response)
+    except BaseException:
+        process.stamp(f"< {request} - {time.monotonic_ns()}\n")
+        raise
+    return _Stamped(body, request, status)

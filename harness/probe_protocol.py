@@ -1,7 +1,14 @@
-"""Names shared by the probe (inside gunicorn) and the harness (outside): headers, paths, env."""
+"""Names shared by the probe (inside gunicorn) and the harness (outside): headers, paths, env,
+and the format of the stamps the probe writes."""
 
 WORKER_HEADER = "X-Throttle-Harness-Worker"
+PARENT_HEADER = "X-Throttle-Harness-Parent"  # the probe path's answer: the worker's parent pid
+REQUEST_HEADER = "X-Throttle-Harness-Request"  # the harness's id of a request, echoed in stamps
 PROBE_PATH = "/__throttle_harness__/probe"
 TARGET_ENV = "THROTTLE_HARNESS_APP"
 STATUS_DIR_ENV = "THROTTLE_HARNESS_STATUS_DIR"
 APP_ERROR_FILE = "app-error"
+STAMPS_DIR = "stamps"
+"""Under the status dir, one file per worker process. Each request that carries REQUEST_HEADER
+adds two lines: ``> ID WORKER NS`` when the app is entered and ``< ID STATUS NS`` when it
+returned (``NS`` is ``time.monotonic_ns()``, CLOCK_MONOTONIC, one clock for every process)."""

@@ -7,26 +7,37 @@ Every value is checked here, once, so that a bad file or flag is one clear line.
 
 from __future__ import annotations
 
+import functools
+import importlib
+import re
+import shlex
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
-from harness.checker import Claim, Window
+from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
 from harness.rates import Rate, parse_rate
+from harness.windows import WINDOW_NAMES
 
 Expectation = Literal["exact", "violation"]
 EXPECTATIONS: tuple[Expectation, ...] = ("exact", "violation")
-WINDOWS: tuple[Window, ...] = ("sliding", "fixed")
+WINDOWS: tuple[str, ...] = WINDOW_NAMES  # "any" (the default) first
 TRAFFIC_SHAPES = ("burst", "sequential")
 FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
-    "gunicorn_args", "port",
+    "gunicorn_args", "port", "bursts", "timeout",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
+DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
+DEFAULT_TIMEOUT_S = 120.0  # a run's traffic ends by then, whatever the server does
+MAX_PORT = 65535
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, space excluded
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Scenario:
     description: str = ""
     pythonpath: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
-    window: Window = "sliding"
+    window: str = "any"
     workers: tuple[int, ...] = (1, 2, 4)
     threads: int = 1
     requests: int = 0  # 0: REQUESTS_PER_LIMIT x the limit
@@ -48,6 +59,8 @@ class Scenario:
     min_workers_seen: int | None = None
     gunicorn_args: tuple[str, ...] = ()
     port: int | None = None
+    bursts: int = DEFAULT_BURSTS
+    timeout_s: float = DEFAULT_TIMEOUT_S
 
     @property
     def request_count(self) -> int:
@@ -59,7 +72,7 @@ class Scenario:
     def claim(self, workers: int) -> Claim:
         return Claim(
             limit=self.rate.limit, period_s=self.rate.period_s, workers=workers,
-            window=self.window, min_workers_seen=self.min_workers_seen,
+            threads=self.threads, window=self.window, min_workers_seen=self.min_workers_seen,
         )
 
 
@@ -85,8 +98,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ScenarioError(f"{path}: no such scenario file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path
+        raise ScenarioError(f"{str(path)!r}: not a valid file name") from None
 
 
 def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenario:
@@ -118,9 +135,8 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             str((base_dir / v.string("pythonpath", p)).resolve())
             for p in v.list_of("pythonpath", data.get("pythonpath", []))
         ),
-        env={v.string("env", k): v.scalar_text(f"env.{k}", val)
-             for k, val in v.table("env", data.get("env", {})).items()},
-        window=v.choice("window", data.get("window", "sliding"), WINDOWS),
+        env=v.env(v.table("env", data.get("env", {}))),
+        window=v.choice("window", data.get("window", "any"), WINDOWS),
         workers=tuple(v.positive("workers", w) for w in v.list_of("workers", workers, min_len=1)),
         threads=v.positive("threads", data.get("threads", 1)),
         requests=v.positive("requests", data["requests"]) if "requests" in data else 0,
@@ -136,11 +152,10 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             v.positive("min_workers_seen", data["min_workers_seen"])
             if data.get("min_workers_seen") is not None else None
         ),
-        gunicorn_args=tuple(
-            v.string("gunicorn_args", a)
-            for a in v.list_of("gunicorn_args", data.get("gunicorn_args", []))
-        ),
-        port=v.positive("port", data["port"]) if data.get("port") is not None else None,
+        gunicorn_args=v.gunicorn_args(data.get("gunicorn_args", [])),
+        port=v.port(data["port"]) if data.get("port") is not None else None,
+        bursts=v.positive("bursts", data.get("bursts", DEFAULT_BURSTS)),
+        timeout_s=v.seconds("timeout", data.get("timeout", DEFAULT_TIMEOUT_S)),
     )
 
 
@@ -161,14 +176,56 @@ class _Validator:
         return ScenarioError(f"{self.source}: {message}")
 
     def string(self, key: str, value: Any) -> str:
+        """A string without NUL (which no file name, argument or variable can carry)."""
         if not isinstance(value, str):
             raise self.error(f"{key} must be a string, not {value!r}")
+        if "\0" in value:
+            raise self.error(f"{key} must not contain a NUL character: {value!r}")
         return value
 
     def scalar_text(self, key: str, value: Any) -> str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise self.error(f"{key} must be a string or number, not {value!r}")
-        return str(value)
+        return self.string(key, str(value))
+
+    def env(self, table: dict[str, Any]) -> dict[str, str]:
+        env = {}
+        for key, value in table.items():
+            if not self.string("env", key) or "=" in key:
+                raise self.error(f"env: {key!r} is not a valid variable name")
+            env[key] = self.scalar_text(f"env.{key}", value)
+        if "GUNICORN_CMD_ARGS" in env:  # gunicorn reads it as more command-line arguments
+            try:
+                words = shlex.split(env["GUNICORN_CMD_ARGS"])
+            except ValueError as exc:
+                raise self.error(f"env.GUNICORN_CMD_ARGS: {exc}") from None
+            self._refuse_owned("env.GUNICORN_CMD_ARGS", words)
+        return env
+
+    def port(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PORT:
+            raise self.error(f"port must be a TCP port, 1 to {MAX_PORT}, not {value!r}")
+        return value
+
+    def gunicorn_args(self, value: Any) -> tuple[str, ...]:
+        args = tuple(self.string("gunicorn_args", a) for a in self.list_of("gunicorn_args", value))
+        self._refuse_owned("gunicorn_args", args)
+        return args
+
+    def _refuse_owned(self, key: str, args: Sequence[str]) -> None:
+        found = _owned_option(args)
+        if found is not None:
+            arg, setting = found
+            option, why = _OWNED[setting]
+            raise self.error(
+                f"{key}: {arg!r} (gunicorn's {option}) is not allowed: the harness owns "
+                f"gunicorn's binding, worker shape and daemonizing; {why}"
+            )
+
+    def seconds(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise self.error(f"{key} must be a number of seconds above 0, not {value!r}")
+        return float(value)
 
     def positive(self, key: str, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -197,7 +254,75 @@ class _Validator:
         return str(value)
 
     def path(self, value: Any) -> str:
+        """An absolute request target as it goes on the wire: printable ASCII, no spaces."""
         text = self.string("path", value)
         if not text.startswith("/") or any(c.isspace() for c in text):
             raise self.error(f"path must be an absolute URL path such as /api/, not {value!r}")
+        bad = next((c for c in text if not "!" <= c <= "~"), None)
+        if bad is not None:
+            encoded = quote(text, safe=_URL_SAFE)
+            raise self.error(
+                f"path {value!r} has the character {bad!r}: a URL path is printable ASCII, "
+                f"percent-encode the rest (such as {encoded})"
+            )
+        if _BAD_PERCENT.search(text):
+            raise self.error(f"path {value!r}: '%' must start an escape such as %2F")
         return text
+
+
+# gunicorn settings the harness sets itself (or that would take gunicorn out of its hands): the
+# option that sets each, and why not. gunicorn's own parser tells every spelling of them.
+_OWNED: dict[str, tuple[str, str]] = {
+    "bind": ("--bind", "the harness binds gunicorn to 127.0.0.1 on a port of its own (use port)"),
+    "workers": ("--workers", "the harness sets the worker count of each run (use workers)"),
+    "threads": ("--threads", "the harness sets the threads per worker (use threads)"),
+    "worker_class": ("--worker-class", "the harness picks sync or gthread (from threads)"),
+    "daemon": ("--daemon", "the harness keeps gunicorn in the foreground to watch and stop it"),
+    "config": ("--config", "a config file could bind, reshape or daemonize gunicorn"),
+    "pidfile": ("--pid", "the harness tracks gunicorn's process; a pid file would be left behind"),
+}
+_FALLBACK_OPTIONS: dict[str, tuple[str, bool]] = {  # option string: (setting, takes no value)
+    "-b": ("bind", False), "--bind": ("bind", False), "-w": ("workers", False),
+    "--workers": ("workers", False), "--threads": ("threads", False),
+    "-k": ("worker_class", False), "--worker-class": ("worker_class", False),
+    "-D": ("daemon", True), "--daemon": ("daemon", True), "-c": ("config", False),
+    "--config": ("config", False), "-p": ("pidfile", False), "--pid": ("pidfile", False),
+}
+
+
+@functools.cache
+def _gunicorn_options() -> dict[str, tuple[str, bool]]:
+    """Every gunicorn option string: the setting it sets and whether it takes no value."""
+    try:
+        config: Any = importlib.import_module("gunicorn.config")
+        actions = config.Config().parser()._actions
+        options = {opt: (a.dest, a.nargs == 0) for a in actions for opt in a.option_strings}
+    except Exception:  # gunicorn's internals moved: the documented spellings still apply
+        return _FALLBACK_OPTIONS
+    return {**_FALLBACK_OPTIONS, **options}
+
+
+def _owned_option(args: Sequence[str]) -> tuple[str, str] | None:
+    """The first of ``args`` that sets a setting of :data:`_OWNED` and that setting, as
+    gunicorn's argparse would read it: ``--bind=x``, an abbreviation such as ``--daem``, a
+    short option with its value attached (``-w4``) or after flags (``-RD``)."""
+    options = _gunicorn_options()
+    long_options = [opt for opt in options if opt.startswith("--")]
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name = arg.partition("=")[0]
+            matches = [name] if name in options else [o for o in long_options if o.startswith(name)]
+            if len(matches) == 1 and options[matches[0]][0] in _OWNED:
+                return arg, options[matches[0]][0]
+            continue
+        cluster = arg
+        while cluster.startswith("-") and len(cluster) >= 2 and cluster[:2] in options:
+            setting, flag = options[cluster[:2]]
+            if setting in _OWNED:
+                return arg, setting
+            if not flag:
+                break  # the rest is this option's value
+            cluster = "-" + cluster[2:]
+    return None

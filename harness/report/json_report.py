@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from harness.checker import BurstFinding
+from harness.evidence import Overlap
+from harness.providers import redact_url
 from harness.runner import MatrixReport, RunResult
 
 SCHEMA_VERSION = 1
@@ -21,11 +26,12 @@ def report_dict(report: MatrixReport, exit_code: int) -> dict[str, Any]:
         "exit_code": exit_code,
         "error": report.error.message if report.error else None,
         "redis": (
-            {"provider": redis.provider, "owned": redis.owned, "version": redis.version,
-             "reason": redis.reason}
+            {"provider": redis.provider, "url": redact_url(redis.url), "owned": redis.owned,
+             "version": redis.version, "reason": redis.reason}
             if redis else None
         ),
         "versions": versions,
+        "notes": report.notes,
         "runs": [_run_dict(r) for r in report.runs],
     }
 
@@ -39,11 +45,14 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "rate": r.rate,
         "limit": r.limit,
         "requests": r.requests,
+        "window": r.window,
         "identity": r.identity,
+        "identities": list(r.identities),
         "sent": t.sent,
         "accepted": t.accepted,
         "rejected": t.rejected,
         "errors": t.errors,
+        "retried": t.retried,
         "expected_accepted": v.expected_accepted,
         "workers_seen": t.workers_seen,
         "served_by": t.served_by,
@@ -54,11 +63,46 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "factor": round(v.factor, 3) if v.factor is not None else None,
         "reason": v.reason,
         "hint": v.hint,
+        "edge_chance": v.edge_chance,
+        "overlap": _overlap_dict(v.overlap),
+        "bursts": [_burst_dict(b) for b in v.bursts],
         "burst_span_s": round(t.span_s, 4),
         "ready_s": round(r.ready_s, 3),
         "traffic_s": round(r.traffic_s, 3),
     }
 
 
+def _overlap_dict(o: Overlap) -> dict[str, Any]:
+    return {"peak": o.peak, "peak_workers": o.peak_workers, "at_crossing": o.at_crossing,
+            "crossing_workers": o.crossing_workers}
+
+
+def _burst_dict(b: BurstFinding) -> dict[str, Any]:
+    t, fit = b.tally, b.fit
+    return {
+        "identity": b.identity,
+        "sent": t.sent,
+        "accepted": t.accepted,
+        "rejected": t.rejected,
+        "errors": t.errors,
+        "retried": t.retried,
+        "span_s": round(t.span_s, 4),
+        "fit": {"kind": fit.kind, "model": fit.model, "bound": fit.bound,
+                "loose_bound": fit.loose_bound, "edge_chance": fit.edge_chance,
+                "reason": fit.reason},
+        "overlap": _overlap_dict(b.overlap),
+        "confirmed_rejected": b.confirmed_rejected,
+    }
+
+
 def write_json(report: MatrixReport, exit_code: int, path: Path) -> None:
-    path.write_text(json.dumps(report_dict(report, exit_code), indent=2) + "\n")
+    """Write the report to ``path``; on an OSError, a file this call created is removed."""
+    text = json.dumps(report_dict(report, exit_code), indent=2) + "\n"
+    existed = os.path.lexists(path)
+    try:
+        path.write_text(text)
+    except OSError:
+        if not existed:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise

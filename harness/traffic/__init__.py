@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
-from harness.traffic.burst import burst
-from harness.traffic.records import Record
+from harness.traffic.burst import burst, fresh_requests
+from harness.traffic.records import Record, Target
 from harness.traffic.sequential import sequential
 
-__all__ = ["ENGINES", "Engine", "Record", "burst", "sequential"]
+__all__ = ["ENGINES", "Engine", "Record", "Target", "burst", "fresh_requests", "sequential"]
 
-Engine = Callable[..., list[Record]]
+
+class Engine(Protocol):
+    def __call__(
+        self, target: Target, count: int, *, identity: str, limit: int, tag: str,
+        deadline: float, not_before: float = 0.0,
+    ) -> list[Record]: ...
+
+
 ENGINES: dict[str, Engine] = {"burst": burst, "sequential": sequential}

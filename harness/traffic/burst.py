@@ -1,50 +1,63 @@
-"""The burst engine: connections mapped to workers first, then requests released in waves.
+"""The burst engine: connections mapped to workers, armed, then released step by step so that
+the request that takes the limit's last place has every thread of the fleet beside it.
 
-Detection power is how many requests run the throttle's check at the same moment, so the
-engine works closer to the socket than a pooled HTTP client (measured side by side in
-``tests/benchmarks/burst_power.py``):
+Detection power is how many requests run the throttle's check together when the count crosses
+the limit (measured from the probe's stamps, see :mod:`harness.evidence`, and side by side with
+other clients in ``tests/benchmarks/``):
 
-1. **Map**: open more connections than requests and ask each, over keep-alive, the probe path
-   (answered by the probe, never by the app, so it costs no throttle budget). Each answer names
-   the worker that owns the connection; an even share per worker is kept. Workers without
-   keep-alive (gunicorn's sync worker) cannot be mapped: fresh connections are used instead.
-2. **Arm**: send every request but its final byte, in wave order, so that each worker's threads
-   sit on the first wave's connections waiting for that byte.
-3. **Fire in waves**: release the final bytes of ``threads`` requests per worker together; the
-   next wave goes when this one is answered (closed loop). Once a wave is refused whole, or
-   waves keep timing out, the rest goes out at once.
+1. **Map**: open connections and ask each, over keep-alive, the probe path (answered by the
+   probe, never by the app, and not counted towards gunicorn's ``--max-requests``). Each answer
+   names the worker that owns the connection; an even share per worker is kept. Workers without
+   keep-alive (gunicorn's sync worker) cannot be mapped: fresh connections form one lane that
+   all workers take from, in the order they were opened.
+2. **Arm**: send every request but its final byte. A worker's threads take its armed
+   connections in order and wait there for that byte, so the requests a lane's threads hold are
+   always the next ones not yet released.
+3. **Step**: release final bytes closed-loop (the next step once this one is answered). While
+   the admitted count is below ``limit - 1``, a step releases as many requests as still fit
+   under the limit (the threads work through them and then wait on their lane's next ones);
+   from then on a step releases every thread's request at once. So the crossing
+   of the limit happens with the whole fleet inside the app: a read-compare-increment race of a
+   fraction of a millisecond has every chance to show, and a long read-check-write (DRF's) keeps
+   overlapping after it. Once a whole step past the limit is refused, the rest goes at once.
 4. **Collect** with one ``selectors`` loop, parsing with h11. Answered sockets are held open
    while answers keep coming (measured: more overlap on gunicorn 27, whose main thread then
    waits in its graceful close rather than competing with the request threads); if nothing is
    answered for ``HOLD_VALVE_S`` they are closed and holding stops.
 
-Every request gets a :class:`Record`, errors included, so accounting always closes.
+Large bursts go in chunks of ``CHUNK`` requests, so that file descriptors, gunicorn's
+``worker_connections`` and the listen backlog stay bounded whatever the count. Everything ends
+by the run's ``deadline``; every request gets a :class:`Record`, errors included.
 """
 
 from __future__ import annotations
 
-import resource
+import math
 import selectors
 import socket
 import statistics
 import time
-from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 
 import h11
 
-from harness.errors import UsageError
-from harness.probe_protocol import PROBE_PATH, WORKER_HEADER
-from harness.traffic.records import Record
+from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+from harness.traffic.records import Record, Target
 
-MAP_SPARE = 0.5  # open 50% more connections than requests, to pick an even share per worker
+CHUNK = 1024  # requests armed at once; a burst is cut into chunks of this size
+MAP_SPARE = 0.5  # open up to 50% more connections than requests, for an even share per worker
+MAP_ROUNDS = 3
 ARM_PAUSE_S = 0.02  # after arming, per request: 0.1 ms more, for the server to read the heads
-FIRST_WAVE_TIMEOUT_S = 2.0
-WAVE_TIMEOUT_FACTOR = 8  # a later wave times out after 8x the median wave
-MAX_WAVE_TIMEOUTS = 3
+FIRST_STEP_TIMEOUT_S = 0.5  # per round (each thread serving one request) of the first step
+STEP_TIMEOUT_FACTOR = 8  # a later step times out after 8x the median round, per round
+MAX_STEP_TIMEOUTS = 3
 HOLD_VALVE_S = 0.25
+CONNECT_TIMEOUT_S = 5.0
+ADMITTED, REFUSED = 200, 429
 _WORKER_HEADER = WORKER_HEADER.lower().encode()
-_FD_MARGIN = 64
+_PARENT_HEADER = PARENT_HEADER.lower().encode()
 
 
 class _Exchange:
@@ -55,13 +68,20 @@ class _Exchange:
         self.http = h11.Connection(our_role=h11.CLIENT)
         self.host = f"{host}:{port}"
         self.worker: str | None = None
+        self.parent: str | None = None
         self.status: int | None = None
         self.error: str | None = None
+        self.request_id = ""
+        self.released = False
+        self.unreached = False  # provably never reached the app: closed before it was complete
         self.sent_at = 0.0
         self.received_at: float | None = None
 
-    def request(self, path: str, keep_alive: bool) -> bytes:
+    def request(self, path: str, keep_alive: bool, request_id: str = "") -> bytes:
         headers = [("Host", self.host), ("User-Agent", "throttle-harness"), ("Accept", "*/*")]
+        if request_id:
+            self.request_id = request_id
+            headers.append((REQUEST_HEADER, request_id))
         if not keep_alive:
             headers.append(("Connection", "close"))
         head = self.http.send(h11.Request(method="GET", target=path, headers=headers)) or b""
@@ -75,15 +95,18 @@ class _Exchange:
                 event = self.http.next_event()
                 if isinstance(event, h11.Response):
                     self.status = event.status_code
-                    self.worker = next(
-                        (v.decode() for k, v in event.headers if k == _WORKER_HEADER), None
-                    )
+                    for k, v in event.headers:
+                        if k == _WORKER_HEADER:
+                            self.worker = v.decode()
+                        elif k == _PARENT_HEADER:
+                            self.parent = v.decode()
                 elif isinstance(event, h11.EndOfMessage):
                     return True
                 elif event is h11.NEED_DATA:
                     return False
                 elif isinstance(event, h11.ConnectionClosed):
                     self.status, self.error = None, "connection closed before a response"
+                    self.unreached = self.unreached or not self.released
                     return True
         except h11.RemoteProtocolError as exc:
             self.status, self.error = None, f"malformed response: {exc}"
@@ -92,6 +115,12 @@ class _Exchange:
     @property
     def keeps_alive(self) -> bool:
         return self.http.their_state is h11.DONE and self.http.our_state is h11.DONE
+
+    def record(self, index: int, identity: str) -> Record:
+        return Record(
+            index, identity, self.sent_at, self.received_at,
+            None if self.error else self.status, self.worker, self.error, self.request_id,
+        )
 
 
 class _Collector:
@@ -137,6 +166,7 @@ class _Collector:
             return False
         except OSError as exc:
             chunk, ex.error = b"", f"recv: {exc}"
+            ex.unreached = ex.unreached or not ex.released
         if chunk and not ex.feed(chunk):
             return False
         if not chunk and ex.error is None:
@@ -155,84 +185,182 @@ class _Collector:
             ex.sock.close()
         self.held.clear()
 
-    def finish(self, timeout_s: float) -> None:
+    def finish(self, why: str) -> None:
         """Mark what was never answered, close held connections and the selector."""
         for ex in self.pending:
-            ex.error = ex.error or f"no response within {timeout_s:g}s"
+            ex.error = ex.error or why
         self.release_held()
         self.selector.close()
 
 
+@dataclass
+class _Lane:
+    """Connections served by the same threads, in the order those threads take them: one
+    worker's mapped connections (``slots`` = its threads), or, for workers without keep-alive,
+    fresh connections every worker accepts from (``slots`` = the workers)."""
+
+    slots: int
+    queue: list[_Exchange] = field(default_factory=list)
+    released: int = 0
+
+    def take(self, n: int) -> list[_Exchange]:
+        taken = self.queue[self.released:self.released + n]
+        self.released += len(taken)
+        return taken
+
+    @property
+    def left(self) -> int:
+        return len(self.queue) - self.released
+
+
 def burst(
-    host: str,
-    port: int,
-    path: str,
-    count: int,
-    *,
-    identity: str = "127.0.0.1",
-    threads: int = 1,
-    timeout_s: float = 60.0,
+    target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
+    not_before: float = 0.0,
 ) -> list[Record]:
-    """Send ``count`` GET requests to ``host:port`` as one burst; one :class:`Record` each.
+    """Send ``count`` GET requests to ``target`` as one burst; one :class:`Record` each.
 
     ``identity`` is the loopback source address the requests come from (the client address a
-    throttle sees); ``threads`` is the server's threads per worker, the size of a wave.
+    throttle sees); ``limit`` is the claimed limit the steps aim at; request ids are
+    ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``). The first request is
+    released no earlier than ``not_before`` (wall clock), once everything is armed.
     """
-    opened = int(count * (1 + MAP_SPARE))
-    _ensure_fd_budget(opened)
-    deadline = time.monotonic() + timeout_s
-    waves: list[list[_Exchange]] = []
+    records: list[Record] = []
+    admitted = 0
+    for start in range(0, count, CHUNK):
+        size = min(CHUNK, count - start)
+        lanes = _lanes(target, identity, size, deadline)
+        try:
+            exchanges = [ex for lane in lanes for ex in lane.queue]
+            for i, ex in enumerate(exchanges, start):
+                ex.request_id = f"{tag}-{i}"
+            _fire(lanes, target, limit - admitted, deadline, not_before)
+            records += [ex.record(i, identity) for i, ex in enumerate(exchanges, start)]
+            admitted += sum(ex.status == ADMITTED and ex.error is None for ex in exchanges)
+        finally:
+            for lane in lanes:
+                for ex in lane.queue:
+                    ex.sock.close()
+    return records
+
+
+def fresh_requests(
+    target: Target, request_ids: Sequence[str], *, identity: str, deadline: float
+) -> list[Record]:
+    """Send one request per id, all at once, each on a fresh connection (for requests re-sent
+    because they never reached the app, and for confirmations); one record each, in order."""
+    exchanges = [_open_or_error(target.host, target.port, identity, deadline) for _ in request_ids]
+    collector = _Collector(answered="close")
     try:
-        if threads > 1:  # gthread workers keep connections alive: map them
-            pools = _connections_by_worker(host, port, opened, identity, deadline, True)
-            waves = _even_waves(pools, count, threads)
-        missing = count - sum(len(w) for w in waves)
-        if missing:  # no keep-alive (sync workers), or too few mapped: fresh connections
-            waves.append([_open_or_error(host, port, identity) for _ in range(missing)])
-        return _fire(waves, path, identity, deadline, timeout_s)
+        for ex, request_id in zip(exchanges, request_ids, strict=True):
+            request = ex.request(target.path, False, request_id)
+            ex.released = True
+            ex.sent_at = time.time()
+            _send(ex, request)
+            collector.add(ex)
+        collector.run(deadline)
     finally:
-        for wave in waves:
-            for ex in wave:
-                ex.sock.close()
+        collector.finish("no response before the run's deadline")
+        for ex in exchanges:
+            ex.sock.close()
+    return [ex.record(i, identity) for i, ex in enumerate(exchanges)]
 
 
-def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> set[str]:
-    """The workers that answered ``count`` concurrent probe requests (no app involved)."""
-    pools = _connections_by_worker(
+def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> dict[str, str]:
+    """The workers that answered ``count`` concurrent probe requests (no app involved), each
+    with the pid of its parent process."""
+    pools = _probe_connections(
         host, port, count, "127.0.0.1", time.monotonic() + timeout_s, keep_alive=False
     )
-    for pool in pools.values():
+    found = {}
+    for worker, pool in pools.items():
+        found[worker] = pool[0].parent or "?"
         for ex in pool:
             ex.sock.close()
-    return set(pools)
+    return found
 
 
-def _connections_by_worker(
+def _lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
+    """``count`` connections in lanes: mapped per worker where workers keep connections alive,
+    the rest (or all, for sync workers) fresh in one lane."""
+    lanes = _mapped_lanes(target, identity, count, deadline) if target.threads > 1 else []
+    missing = count - sum(len(lane.queue) for lane in lanes)
+    if missing:
+        fresh = [
+            _open_or_error(target.host, target.port, identity, deadline) for _ in range(missing)
+        ]
+        lanes.append(_Lane(target.workers if target.threads == 1 else target.capacity, fresh))
+    return lanes
+
+
+def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
+    """Open connections in rounds until each worker has its share (or the spare is spent), and
+    keep an even share per worker, one lane each. Connections not kept are closed."""
+    share = math.ceil(count / target.workers)
+    budget = int(count * (1 + MAP_SPARE))
+    pools: dict[str, list[_Exchange]] = defaultdict(list)
+    to_open = count
+    for _ in range(MAP_ROUNDS):
+        for worker, pool in _probe_connections(
+            target.host, target.port, to_open, identity, deadline, keep_alive=True
+        ).items():
+            pools[worker] += pool
+        budget -= to_open
+        short = sum(max(0, share - len(pools.get(w, []))) for w in _worker_slots(pools, target))
+        to_open = min(budget, 2 * short)
+        if not short or to_open <= 0:
+            break
+    queues = _even_share(pools, count)
+    return [_Lane(target.threads, queue) for queue in queues if queue]
+
+
+def _worker_slots(pools: dict[str, list[_Exchange]], target: Target) -> list[str]:
+    """The workers seen so far, plus placeholders for those not seen yet."""
+    unseen = [f"?{i}" for i in range(max(0, target.workers - len(pools)))]
+    return [*pools, *unseen]
+
+
+def _even_share(pools: dict[str, list[_Exchange]], count: int) -> list[list[_Exchange]]:
+    """Pick up to ``count`` connections, as evenly over the workers as they allow; the ones
+    not picked are closed."""
+    queues = [list(pool) for pool in pools.values()]
+    picked: list[list[_Exchange]] = [[] for _ in queues]
+    left = count
+    depth = 0
+    while left and any(len(q) > depth for q in queues):
+        for queue, mine in zip(queues, picked, strict=True):
+            if len(queue) > depth and left:
+                mine.append(queue[depth])
+                left -= 1
+        depth += 1
+    for queue, mine in zip(queues, picked, strict=True):
+        for ex in queue[len(mine):]:
+            ex.sock.close()
+    return picked
+
+
+def _probe_connections(
     host: str, port: int, count: int, identity: str, deadline: float, keep_alive: bool
 ) -> dict[str, list[_Exchange]]:
-    """Open ``count`` connections and ask each the probe path; group them by answering worker.
-
-    With ``keep_alive`` only connections the server keeps open are returned, ready for their
-    next request; the others are closed.
-    """
+    """Open ``count`` connections, each asking the probe path at once; group them by the
+    worker that answered. With ``keep_alive`` only connections the server keeps open are
+    returned, ready for their next request; the others are closed."""
     opened: list[_Exchange] = []
+    collector = _Collector(answered="keep" if keep_alive else "close")
     for _ in range(count):
         try:
-            opened.append(_open(host, port, identity))
+            ex = _open(host, port, identity, deadline)
         except OSError:
             break  # not listening yet, or out of ports: use what opened
-    collector = _Collector(answered="keep" if keep_alive else "close")
-    for ex in opened:
-        try:
-            ex.sock.send(ex.request(PROBE_PATH, keep_alive))
-        except OSError as exc:
-            ex.error = f"send: {exc}"
+        opened.append(ex)
+        _send(ex, ex.request(PROBE_PATH, keep_alive))
         collector.add(ex)
-    collector.run(deadline)
-    collector.finish(0)
+    collector.run(min(deadline, time.monotonic() + CONNECT_TIMEOUT_S))
+    collector.finish("no answer to the probe")
     pools: dict[str, list[_Exchange]] = defaultdict(list)
     for ex in opened:
-        if ex.status == 200 and ex.worker and (ex.keeps_alive or not keep_alive):
+        if ex.status == 200 and ex.worker and ex.error is None and (
+            ex.keeps_alive or not keep_alive
+        ):
             if keep_alive:
                 ex.http.start_next_cycle()
             pools[ex.worker].append(ex)
@@ -241,82 +369,73 @@ def _connections_by_worker(
     return dict(pools)
 
 
-def _even_waves(
-    pools: dict[str, list[_Exchange]], count: int, threads: int
-) -> list[list[_Exchange]]:
-    """Pick up to ``count`` connections, as evenly over the workers as they allow, and cut
-    them into waves of ``threads`` per worker. Connections not picked are closed."""
-    queues = [deque(pool) for pool in pools.values()]
-    picked: list[list[_Exchange]] = [[] for _ in queues]
-    left = count
-    while left and any(queues):
-        for queue, mine in zip(queues, picked, strict=True):
-            if queue and left:
-                mine.append(queue.popleft())
-                left -= 1
-    for queue in queues:
-        for ex in queue:
-            ex.sock.close()
-    depth = max((len(mine) for mine in picked), default=0)
-    waves = [
-        [ex for mine in picked for ex in mine[start:start + threads]]
-        for start in range(0, depth, threads)
-    ]
-    return [wave for wave in waves if wave]
-
-
 def _fire(
-    waves: list[list[_Exchange]], path: str, identity: str, deadline: float, timeout_s: float
-) -> list[Record]:
-    exchanges = [ex for wave in waves for ex in wave]
-    requests = [ex.request(path, keep_alive=False) for ex in exchanges]
-    heads = {ex: req[:-1] for ex, req in zip(exchanges, requests, strict=True)}
-    tails = {ex: req[-1:] for ex, req in zip(exchanges, requests, strict=True)}
-    for ex in exchanges:  # arm: all but the final byte, in wave order
-        _send(ex, heads[ex])
+    lanes: list[_Lane], target: Target, room: int, deadline: float, not_before: float
+) -> None:
+    """Arm every lane, then release in steps aimed at the limit; ``room`` is how many requests
+    the limit still admits."""
+    exchanges = [ex for lane in lanes for ex in lane.queue]
+    requests = {ex: ex.request(target.path, False, ex.request_id) for ex in exchanges}
+    for ex in exchanges:  # arm: all but the final byte, in lane order
+        _send(ex, requests[ex][:-1])
     time.sleep(ARM_PAUSE_S + 0.0001 * len(exchanges))
+    time.sleep(max(0.0, min(not_before - time.time(), deadline - time.monotonic())))
     collector = _Collector(answered="hold")
     for ex in exchanges:
         collector.add(ex)
     try:
-        _release_in_waves(waves, tails, collector, deadline)
+        _release_in_steps(lanes, {ex: req[-1:] for ex, req in requests.items()}, collector,
+                          room, deadline)
         collector.run(deadline)
     finally:
-        collector.finish(timeout_s)
-    return [
-        Record(i, identity, ex.sent_at, ex.received_at,
-               None if ex.error else ex.status, ex.worker, ex.error)
-        for i, ex in enumerate(exchanges)
-    ]
+        collector.finish("no response before the run's deadline")
 
 
-def _release_in_waves(
-    waves: list[list[_Exchange]], tails: dict[_Exchange, bytes], collector: _Collector,
+def _release_in_steps(
+    lanes: list[_Lane], tails: dict[_Exchange, bytes], collector: _Collector, room: int,
     deadline: float,
 ) -> None:
-    """Send each wave's final bytes together; the next wave once this one is answered."""
-    took: list[float] = []
+    """Release final bytes step by step; each step once the previous one is answered."""
+    took: list[float] = []  # seconds per round of the steps answered in time
+    capacity = max(1, sum(lane.slots for lane in lanes))
     timeouts = 0
-    for n, wave in enumerate(waves):
+    admitted = 0
+    saturated = False  # a whole step past the limit was refused: the rest can go at once
+    while any(lane.left for lane in lanes):
+        if saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS:
+            step = [ex for lane in lanes for ex in lane.take(lane.left)]  # the rest, at once
+        else:
+            step = _next_step(lanes, room - 1 - admitted)
         started = time.monotonic()
-        for ex in wave:  # the hot loop: nothing in it but the send
+        for ex in step:  # the hot loop: nothing in it but the send
+            ex.released = True
             ex.sent_at = time.time()
             _send(ex, tails[ex])
-        rest = waves[n + 1:]
-        if not rest:
+        if not any(lane.left for lane in lanes):
             return
-        limit = WAVE_TIMEOUT_FACTOR * statistics.median(took) if took else FIRST_WAVE_TIMEOUT_S
-        collector.run(min(deadline, started + max(0.02, limit)), until=wave)
-        if any(ex in collector.pending for ex in wave):
+        rounds = math.ceil(len(step) / capacity)  # how many times each thread serves this step
+        unit = STEP_TIMEOUT_FACTOR * statistics.median(took) if took else FIRST_STEP_TIMEOUT_S
+        collector.run(min(deadline, started + max(0.02, unit * rounds)), until=step)
+        if any(ex in collector.pending for ex in step):
             timeouts += 1
         else:
-            took.append(time.monotonic() - started)
-        refused = all(ex.status == 429 for ex in wave)
-        if refused or timeouts >= MAX_WAVE_TIMEOUTS:  # saturated, or out of step: the rest
-            for ex in (ex for later in rest for ex in later):
-                ex.sent_at = time.time()
-                _send(ex, tails[ex])
-            return
+            took.append((time.monotonic() - started) / rounds)
+        admitted += sum(ex.status == ADMITTED for ex in step)
+        saturated = admitted >= room and all(ex.status == REFUSED for ex in step)
+
+
+def _next_step(lanes: list[_Lane], below_limit: int) -> list[_Exchange]:
+    """What to release next: while more than one place is left under the limit, every request
+    that fits below it (spread evenly over the lanes; each lane's threads take them in order and
+    then wait on the lane's next ones); then every request the lanes' threads hold."""
+    if below_limit <= 0:
+        return [ex for lane in lanes for ex in lane.take(lane.slots)]
+    step: list[_Exchange] = []
+    while len(step) < below_limit and any(lane.left for lane in lanes):
+        for lane in lanes:
+            if len(step) < below_limit and lane.left:
+                step += lane.take(1)
+    return step
 
 
 def _send(ex: _Exchange, data: bytes) -> None:
@@ -325,15 +444,16 @@ def _send(ex: _Exchange, data: bytes) -> None:
             ex.sock.send(data)
         except OSError as exc:
             ex.error = f"send: {exc}"
+            ex.unreached = True  # the request never went out whole
 
 
-def _open(host: str, port: int, identity: str) -> _Exchange:
+def _open(host: str, port: int, identity: str, deadline: float) -> _Exchange:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if identity != "127.0.0.1":
             sock.bind((identity, 0))
-        sock.settimeout(10)
+        sock.settimeout(max(0.05, min(CONNECT_TIMEOUT_S, deadline - time.monotonic())))
         sock.connect((host, port))
         sock.setblocking(False)
     except OSError:
@@ -342,23 +462,11 @@ def _open(host: str, port: int, identity: str) -> _Exchange:
     return _Exchange(sock, host, port)
 
 
-def _open_or_error(host: str, port: int, identity: str) -> _Exchange:
+def _open_or_error(host: str, port: int, identity: str, deadline: float) -> _Exchange:
     try:
-        return _open(host, port, identity)
+        return _open(host, port, identity, deadline)
     except OSError as exc:
         ex = _Exchange(socket.socket(), host, port)
         ex.error = f"connect: {exc}"
+        ex.unreached = True
         return ex
-
-
-def _ensure_fd_budget(count: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = count + _FD_MARGIN
-    if needed <= soft:
-        return
-    if hard != resource.RLIM_INFINITY and needed > hard:
-        raise UsageError(
-            f"a burst of {count} connections needs {needed} open files, but the limit is "
-            f"{hard} (ulimit -n)"
-        )
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))

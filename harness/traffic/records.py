@@ -1,8 +1,24 @@
-"""One record per request: the history every verdict is computed from."""
+"""What traffic engines take and give: the fleet they target, and one record per request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where traffic goes and the shape of the fleet behind it (``threads`` > 1: gthread)."""
+
+    host: str
+    port: int
+    path: str
+    workers: int
+    threads: int
+
+    @property
+    def capacity(self) -> int:
+        """How many requests the fleet can have inside the app at once."""
+        return self.workers * self.threads
 
 
 @dataclass(frozen=True, slots=True)
@@ -10,7 +26,9 @@ class Record:
     """What happened to one request.
 
     Times are wall-clock seconds (``time.time()``), the clock throttles themselves use.
-    ``status`` is None and ``error`` says why when no HTTP response arrived.
+    ``status`` is None and ``error`` says why when no HTTP response arrived. ``request_id`` is
+    the id the probe stamps; ``attempts`` > 1 when the request was re-sent because it provably
+    never reached the app (its connection closed before the request was complete).
     """
 
     index: int
@@ -20,3 +38,5 @@ class Record:
     status: int | None
     worker: str | None
     error: str | None = None
+    request_id: str = ""
+    attempts: int = 1

@@ -9,41 +9,50 @@ from __future__ import annotations
 import http.client
 import time
 
-from harness.probe_protocol import WORKER_HEADER
-from harness.traffic.records import Record
+from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
+from harness.traffic.records import Record, Target
 
 
 def sequential(
-    host: str,
-    port: int,
-    path: str,
-    count: int,
-    *,
-    identity: str = "127.0.0.1",
-    threads: int = 1,
-    timeout_s: float = 60.0,
+    target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
+    not_before: float = 0.0,
 ) -> list[Record]:
-    """Send ``count`` GET requests, one at a time, over one persistent connection.
+    """Send ``count`` GET requests, one at a time, over one persistent connection; requests
+    not answered by ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
 
-    ``threads`` is accepted for the engines' common signature and not used."""
+    The first request goes no earlier than ``not_before`` (wall clock); ``limit`` is accepted
+    for the engines' common signature and not used."""
+    time.sleep(max(0.0, min(not_before - time.time(), deadline - time.monotonic())))
     source = None if identity == "127.0.0.1" else (identity, 0)
-    conn = http.client.HTTPConnection(host, port, timeout=timeout_s, source_address=source)
+    conn = http.client.HTTPConnection(target.host, target.port, source_address=source)
     records = []
     try:
         for i in range(count):
+            request_id = f"{tag}-{i}"
             sent_at = time.time()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                records.append(Record(i, identity, 0.0, None, None, None,
+                                      "not sent: the run's deadline passed", request_id))
+                continue
             try:
-                conn.request("GET", path, headers={"User-Agent": "throttle-harness"})
+                if conn.sock is not None:
+                    conn.sock.settimeout(left)
+                conn.timeout = left
+                conn.request("GET", target.path, headers={
+                    "User-Agent": "throttle-harness", REQUEST_HEADER: request_id})
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()  # the next request reconnects
-                records.append(Record(i, identity, sent_at, None, None, None, f"{exc!r}"))
+                records.append(
+                    Record(i, identity, sent_at, None, None, None, f"{exc!r}", request_id)
+                )
                 continue
             records.append(
                 Record(
                     i, identity, sent_at, time.time(), response.status,
-                    response.getheader(WORKER_HEADER),
+                    response.getheader(WORKER_HEADER), None, request_id,
                 )
             )
     finally:

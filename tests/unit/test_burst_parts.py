@@ -1,4 +1,5 @@
-"""The burst engine's pure parts: even waves over workers, and response parsing with h11."""
+"""The burst engine's pure parts: an even share over workers, the steps aimed at the limit,
+and response parsing with h11."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from harness.traffic.burst import _even_waves, _Exchange
+from harness.traffic.burst import _even_share, _Exchange, _Lane, _next_step
 
 
 @pytest.fixture
@@ -25,25 +26,36 @@ def make() -> Iterator[Callable[[str], _Exchange]]:
         ex.sock.close()
 
 
-def test_waves_take_threads_per_worker_and_an_even_share(
-    make: Callable[[str], _Exchange],
-) -> None:
+def test_an_even_share_per_worker(make: Callable[[str], _Exchange]) -> None:
     pools = {"a": [make("a") for _ in range(9)], "b": [make("b") for _ in range(4)]}
-    waves = _even_waves(pools, count=10, threads=2)
-    picked = [ex for wave in waves for ex in wave]
-    assert len(picked) == 10
-    assert sum(ex.worker == "b" for ex in picked) == 4  # all b had, the rest from a
-    assert [[ex.worker for ex in wave] for wave in waves][:2] == [list("aabb"), list("aabb")]
+    queues = _even_share(pools, count=10)
+    assert [len(q) for q in queues] == [6, 4]  # all b had, the rest from a
+    picked = [ex for q in queues for ex in q]
     unpicked = [ex for ex in pools["a"] if ex not in picked]
-    assert unpicked and all(ex.sock.fileno() == -1 for ex in unpicked)  # closed
+    assert len(unpicked) == 3 and all(ex.sock.fileno() == -1 for ex in unpicked)  # closed
+    assert _even_share({}, count=5) == []
 
 
-def test_fewer_connections_than_requests_give_what_there_is(
+def lanes(make: Callable[[str], _Exchange], sizes: list[int], slots: int) -> list[_Lane]:
+    return [_Lane(slots, [make(f"w{n}") for _ in range(size)]) for n, size in enumerate(sizes)]
+
+
+def test_steps_fill_up_to_the_limit_then_release_every_thread(
     make: Callable[[str], _Exchange],
 ) -> None:
-    waves = _even_waves({"a": [make("a")]}, count=5, threads=2)
-    assert [len(w) for w in waves] == [1]
-    assert _even_waves({}, count=5, threads=2) == []
+    fleet = lanes(make, [10, 10], slots=2)
+    step = _next_step(fleet, below_limit=7)  # 7 places left below the last one
+    assert [ex.worker for ex in step] == ["w0", "w1"] * 3 + ["w0"]
+    step = _next_step(fleet, below_limit=0)  # the crossing: every thread's next request
+    assert [ex.worker for ex in step] == ["w0", "w0", "w1", "w1"]
+    assert [lane.released for lane in fleet] == [6, 5]
+    assert step[0] is fleet[0].queue[4] and step[2] is fleet[1].queue[3]  # in lane order
+
+
+def test_steps_end_when_the_lanes_do(make: Callable[[str], _Exchange]) -> None:
+    fleet = lanes(make, [3, 1], slots=2)
+    assert len(_next_step(fleet, below_limit=50)) == 4
+    assert _next_step(fleet, below_limit=0) == [] and not any(lane.left for lane in fleet)
 
 
 def answer(raw: bytes) -> _Exchange:

@@ -1,132 +1,219 @@
-"""Verdicts on synthetic histories: the checker must catch broken throttles and pass exact ones."""
+"""Verdicts on synthetic bursts: the checker must catch broken throttles, pass exact ones, and
+say inconclusive when the evidence (workers, overlap, window edges) does not support either."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.checker import Claim, judge, tally
+from harness.checker import Burst, Claim, edge_chance, find, judge, tally, wants_another_burst
+from harness.evidence import Stamp
 from harness.traffic.records import Record
 
 T0 = 1_800_000_000.5  # a wall-clock time well inside an hour (not near an hour edge)
+HOURLY = dict(limit=100, period_s=3600)
 
 
-def history(
-    served: dict[str, tuple[int, int]], errors: int = 0, span_s: float = 0.3, t0: float = T0
-) -> list[Record]:
-    """``served`` maps a worker to (accepted, rejected); ``errors`` adds 503s and a timeout."""
+def burst(
+    served: dict[str, tuple[int, int]], *, errors: int = 0, span_s: float = 0.3,
+    t0: float = T0, together: int = 4, identity: str = "127.0.0.2", limit: int = 100,
+) -> Burst:
+    """``served`` maps a worker to (accepted, rejected); ``errors`` adds 503s and a timeout.
+
+    Stamps put every request inside the app one after another, except that ``together``
+    requests (spread over the workers) overlap the one that took the limit's last place."""
     records: list[Record] = []
     for worker, (ok, no) in served.items():
         for status in [200] * ok + [429] * no:
             i = len(records)
-            records.append(Record(i, "127.0.0.1", t0, t0 + span_s, status, worker))
+            records.append(Record(i, identity, t0, t0 + span_s, status, worker, None, f"b-{i}"))
     for k in range(errors):
         i = len(records)
         if k == 0:
-            records.append(Record(i, "127.0.0.1", t0, None, None, None, "no response within 60s"))
+            records.append(Record(i, identity, t0, None, None, None, "no response within 60s",
+                                  f"b-{i}"))
         else:
-            records.append(Record(i, "127.0.0.1", t0, t0 + span_s, 503, "w1"))
-    return records
+            records.append(Record(i, identity, t0, t0 + span_s, 503, "w1", None, f"b-{i}"))
+    stamps = {}
+    answered = [r for r in records if r.status is not None]
+    for n, r in enumerate(answered):
+        start = n * 1000
+        stamps[r.request_id] = Stamp(r.request_id, r.worker or "?", start, start + 500, r.status)
+    # The crossing: the request that took the last place, with together - 1 others beside it.
+    accepted = [r for r in answered if r.status == 200]
+    if len(accepted) >= limit and together > 1:
+        crossing = stamps[accepted[limit - 1].request_id]
+        others = [r for r in answered if r.status != 200]  # refused beside the crossing
+        workers = sorted({r.worker for r in answered if r.worker})
+        picked: list[Record] = []
+        for w in workers:  # one per worker first, so that the overlap spans the workers
+            picked += [r for r in others if r.worker == w][:1]
+        picked += [r for r in others if r not in picked]
+        for r in picked[: together - 1]:
+            stamps[r.request_id] = Stamp(r.request_id, r.worker or "?", crossing.entered_ns,
+                                         crossing.left_ns, r.status)
+    return Burst(identity, records, stamps)
 
 
-HOURLY = dict(limit=100, period_s=3600)
+def claim(workers: int = 2, threads: int = 2, **kw: object) -> Claim:
+    return Claim(workers=workers, threads=threads, **{**HOURLY, **kw})  # type: ignore[arg-type]
 
 
-def test_exact_across_all_workers_passes() -> None:
-    v = judge(history({"w1": (60, 140), "w2": (40, 160)}), Claim(workers=2, **HOURLY))
-    assert v.kind == "pass"
+def test_exact_across_all_workers_with_overlap_passes() -> None:
+    v = judge([burst({"w1": (60, 140), "w2": (40, 160)})], claim())
+    assert v.kind == "pass", v.reason
     assert (v.tally.accepted, v.tally.rejected, v.tally.errors) == (100, 300, 0)
+    assert "4 requests on 2 worker(s)" in v.reason
 
 
-def test_over_admission_fails_with_factor_and_race_hint() -> None:
-    v = judge(history({"w1": (130, 70), "w2": (114, 86)}), Claim(workers=2, **HOURLY))
+def test_exact_without_overlap_at_the_limit_is_inconclusive() -> None:
+    v = judge([burst({"w1": (60, 140), "w2": (40, 160)}, together=1)], claim())
+    assert v.kind == "inconclusive"
+    assert "never overlapped" in v.reason
+
+
+def test_one_thread_one_worker_needs_no_overlap() -> None:
+    v = judge([burst({"w1": (100, 300)}, together=1)], claim(workers=1, threads=1))
+    assert v.kind == "pass", v.reason
+
+
+def test_over_admission_fails_with_the_bound_in_the_reason() -> None:
+    v = judge([burst({"w1": (130, 70), "w2": (114, 86)})], claim(window="sliding"))
     assert v.kind == "fail"
     assert v.factor == pytest.approx(2.44)
+    assert "244" in v.reason and "at most 100" in v.reason
     assert "not atomic" in v.hint
+
+
+def test_a_narrow_race_in_one_of_three_bursts_fails() -> None:
+    clean = [burst({"w1": (50, 150), "w2": (50, 150)}, identity=f"127.0.0.{i}") for i in (2, 3)]
+    racy = burst({"w1": (52, 148), "w2": (50, 148)}, identity="127.0.0.4")
+    v = judge([*clean, racy], claim(window="sliding"))
+    assert v.kind == "fail"
+    assert "burst 3 admitted 102" in v.reason
 
 
 def test_per_worker_state_gets_its_own_hint() -> None:
     # LocMem: each worker admits exactly min(served, limit) on its own.
-    v = judge(history({"w1": (100, 150), "w2": (100, 50)}), Claim(workers=2, **HOURLY))
+    v = judge([burst({"w1": (100, 150), "w2": (100, 50)})], claim(threads=1))
     assert v.kind == "fail"
-    assert "per process" in v.hint and "2 workers" in v.hint
+    assert "per process" in v.hint
+
+
+def test_a_worker_over_the_limit_rules_out_per_process_state() -> None:
+    v = judge([burst({"w1": (180, 20), "w2": (100, 100)})], claim())
+    assert v.kind == "fail"
+    assert "per process" not in v.hint and "alone admitted 180" in v.hint
+
+
+def test_nothing_rejected_is_not_called_a_race_without_evidence() -> None:
+    b = burst({"w1": (200, 0), "w2": (200, 0)})
+    confirmed_open = Burst(b.identity, b.records, b.stamps, confirmation=[
+        Record(i, b.identity, T0, T0 + 1, 200, "w1") for i in range(4)])
+    v = judge([confirmed_open], claim())
+    assert v.kind == "fail" and "no throttle is active" in v.hint
+    confirmed_shut = Burst(b.identity, b.records, b.stamps, confirmation=[
+        Record(i, b.identity, T0, T0 + 1, 429, "w1") for i in range(4)])
+    v = judge([confirmed_shut], claim())
+    assert v.kind == "fail" and "raced past a throttle that is active" in v.hint
+    assert "per process" not in v.hint
 
 
 def test_violation_is_proof_even_from_one_worker() -> None:
-    v = judge(history({"w1": (150, 250)}), Claim(workers=4, **HOURLY))
+    v = judge([burst({"w1": (150, 250)})], claim(workers=4))
     assert v.kind == "fail"
 
 
 def test_under_admission_fails() -> None:
-    v = judge(history({"w1": (40, 160), "w2": (50, 150)}), Claim(workers=2, **HOURLY))
+    v = judge([burst({"w1": (40, 160), "w2": (50, 150)})], claim())
     assert v.kind == "fail"
     assert "under-admission" in v.reason
 
 
 def test_exact_but_one_worker_served_is_inconclusive_not_pass() -> None:
-    v = judge(history({"w1": (100, 300)}), Claim(workers=2, **HOURLY))
+    v = judge([burst({"w1": (100, 300)})], claim())
     assert v.kind == "inconclusive"
     assert "1 of 2 workers" in v.reason
 
 
 def test_min_workers_seen_can_be_lowered() -> None:
-    records = history({"w1": (50, 150), "w2": (50, 150)})
-    assert judge(records, Claim(workers=4, **HOURLY)).kind == "inconclusive"
-    assert judge(records, Claim(workers=4, min_workers_seen=2, **HOURLY)).kind == "pass"
+    b = [burst({"w1": (50, 150), "w2": (50, 150)})]
+    assert judge(b, claim(workers=4)).kind == "inconclusive"
+    assert judge(b, claim(workers=4, min_workers_seen=2)).kind == "pass"
 
 
 def test_burst_that_never_reaches_the_limit_proves_nothing() -> None:
-    v = judge(history({"w1": (30, 0), "w2": (30, 0)}), Claim(workers=2, **HOURLY))
+    v = judge([burst({"w1": (30, 0), "w2": (30, 0)})], claim())
     assert v.kind == "inconclusive"
     assert v.expected_accepted == 60
 
 
 def test_errors_give_error_verdict_and_accounting_closes() -> None:
-    records = history({"w1": (50, 100), "w2": (50, 100)}, errors=3)
-    v = judge(records, Claim(workers=2, **HOURLY))
+    b = burst({"w1": (50, 100), "w2": (50, 100)}, errors=3)
+    v = judge([b], claim())
     assert v.kind == "error"
     t = v.tally
-    assert t.sent == len(records) == t.accepted + t.rejected + t.errors
+    assert t.sent == len(b.records) == t.accepted + t.rejected + t.errors
     assert t.errors == 3
     assert "no response" in v.reason and "HTTP 503" in v.reason
 
 
 def test_a_wrong_path_gets_a_hint() -> None:
     records = [Record(i, "127.0.0.1", T0, T0 + 0.1, 404, "w1") for i in range(200)]
-    v = judge(records, Claim(workers=1, **HOURLY))
+    v = judge([Burst("127.0.0.1", records)], claim(workers=1))
     assert v.kind == "error" and "--path" in v.hint
 
 
 def test_over_admission_is_a_failure_even_with_errors() -> None:
-    v = judge(history({"w1": (120, 60), "w2": (90, 30)}, errors=2), Claim(workers=2, **HOURLY))
+    v = judge([burst({"w1": (120, 60), "w2": (90, 30)}, errors=2)], claim())
     assert v.kind == "fail"
 
 
 def test_a_request_that_never_connected_does_not_stretch_the_burst() -> None:
     # A connect error leaves sent_at unset (0.0): it must not make the burst look decades long
-    # and so turn a proven over-admission into "inconclusive".
-    records = history({"w1": (130, 70), "w2": (114, 86)})
-    records.append(Record(len(records), "127.0.0.1", 0.0, None, None, None, "connect: refused"))
-    v = judge(records, Claim(workers=2, **HOURLY))
+    # and so turn a proven over-admission into something a window edge could explain.
+    b = burst({"w1": (130, 70), "w2": (114, 86)})
+    records = [*b.records, Record(400, b.identity, 0.0, None, None, None, "connect: refused")]
+    v = judge([Burst(b.identity, records, b.stamps)], claim(window="sliding"))
     assert v.kind == "fail"
     assert v.tally.span_s == pytest.approx(0.3)
 
 
-def test_sliding_window_burst_longer_than_the_period_is_inconclusive() -> None:
-    records = history({"w1": (8, 2), "w2": (7, 3)}, span_s=1.5)
-    v = judge(records, Claim(limit=10, period_s=1, workers=2))
-    assert v.kind == "inconclusive"
-    assert "window edge" in v.reason
-
-
-def test_fixed_window_burst_across_a_clock_edge_is_inconclusive() -> None:
-    edge = 1_800_003_600.0  # a multiple of 3600
-    records = history({"w1": (80, 20), "w2": (70, 30)}, t0=edge - 0.1, span_s=0.2)
-    assert judge(records, Claim(window="fixed", workers=2, **HOURLY)).kind == "inconclusive"
+def test_the_default_window_never_fails_a_fixed_window_across_one_edge() -> None:
+    # 20/second, a correct fixed window of unknown phase: 2 x 20 across one edge (no clock
+    # edge inside this burst, so only an edge of unknown phase explains it).
+    b = burst({"w1": (20, 20), "w2": (20, 20)}, t0=T0 - 0.3, span_s=0.5, together=1)
+    v = judge([b], claim(limit=20, period_s=1))
+    assert v.kind != "fail", v.reason
+    assert wants_another_burst([find(b, claim(limit=20, period_s=1))])
     # The same burst against a sliding window is proof of over-admission.
-    assert judge(records, Claim(window="sliding", workers=2, **HOURLY)).kind == "fail"
+    assert judge([b], claim(limit=20, period_s=1, window="sliding")).kind == "fail"
+
+
+def test_an_edge_explained_once_and_clean_repeats_pass() -> None:
+    c = claim(limit=20, period_s=1)
+    edge = burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3, span_s=0.5, together=1)
+    clean = [burst({"w1": (10, 10), "w2": (10, 10)}, span_s=0.1, identity=f"127.0.0.{i}",
+                   limit=20) for i in (3, 4)]
+    findings = [find(b, c) for b in [edge, *clean]]
+    assert [f.fit.kind for f in findings] == ["edge", "within", "within"]
+    assert not wants_another_burst(findings)
+    v = judge([edge, *clean], c)
+    assert v.kind == "pass", v.reason
+    assert "explained by a window edge" in v.reason
+    assert v.edge_chance == pytest.approx(0.5)
+
+
+def test_edges_too_many_to_be_chance_fail() -> None:
+    c = claim()  # 100/hour: an edge inside a 0.3 s burst has a chance of 1/12000
+    racy = [burst({"w1": (51, 149), "w2": (51, 149)}, identity=f"127.0.0.{i}") for i in (2, 3)]
+    findings = [find(b, c) for b in racy]
+    assert all(f.fit.kind == "edge" for f in findings)
+    assert edge_chance(findings) < 1e-6
+    v = judge(racy, c)
+    assert v.kind == "fail" and "chance" in v.reason
 
 
 def test_tally_counts_workers_that_served_rejections_too() -> None:
-    t = tally(history({"w1": (100, 0), "w2": (0, 300)}))
+    t = tally(burst({"w1": (100, 0), "w2": (0, 300)}).records)
     assert t.workers_seen == 2
     assert t.served_by == {"w1": 100, "w2": 300}

@@ -3,7 +3,8 @@
 ``per_process`` counts in a module global: each gunicorn worker has its own count.
 ``shared`` counts with one atomic Redis INCR in the Redis the harness hands over (REDIS_URL);
 ``shared_unprefixed`` does too, under keys of its own choosing.
-Both admit ``APP_LIMIT`` requests per client and reject the rest with 429.
+Both admit ``APP_LIMIT`` requests per client and reject the rest with 429. ``hang`` never
+answers.
 """
 
 from __future__ import annotations
@@ -57,3 +58,9 @@ def shared_unprefixed(
 def server_error(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
     return [b"boom"]
+
+
+def hang(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """An app that never answers (a deadlock, a dead dependency without a timeout)."""
+    threading.Event().wait()
+    return _answer(True, start_response)

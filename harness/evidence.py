@@ -1,0 +1,110 @@
+"""Server-side evidence: when each request was inside the app, as the probe stamped it.
+
+Pure functions, no I/O. Detection power is not assumed but measured here: a non-atomic throttle
+can only over-admit if several requests were inside the app together when the count crossed the
+limit, so every burst reports how many were (``Overlap``), and a pass needs that to have been
+the case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """One request inside the app: entered and left (CLOCK_MONOTONIC ns), the app's status."""
+
+    request: str
+    worker: str
+    entered_ns: int
+    left_ns: int | None = None
+    status: int | None = None
+
+
+def parse_stamps(lines: Iterable[str]) -> dict[str, Stamp]:
+    """Stamps by request id, from the probe's ``> ID WORKER NS`` / ``< ID STATUS NS`` lines.
+
+    A request with an entry line but no exit line was still inside (or its worker died)."""
+    entered: dict[str, tuple[str, int]] = {}
+    left: dict[str, tuple[int | None, int]] = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4:
+            continue  # a torn line from a worker that died mid-write
+        mark, request, what, ns = parts
+        try:
+            t = int(ns)
+        except ValueError:
+            continue
+        if mark == ">":
+            entered[request] = (what, t)
+        elif mark == "<":
+            left[request] = (int(what) if what.isdigit() else None, t)
+    stamps = {}
+    for request, (worker, t_in) in entered.items():
+        status, t_out = left.get(request, (None, None))
+        stamps[request] = Stamp(request, worker, t_in, t_out, status)
+    return stamps
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """How many requests were inside the app together.
+
+    ``peak``: the most at any instant (``peak_workers``: over how many workers).
+    ``at_crossing``: requests inside the app while the request that took the limit's last place
+    was (itself included; None when the limit was never reached), over ``crossing_workers``.
+    """
+
+    peak: int = 0
+    peak_workers: int = 0
+    at_crossing: int | None = None
+    crossing_workers: int = 0
+
+    def describe(self) -> str:
+        text = f"peak {self.peak} in the app on {self.peak_workers} worker(s)"
+        if self.at_crossing is not None:
+            text += f", {self.at_crossing} at the limit on {self.crossing_workers}"
+        return text
+
+
+def overlap(stamps: Sequence[Stamp], accepted: Collection[str], limit: int) -> Overlap:
+    """The overlap of one burst's ``stamps``; ``accepted`` holds the ids answered 200."""
+    done = [s for s in stamps if s.left_ns is not None]
+    if not done:
+        return Overlap()
+    peak, peak_workers = _peak(done)
+    admitted = sorted((s for s in done if s.request in accepted), key=lambda s: s.left_ns or 0)
+    if len(admitted) < limit:
+        return Overlap(peak, peak_workers)
+    crossing = admitted[limit - 1]
+    start, end = crossing.entered_ns, crossing.left_ns or crossing.entered_ns
+    together = [s for s in done if s.entered_ns <= end and (s.left_ns or 0) >= start]
+    return Overlap(peak, peak_workers, len(together), len({s.worker for s in together}))
+
+
+def _peak(done: Sequence[Stamp]) -> tuple[int, int]:
+    """The most requests inside at once (an exit sorts before an entry at the same instant)."""
+    events = sorted(
+        [(s.entered_ns, 1, i) for i, s in enumerate(done)]
+        + [(s.left_ns or 0, 0, i) for i, s in enumerate(done)]
+    )
+    inside: set[int] = set()
+    best, best_workers = 0, 0
+    for _, kind, i in events:
+        if kind:
+            inside.add(i)
+            if len(inside) > best:
+                best = len(inside)
+                best_workers = len({done[j].worker for j in inside})
+        else:
+            inside.discard(i)
+    return best, best_workers
+
+
+def needed_overlap(workers: int, threads: int) -> tuple[int, int]:
+    """(requests, workers) that must have been inside the app together at the limit before an
+    exact count proves anything: two requests on two workers where the fleet allows it."""
+    return min(2, workers * threads), min(2, workers)

@@ -1,0 +1,174 @@
+"""Verdicts a user can trust, with real servers: a narrow race caught, correct throttles nobody
+here wrote passed at short windows, and bursts that end by their deadline whatever the server or
+its configuration does."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliResult
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+APPS = Path(__file__).resolve().parent / "apps"
+RunCli = Callable[..., CliResult]
+
+
+def runs(result: CliResult, out: Path) -> list[dict[str, Any]]:
+    assert "Traceback" not in result.stderr, result.stderr
+    report = json.loads(out.read_text())
+    return list(report["runs"])
+
+
+def app_args(app: str, rate: str, *extra: str) -> list[str]:
+    return ["run", "--app", app, "--pythonpath", str(APPS), "--path", "/limited/",
+            "--rate", rate, *extra]
+
+
+def test_a_read_compare_increment_counter_is_caught_at_2x2_and_4x2(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli(*app_args("handrolled_app:application", "100/hour", "--workers", "2,4",
+                               "--threads", "2", "--env", "PATTERN=read-compare-increment",
+                               "--redis", redis_spec, "--json", str(out)))
+    for run in runs(result, out):
+        assert run["verdict"] == "fail", run["reason"]
+        assert run["accepted"] > 100 * len(run["bursts"]) - 1
+        assert "not atomic" in run["hint"]
+    assert result.code == 1
+
+
+def test_the_atomic_throttle_passes_with_overlap_reported(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--redis", redis_spec,
+                     "--json", str(out))
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = runs(result, out)
+    assert run["verdict"] == "pass"
+    assert len(run["bursts"]) == 3 and len(set(run["identities"])) == 3
+    assert [b["accepted"] for b in run["bursts"]] == [100, 100, 100]
+    assert run["overlap"]["at_crossing"] >= 2 and run["overlap"]["crossing_workers"] == 2
+    assert "inside the app together" in run["reason"]
+
+
+@pytest.mark.parametrize(
+    ("app", "env"),
+    [
+        ("ratelimit_app:application", []),  # fixed window, edges offset by crc32(key) % period
+        ("limits_app:application", ["--env", "LIMITS_STRATEGY=fixed-window"]),  # anchored
+        ("handrolled_app:application", ["--env", "PATTERN=clock-window"]),  # clock-aligned
+        ("handrolled_app:application", ["--env", "PATTERN=token-bucket"]),  # GCRA
+    ],
+)
+def test_correct_throttles_at_20_per_second_pass(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, app: str, env: list[str]
+) -> None:
+    """The default window claims nothing about the algorithm, so a correct fixed window or
+    token bucket is never failed, and short windows are met aligned to their edges."""
+    out = tmp_path / "r.json"
+    result = run_cli(*app_args(app, "20/second", "--workers", "2", "--threads", "2", *env,
+                               "--redis", redis_spec, "--json", str(out)))
+    (run,) = runs(result, out)
+    assert run["verdict"] == "pass", run["reason"]
+    assert result.code == 0
+
+
+def test_a_sliding_claim_fails_a_burst_over_the_limit_within_its_window(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """A throttle with no limit at all: nothing rejected, not even after the burst."""
+    out = tmp_path / "r.json"
+    result = run_cli(*app_args("handrolled_app:application", "20/hour", "--workers", "2",
+                               "--threads", "2", "--env", "PATTERN=none", "--window", "sliding",
+                               "--redis", redis_spec, "--json", str(out)))
+    (run,) = runs(result, out)
+    assert run["verdict"] == "fail"
+    assert "a sliding window" in run["reason"]
+    assert "no throttle is active" in run["hint"]
+
+
+def test_max_requests_recycling_is_not_an_error(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """The team behind this project runs --max-requests; the harness's probes must not drive
+    recycling, and requests on a recycled worker's connections must not become errors."""
+    scenario = tmp_path / "recycling.toml"
+    scenario.write_text(
+        'app = "harness.demo.wsgi:application"\npath = "/api/ping/"\nrate = "100/hour"\n'
+        'threads = 2\nrequests = 400\n'
+        'gunicorn_args = ["--max-requests", "120", "--max-requests-jitter", "20"]\n'
+        '[env]\nDEMO_THROTTLE = "atomic"\n'
+    )
+    out = tmp_path / "r.json"
+    result = run_cli("run", str(scenario), "--workers", "1,2", "--redis", redis_spec,
+                     "--json", str(out))
+    for run in runs(result, out):
+        assert run["verdict"] == "pass", run["reason"]
+        assert run["errors"] == 0
+        assert run["workers_seen"] > run["workers"]  # recycled workers are new workers
+    assert result.code == 0
+
+
+def test_the_users_gunicorn_config_is_ignored_and_reported(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    (tmp_path / "gunicorn.conf.py").write_text(
+        "daemon = True\nworkers = 7\nmax_requests = 3\npidfile = 'gunicorn.pid'\n"
+    )
+    out = tmp_path / "r.json"
+    result = run_cli("run", str(ROOT / "scenarios" / "atomic-lua.toml"), "--workers", "2",
+                     "--redis", redis_spec, "--json", str(out), cwd=tmp_path,
+                     env={"GUNICORN_CMD_ARGS": "--daemon --max-requests 3"})
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = runs(result, out)
+    assert run["verdict"] == "pass" and run["workers_seen"] == 2
+    notes = json.loads(out.read_text())["notes"]
+    assert any("./gunicorn.conf.py is ignored" in n for n in notes)
+    assert any("$GUNICORN_CMD_ARGS is ignored" in n for n in notes)
+    assert "gunicorn.conf.py is ignored" in result.stdout
+    assert not (tmp_path / "gunicorn.pid").exists()
+
+
+def test_a_low_soft_file_limit_is_raised_for_the_harness_and_gunicorn(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--requests", "700",
+                     "--redis", redis_spec, "--json", str(out), soft_nofile=256)
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = runs(result, out)
+    assert run["errors"] == 0 and run["bursts"][0]["sent"] == 700
+
+
+@pytest.mark.parametrize("traffic", ["burst", "sequential"])
+def test_a_hung_app_ends_by_the_deadline_with_one_record_per_request(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, traffic: str
+) -> None:
+    out = tmp_path / "r.json"
+    started = time.monotonic()
+    result = run_cli("run", "--app", "plain_wsgi:hang", "--pythonpath", str(APPS),
+                     "--rate", "10/min", "--workers", "2", "--threads", "2", "--timeout", "3",
+                     "--traffic", traffic, "--redis", redis_spec, "--json", str(out))
+    took = time.monotonic() - started
+    (run,) = runs(result, out)
+    assert result.code == 1 and run["verdict"] == "error"
+    assert run["sent"] == run["errors"] == 40
+    assert took < 30, f"the run took {took:.0f}s despite --timeout 3"
+
+
+def test_ten_thousand_requests_at_4x2(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "4", "--requests", "10000",
+                     "--bursts", "1", "--redis", redis_spec, "--json", str(out))
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = runs(result, out)
+    assert (run["sent"], run["accepted"], run["errors"]) == (10000, 100, 0)
