@@ -99,6 +99,16 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> tuple[str, str]:
         pytest.fail(f"the harness did not finish within {timeout}s; its stacks:\n{stderr[-4000:]}")
 
 
+def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether ``condition()`` became true within ``seconds`` (polled every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def wait_for_gunicorn(parent: int, timeout_s: float = 60) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -7,20 +7,24 @@ stamps show (:mod:`harness.evidence`):
 
 - ``fail``: a burst admitted more than any correct throttle could (the bound is in the reason);
   or more bursts admitted more than the limit than window edges can plausibly explain (the
-  chance is in the reason); or a burst admitted fewer than the limit (under-admission).
+  chance is in the reason); or a burst admitted fewer than the limit (under-admission), or its
+  client was still refused a whole period later (no recovery).
 - ``error``: a status other than 200/429, or a transport error that retries could not settle
   (unless a failure is proven anyway).
 - ``inconclusive``: nothing proven: the limit was never reached, too few workers served, the
   requests never overlapped inside the app when the limit was crossed, or every over-admission
   could be a window edge and no burst was clean.
-- ``pass``: every burst was exact, enough workers served, and the crossing of the limit had
-  several requests inside the app together (on two workers when the fleet has two).
+- ``pass``: every burst admitted what a correct throttle of the claimed window could (bursts
+  over the limit only where a window edge plausibly explains them, and at least one clean),
+  enough workers served, and the crossing of the limit had several requests inside the app
+  together (on two workers when the fleet has two).
 
 Accounting always closes: sent == accepted + rejected + errors, per burst and in total.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +90,9 @@ class Burst:
     identity: str
     records: Sequence[Record]
     stamps: Mapping[str, Stamp] = field(default_factory=dict)
+    tag: str = "b"  # the prefix of its request ids
     confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
+    recovery: Sequence[Record] = ()  # sent again once a whole period has passed
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ class BurstFinding:
     tally: Tally
     fit: Fit
     overlap: Overlap
-    confirmed_rejected: int | None = None  # of the confirmation requests, None: none sent
+    confirmed_rejected: int | None = None  # of the confirmation requests; None: none answered
+    recovered: tuple[int, int] | None = None  # (admitted, refused) a period later; None: none
 
     def summary(self) -> str:
         return f"{self.tally.accepted}/{self.tally.sent}"
@@ -117,7 +124,7 @@ class Verdict:
     @property
     def overlap(self) -> Overlap:
         """The strongest crossing any burst had."""
-        return max((b.overlap for b in self.bursts), key=_strength, default=Overlap())
+        return _strongest(self.bursts)
 
 
 def tally(records: Sequence[Record]) -> Tally:
@@ -164,10 +171,18 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     )
     ids = {r.request_id for r in accepted}
     ov = overlap(list(burst.stamps.values()), ids, claim.limit)
-    confirmed = (
-        sum(r.status == REJECTED for r in burst.confirmation) if burst.confirmation else None
-    )
-    return BurstFinding(burst.identity, t, fit, ov, confirmed)
+    confirmed = _answered(burst.confirmation)
+    later = _answered(burst.recovery)
+    recovered = (later[0], later[1]) if later else None
+    return BurstFinding(burst.identity, t, fit, ov, confirmed[1] if confirmed else None,
+                        recovered)
+
+
+def _answered(records: Sequence[Record]) -> tuple[int, int] | None:
+    """(admitted, refused) among ``records``; None when none of them was either."""
+    admitted = sum(r.status == ACCEPTED for r in records)
+    refused = sum(r.status == REJECTED for r in records)
+    return (admitted, refused) if admitted + refused else None
 
 
 def combine(tallies: Sequence[Tally]) -> Tally:
@@ -193,31 +208,42 @@ def combine(tallies: Sequence[Tally]) -> Tally:
     )
 
 
-def edge_chance(findings: Sequence[BurstFinding]) -> float:
-    """The chance that window edges of unknown phase fall inside at least as many bursts as
-    show an over-admission only an edge explains (each burst independently, with its own
-    chance; a Poisson-binomial tail)."""
-    edges = sum(f.fit.kind == "edge" for f in findings)
+def edge_chance(findings: Sequence[BurstFinding], period_s: float) -> float:
+    """The chance that a correct throttle shows the over-admissions that only a window edge of
+    unknown phase explains: that an edge fell inside each of those bursts.
+
+    With a phase of its own per client (django-ratelimit's offset per key, a window anchored at
+    a client's first request) the bursts are independent: the product of their chances. With one
+    phase for every client (one global reset) it is the share of phases that fall inside every
+    one of those bursts at once. The larger of the two."""
+    edges = [f for f in findings if f.fit.kind == "edge"]
     if not edges:
         return 1.0
-    dist = [1.0]  # dist[k]: chance that exactly k of the bursts so far have an edge inside
-    for f in findings:
-        p = f.fit.edge_chance if f.fit.kind != "over" else 1.0
-        dist = [
-            (dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
-            for k in range(len(dist) + 1)
+    independent = math.prod(f.fit.edge_chance for f in edges)
+    return max(independent, _shared_phase(edges, period_s))
+
+
+def _shared_phase(edges: Sequence[BurstFinding], period_s: float) -> float:
+    """The share of window phases that put an edge inside every one of these bursts."""
+    common = [(0.0, period_s)]
+    for f in edges:
+        start = (f.tally.first_sent or 0.0) % period_s
+        end = start + min(f.tally.span_s, period_s)
+        arc = [(start, min(end, period_s)), (0.0, max(0.0, end - period_s))]
+        common = [
+            (max(a, c), min(b, d)) for a, b in common for c, d in arc if min(b, d) > max(a, c)
         ]
-    return min(1.0, sum(dist[edges:]))
+    return sum(b - a for a, b in common) / period_s
 
 
-def wants_another_burst(findings: Sequence[BurstFinding]) -> bool:
-    """Whether more bursts could settle the run: an over-admission that a window edge may
-    explain, with no clean burst yet, or too plausible an edge to call it a failure."""
+def wants_another_burst(findings: Sequence[BurstFinding], period_s: float) -> bool:
+    """Whether more bursts could settle the run: an over-admission that only a window edge
+    explains, too plausible to call a failure, and no clean burst yet."""
     if any(f.fit.kind == "over" for f in findings):
         return False
     if not any(f.fit.kind == "edge" for f in findings):
         return False
-    return edge_chance(findings) >= EDGE_ALPHA and not any(
+    return edge_chance(findings, period_s) >= EDGE_ALPHA and not any(
         f.fit.kind == "within" for f in findings
     )
 
@@ -243,7 +269,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             _over_admission_hint(worst, claim),
         )
     edges = [f for f in findings if f.fit.kind == "edge"]
-    chance = edge_chance(findings)
+    chance = edge_chance(findings, claim.period_s)
     if edges and chance < EDGE_ALPHA:
         counts = ", ".join(str(f.tally.accepted) for f in edges)
         return verdict(
@@ -270,6 +296,16 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             "the throttle rejected requests it should admit (stale state from an earlier "
             "run, or a limit lower than claimed?)",
         )
+    stuck = [f for f in findings if f.recovered and f.recovered[1]]
+    if stuck:
+        admitted, refused = stuck[0].recovered or (0, 0)
+        return verdict(
+            "fail",
+            f"no recovery: {claim.period_s:g}s after its burst, client {stuck[0].identity} was "
+            f"still refused ({refused} refused, {admitted} admitted)",
+            "the throttle does not forget: a counter or key without an expiry (no TTL), or a "
+            "window longer than claimed",
+        )
     if all(f.tally.sent <= claim.limit for f in findings):
         return verdict(
             "inconclusive",
@@ -290,15 +326,16 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"{claim.workers_needed} needed to show the state is shared",
         )
     need_requests, need_workers = needed_overlap(claim.workers, claim.threads)
-    strongest = max((f.overlap for f in findings), key=_strength)
-    if not any(_overlapped(f.overlap, need_requests, need_workers) for f in findings):
+    strongest = _strongest(findings)
+    strong = sum(overlapped(f, claim) for f in findings)
+    if not strong:
         return verdict(
             "inconclusive",
             f"exact, but the requests never overlapped inside the app when the limit was "
             f"crossed ({strongest.describe()}; {need_requests} requests on {need_workers} "
             "worker(s) needed): a race would not have shown",
         )
-    strong = sum(_overlapped(f.overlap, need_requests, need_workers) for f in findings)
+    recovered = [f.recovered for f in findings if f.recovered]
     reason = (
         f"exact: {len(findings)} burst(s) each admitted the limit ("
         + ", ".join(f.summary() for f in findings)
@@ -306,6 +343,8 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         f"on {strongest.crossing_workers} worker(s) were inside the app together "
         f"(in {strong} of {len(findings)} bursts)"
     )
+    if recovered:
+        reason += f"; recovered a period later ({recovered[0][0]} admitted, none refused)"
     if edges:
         reason += (
             f"; {len(edges)} burst(s) over {claim.limit} are explained by a window edge "
@@ -314,12 +353,20 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     return verdict("pass", reason, edge_chance=chance if edges else None)
 
 
-def _overlapped(ov: Overlap, requests: int, workers: int) -> bool:
+def overlapped(finding: BurstFinding, claim: Claim) -> bool:
+    """Whether the burst crossed the limit with enough requests inside the app together to
+    show a race: two on two workers where the fleet has them."""
+    requests, workers = needed_overlap(claim.workers, claim.threads)
+    ov = finding.overlap
     return (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
 
 
-def _strength(ov: Overlap) -> tuple[int, int]:
-    return (ov.at_crossing or 0, ov.crossing_workers)
+def _strongest(findings: Sequence[BurstFinding]) -> Overlap:
+    """The strongest crossing of the limit any burst had."""
+    return max(
+        (f.overlap for f in findings),
+        key=lambda ov: (ov.at_crossing or 0, ov.crossing_workers), default=Overlap(),
+    )
 
 
 def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:

@@ -23,30 +23,38 @@ class Stamp:
     status: int | None = None
 
 
-def parse_stamps(lines: Iterable[str]) -> dict[str, Stamp]:
-    """Stamps by request id, from the probe's ``> ID WORKER NS`` / ``< ID STATUS NS`` lines.
+class StampBook:
+    """Every stamp read so far. The probe writes a request's entry and exit as separate lines,
+    which may arrive in separate reads; the book pairs them up."""
 
-    A request with an entry line but no exit line was still inside (or its worker died)."""
-    entered: dict[str, tuple[str, int]] = {}
-    left: dict[str, tuple[int | None, int]] = {}
-    for line in lines:
-        parts = line.split()
-        if len(parts) != 4:
-            continue  # a torn line from a worker that died mid-write
-        mark, request, what, ns = parts
-        try:
-            t = int(ns)
-        except ValueError:
-            continue
-        if mark == ">":
-            entered[request] = (what, t)
-        elif mark == "<":
-            left[request] = (int(what) if what.isdigit() else None, t)
-    stamps = {}
-    for request, (worker, t_in) in entered.items():
-        status, t_out = left.get(request, (None, None))
-        stamps[request] = Stamp(request, worker, t_in, t_out, status)
-    return stamps
+    def __init__(self) -> None:
+        self._entered: dict[str, tuple[str, int]] = {}
+        self._left: dict[str, tuple[int | None, int]] = {}
+
+    def add(self, lines: Iterable[str]) -> None:
+        """Take the probe's ``> ID WORKER NS`` / ``< ID STATUS NS`` lines."""
+        for line in lines:
+            parts = line.split()
+            if len(parts) != 4:
+                continue  # a torn line from a worker that died mid-write
+            mark, request, what, ns = parts
+            try:
+                t = int(ns)
+            except ValueError:
+                continue
+            if mark == ">":
+                self._entered[request] = (what, t)
+            elif mark == "<":
+                self._left[request] = (int(what) if what.isdigit() else None, t)
+
+    def stamps(self) -> dict[str, Stamp]:
+        """Stamps by request id, of every request that entered the app. One with no exit yet
+        is still inside (or its worker died)."""
+        stamps = {}
+        for request, (worker, t_in) in self._entered.items():
+            status, t_out = self._left.get(request, (None, None))
+            stamps[request] = Stamp(request, worker, t_in, t_out, status)
+        return stamps
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import harness
 from harness import processes
 from harness.cleanup import temp_dir
 from harness.errors import AppLoadError, FleetStartError
-from harness.evidence import Stamp, parse_stamps
+from harness.evidence import Stamp, StampBook
 from harness.ports import LOOPBACK, free_port, port_is_free
 from harness.probe_protocol import APP_ERROR_FILE, STAMPS_DIR, STATUS_DIR_ENV, TARGET_ENV
 from harness.resources import listen_backlog
@@ -63,18 +63,19 @@ class Fleet:
     ready_s: float
     status_dir: Path
     _offsets: dict[Path, int] = field(default_factory=dict)
+    _book: StampBook = field(default_factory=StampBook)
 
     def read_stamps(self) -> dict[str, Stamp]:
-        """The stamps written since the last call, by request id."""
-        lines: list[str] = []
+        """Every stamp the workers have written so far, by request id (each file is read on
+        from where the last call stopped)."""
         for path in sorted((self.status_dir / STAMPS_DIR).glob("*")):
             with open(path, "rb") as fh:
                 fh.seek(self._offsets.get(path, 0))
                 data = fh.read()
             complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time
             self._offsets[path] = self._offsets.get(path, 0) + len(complete)
-            lines += complete.decode(errors="replace").splitlines()
-        return parse_stamps(lines)
+            self._book.add(complete.decode(errors="replace").splitlines())
+        return self._book.stamps()
 
 
 def ignored_user_config(cwd: Path | None = None) -> list[str]:

@@ -4,10 +4,11 @@ Runs inside gunicorn. It imports the target named by ``THROTTLE_HARNESS_APP`` (`
 and tags every response with the worker that served it (``PID.TOKEN``: a recycled pid is a new
 worker). ``PROBE_PATH`` answers without calling the target, so the harness can map connections
 to workers and tell when every worker is up. Requests carrying the harness's request id leave
-stamps (entered, left, status; see :mod:`harness.probe_protocol`): the server-side evidence of
-how many requests were inside the app together. If the target fails to import, the reason is
-written to ``$THROTTLE_HARNESS_STATUS_DIR/app-error`` for the harness to show, and the worker
-fails to boot as gunicorn expects.
+stamps (entered, and left when the app returns its response; see
+:mod:`harness.probe_protocol`): the server-side evidence of how many requests were inside the
+app together. If the target fails to import, the reason is written to
+``$THROTTLE_HARNESS_STATUS_DIR/app-error`` for the harness to show, and the worker fails to
+boot as gunicorn expects.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import importlib
 import os
 import secrets
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -64,43 +66,29 @@ class _Process:
     pid = -1
     worker = ""
     fd = -1
+    lock = threading.Lock()
 
     @classmethod
     def current(cls) -> type[_Process]:
         if cls.pid != os.getpid():
-            cls.pid = os.getpid()
-            cls.worker = f"{cls.pid}.{secrets.token_hex(2)}"
-            cls.fd = -1
-            status_dir = os.environ.get(STATUS_DIR_ENV)
-            if status_dir:
-                folder = Path(status_dir, STAMPS_DIR)
-                folder.mkdir(exist_ok=True)
-                cls.fd = os.open(folder / cls.worker, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+            with cls.lock:  # a new worker's first requests may come on several threads
+                if cls.pid != os.getpid():
+                    pid = os.getpid()
+                    cls.worker = f"{pid}.{secrets.token_hex(2)}"
+                    cls.fd = -1
+                    status_dir = os.environ.get(STATUS_DIR_ENV)
+                    if status_dir:
+                        folder = Path(status_dir, STAMPS_DIR)
+                        folder.mkdir(exist_ok=True)
+                        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+                        cls.fd = os.open(folder / cls.worker, flags)
+                    cls.pid = pid  # last: other threads wait for the lock until it is all set
         return cls
 
     @classmethod
     def stamp(cls, line: str) -> None:
         if cls.fd >= 0:
             os.write(cls.fd, line.encode())
-
-
-class _Stamped:
-    """The target's response body; stamps the request as left when the server closes it."""
-
-    def __init__(self, body: Iterable[bytes], request: str, status: list[str]) -> None:
-        self.body, self.request, self.status = body, request, status
-
-    def __iter__(self) -> Iterator[bytes]:
-        return iter(self.body)
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.body, "close", None)
-            if close is not None:
-                close()
-        finally:
-            code = self.status[0].split(" ", 1)[0] if self.status else "-"
-            _Process.stamp(f"< {self.request} {code} {time.monotonic_ns()}\n")
 
 
 _target = _load_or_report(os.environ[TARGET_ENV])
@@ -126,8 +114,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
         return _target(environ, tagged_start_response)
     process.stamp(f"> {request} {worker} {time.monotonic_ns()}\n")
     try:
-        body = _target(environ, tagged_start_response)
-    except BaseException:
-        process.stamp(f"< {request} - {time.monotonic_ns()}\n")
-        raise
-    return _Stamped(body, request, status)
+        return _target(environ, tagged_start_response)
+    finally:  # left once the app has decided, before its answer goes out
+        code = status[0].split(" ", 1)[0] if status else "-"
+        process.stamp(f"< {request} {code} {time.monotonic_ns()}\n")

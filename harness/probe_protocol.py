@@ -11,4 +11,5 @@ APP_ERROR_FILE = "app-error"
 STAMPS_DIR = "stamps"
 """Under the status dir, one file per worker process. Each request that carries REQUEST_HEADER
 adds two lines: ``> ID WORKER NS`` when the app is entered and ``< ID STATUS NS`` when it
-returned (``NS`` is ``time.monotonic_ns()``, CLOCK_MONOTONIC, one clock for every process)."""
+returned its response (``NS`` is ``time.monotonic_ns()``, CLOCK_MONOTONIC, one clock for every
+process)."""

@@ -8,13 +8,16 @@ throttles keyed on it), so that a race that shows only now and then is caught: t
 any burst proves over-admission. The first burst sends the scenario's requests; later ones
 retest the crossing of the limit (the limit plus ``RETEST_WAVES`` requests per thread). A run
 stops early once a failure is proven, and sends more bursts (up to ``EXTRA_BURSTS``) while an
-over-admission could still be a window edge. Where the period is short, each burst starts just
-after a clock-aligned window edge.
+over-admission could still be a window edge, or while fewer bursts than planned crossed the
+limit with requests inside the app together. Where the period is short, each burst starts at a
+chosen phase of the clock (just past a clock-aligned window edge, then a third and two thirds
+into the period, so that a correct clock-aligned window is not crossed and the bursts' phases do
+not coincide), and once the bursts are done the first client is tried again a whole period
+after its burst: a throttle that never forgets fails there.
 """
 
 from __future__ import annotations
 
-import math
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -22,14 +25,17 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from harness.checker import (
+    ACCEPTED,
     EDGE_ALPHA,
     REJECTED,
     Burst,
+    BurstFinding,
     Claim,
     Verdict,
     edge_chance,
     find,
     judge,
+    overlapped,
     wants_another_burst,
 )
 from harness.errors import HarnessError
@@ -39,17 +45,19 @@ from harness.providers import RedisServer
 from harness.resources import ensure_fd_budget
 from harness.scenario import Expectation, Scenario
 from harness.traffic import ENGINES, Engine, Record, Target, fresh_requests
-from harness.traffic.burst import CHUNK, MAP_SPARE
+from harness.traffic.burst import connections_for
 from harness.versions import software_versions
 
 VERDICT_FOR: dict[Expectation, str] = {"exact": "pass", "violation": "fail"}
 RETEST_WAVES = 4  # bursts after the first send the limit plus this many requests per thread
-EXTRA_BURSTS = 6  # more bursts, at most, while an over-admission could be a window edge
-ALIGN_PERIOD_S = 10.0  # bursts against periods this short start just after a window edge
-ALIGN_SETUP_S = 0.3  # time to map and arm before the edge a burst is aligned to
+EXTRA_BURSTS = 6  # more bursts, at most, for a window edge to explain or a weak overlap
+ALIGN_PERIOD_S = 10.0  # bursts against periods this short start at chosen clock phases
 RESEND_ROUNDS = 3
 CONFIRMATIONS = 4  # requests sent after an over-admission with nothing rejected
 STAMP_WAIT_S = 0.5
+RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
+RECOVERY_MARGIN_S = 0.05
+RECOVERY_REQUESTS = 4
 
 
 @dataclass(frozen=True)
@@ -129,11 +137,6 @@ def client_addresses() -> Iterator[str]:
                 yield f"127.{x}.{y}.{z}"
 
 
-def connections_needed(requests: int) -> int:
-    """The most connections one burst of ``requests`` has open at once."""
-    return int(min(requests, CHUNK) * (1 + MAP_SPARE)) + 1
-
-
 def _one_run(
     scenario: Scenario, workers: int, redis: RedisServer, prefix: str,
     addresses: Iterator[str],
@@ -141,7 +144,7 @@ def _one_run(
     """One fleet, several bursts. The run has its own key prefix and each burst its own client
     address (a fresh throttle identity even in a Redis the harness may not flush, whatever the
     app's keys look like)."""
-    connections = connections_needed(scenario.request_count)
+    connections = connections_for(scenario.request_count)
     ensure_fd_budget(connections)
     redis.clear(prefix)
     spec = FleetSpec(
@@ -160,21 +163,10 @@ def _one_run(
         connections=connections,
     )
     claim = scenario.claim(workers)
-    engine = ENGINES[scenario.traffic]
-    bursts: list[Burst] = []
     try:
         with gunicorn_fleet(spec) as fleet:
-            target = Target(fleet.host, fleet.port, scenario.path, workers, scenario.threads)
             started = time.monotonic()
-            deadline = started + scenario.timeout_s
-            while _wants_burst(bursts, scenario.bursts, claim) and time.monotonic() < deadline:
-                count = scenario.request_count
-                if bursts:  # a retest of the crossing: the limit, every thread, and some more
-                    count = min(count, claim.limit + RETEST_WAVES * target.capacity)
-                bursts.append(_one_burst(
-                    engine, fleet, target, count, claim, next(addresses),
-                    f"b{len(bursts) + 1}", deadline,
-                ))
+            bursts = send_bursts(fleet, scenario, claim, addresses)
             traffic_s = time.monotonic() - started
     finally:
         redis.clear(prefix)
@@ -194,30 +186,95 @@ def _one_run(
     )
 
 
-def _wants_burst(bursts: Sequence[Burst], planned: int, claim: Claim) -> bool:
-    """Another burst, unless the run is settled: a failure proven, an error seen, or the planned
-    bursts done with nothing left that more bursts could decide."""
-    if not bursts:
+def send_bursts(
+    fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str]
+) -> list[Burst]:
+    """The bursts of one run on ``fleet``, each from the next of ``addresses``, until the run
+    is settled or its deadline is too near for another."""
+    engine = ENGINES[scenario.traffic]
+    target = Target(fleet.host, fleet.port, scenario.path, claim.workers, claim.threads)
+    deadline = time.monotonic() + scenario.timeout_s
+    bursts: list[Burst] = []
+    findings: list[BurstFinding] = []
+    longest = 0.0
+    overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
+    while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
+        if bursts and deadline - time.monotonic() < 2 * longest + claim.period_s * (
+            claim.period_s <= ALIGN_PERIOD_S
+        ):
+            break  # another burst would likely be cut short: it could only muddle the verdict
+        count = scenario.request_count
+        if bursts:  # a retest of the crossing: the limit, every thread, and some more
+            count = min(count, claim.limit + RETEST_WAVES * target.capacity)
+        align = None
+        if claim.period_s <= ALIGN_PERIOD_S:  # a different phase each time, past a clock edge
+            align = (claim.period_s, (len(bursts) % 3) * claim.period_s / 3)
+        started = time.monotonic()
+        bursts.append(_one_burst(
+            engine, fleet, target, count, claim, next(addresses), f"b{len(bursts) + 1}",
+            deadline, align,
+        ))
+        longest = max(longest, time.monotonic() - started)
+        findings.append(find(bursts[-1], claim))
+    if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(findings, claim):
+        bursts[0] = _with_recovery(bursts[0], target, claim, deadline)
+    return bursts
+
+
+def _wants_recovery(findings: Sequence[BurstFinding], claim: Claim) -> bool:
+    """Whether a recovery check could still matter: nothing proven yet, the limit reached."""
+    return (
+        bool(findings)
+        and not any(f.fit.kind == "over" or f.tally.errors for f in findings)
+        and edge_chance(findings, claim.period_s) >= EDGE_ALPHA
+        and findings[0].tally.rejected > 0
+    )
+
+
+def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) -> Burst:
+    """``burst`` with a few requests from its client sent once a whole period has passed since
+    its last answer: a correct throttle of any window admits them all again."""
+    last = max((r.received_at for r in burst.records if r.received_at), default=time.time())
+    wait = last + claim.period_s + RECOVERY_MARGIN_S - time.time()
+    if wait + 1.0 > deadline - time.monotonic():
+        return burst
+    time.sleep(max(0.0, wait))
+    records = fresh_requests(
+        target, [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
+        identity=burst.identity, deadline=deadline,
+    )
+    return replace(burst, recovery=records)
+
+
+def _wants_burst(
+    findings: Sequence[BurstFinding], planned: int, claim: Claim, overlap_possible: bool
+) -> bool:
+    """Another burst, unless the run is settled: a failure proven, an error seen, or as many
+    bursts as planned crossed the limit with requests inside the app together (a burst that
+    did not counts for nothing) and nothing is left that more bursts could decide."""
+    if not findings:
         return True
-    findings = [find(b, claim) for b in bursts]
-    if any(f.fit.kind == "over" for f in findings) or edge_chance(findings) < EDGE_ALPHA:
+    if any(f.fit.kind == "over" for f in findings):
+        return False
+    if edge_chance(findings, claim.period_s) < EDGE_ALPHA:
         return False
     if any(f.tally.errors for f in findings):
         return False
-    if len(bursts) < planned:
-        return True
-    return len(bursts) < planned + EXTRA_BURSTS and wants_another_burst(findings)
+    strong = sum(overlapped(f, claim) for f in findings) if overlap_possible else len(findings)
+    if strong >= planned and not wants_another_burst(findings, claim.period_s):
+        return False
+    return len(findings) < planned + EXTRA_BURSTS
 
 
 def _one_burst(
     engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim, identity: str,
-    tag: str, deadline: float,
+    tag: str, deadline: float, align: tuple[float, float] | None,
 ) -> Burst:
-    """One burst from ``identity``; requests that never reached the app are sent again, and an
-    over-admission with nothing rejected is followed by a few confirmation requests."""
-    not_before = _aligned_start(claim.period_s) if claim.period_s <= ALIGN_PERIOD_S else 0.0
+    """One burst from ``identity``; requests that provably never reached the app (no response,
+    and the probe never saw them) are sent again, and an over-admission with nothing rejected is
+    followed by a few confirmation requests."""
     records = engine(target, count, identity=identity, limit=claim.limit, tag=tag,
-                     deadline=deadline, not_before=not_before)
+                     deadline=deadline, align=align)
     stamps = fleet.read_stamps()
     for _ in range(RESEND_ROUNDS):
         lost = [r for r in records if r.status is None and r.request_id not in stamps
@@ -225,47 +282,37 @@ def _one_burst(
         if not lost or time.monotonic() >= deadline:
             break
         again = fresh_requests(
-            target, [f"{r.request_id}.{r.attempts + 1}" for r in lost],
+            target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in lost],
             identity=identity, deadline=deadline,
         )
         for old, new in zip(lost, again, strict=True):
-            records[old.index] = replace(
-                new, index=old.index, attempts=old.attempts + 1
-            )
-        stamps.update(fleet.read_stamps())
-    stamps.update(_remaining_stamps(fleet, records, stamps))
+            records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
+        stamps = fleet.read_stamps()
+    stamps = _settled_stamps(fleet, records, stamps, deadline)
     confirmation: list[Record] = []
-    accepted = sum(r.status == 200 for r in records)
-    if accepted > claim.limit and not any(r.status == REJECTED for r in records):
+    accepted = sum(r.status == ACCEPTED for r in records)
+    nothing_refused = not any(r.status == REJECTED for r in records)
+    if accepted > claim.limit and nothing_refused and time.monotonic() < deadline:
         confirmation = fresh_requests(
             target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=identity,
             deadline=deadline,
         )
     ours = {k: v for k, v in stamps.items() if k.startswith(f"{tag}-")}
-    return Burst(identity, records, ours, confirmation)
+    return Burst(identity, records, ours, tag, confirmation)
 
 
-def _remaining_stamps(
-    fleet: Fleet, records: Sequence[Record], stamps: dict[str, Stamp]
+def _settled_stamps(
+    fleet: Fleet, records: Sequence[Record], stamps: dict[str, Stamp], deadline: float
 ) -> dict[str, Stamp]:
-    """Stamps still being written: a worker stamps a request as left only after its answer
-    went out, so the last ones may trail the client by a moment."""
-    found: dict[str, Stamp] = {}
-    waiting = {r.request_id for r in records if r.status is not None}
-    until = time.monotonic() + STAMP_WAIT_S
-    while time.monotonic() < until:
-        found.update(fleet.read_stamps())
-        known = {**stamps, **found}
-        if all(i in known and known[i].left_ns is not None for i in waiting):
+    """``stamps``, once every answered request's exit is in: a worker may write it a moment
+    after its answer reached the client."""
+    answered = [r.request_id for r in records if r.status is not None]
+    until = min(deadline, time.monotonic() + STAMP_WAIT_S)
+    while not all(i in stamps and stamps[i].left_ns is not None for i in answered):
+        if time.monotonic() >= until:
             break
-        time.sleep(0.01)
-    return found
+        time.sleep(0.005)
+        stamps = fleet.read_stamps()
+    return stamps
 
 
-def _aligned_start(period_s: float) -> float:
-    """Just after the next clock-aligned window edge that leaves time to map and arm."""
-    now = time.time()
-    edge = (math.floor(now / period_s) + 1) * period_s
-    while edge - now < ALIGN_SETUP_S:
-        edge += period_s
-    return edge + 0.005

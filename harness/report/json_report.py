@@ -92,6 +92,7 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
                 "reason": fit.reason},
         "overlap": _overlap_dict(b.overlap),
         "confirmed_rejected": b.confirmed_rejected,
+        "recovered": list(b.recovered) if b.recovered else None,
     }
 
 

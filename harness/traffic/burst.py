@@ -26,8 +26,9 @@ other clients in ``tests/benchmarks/``):
    answered for ``HOLD_VALVE_S`` they are closed and holding stops.
 
 Large bursts go in chunks of ``CHUNK`` requests, so that file descriptors, gunicorn's
-``worker_connections`` and the listen backlog stay bounded whatever the count. Everything ends
-by the run's ``deadline``; every request gets a :class:`Record`, errors included.
+``worker_connections`` and the listen backlog stay bounded whatever the count. A burst can start
+at a chosen phase of the wall clock (``align``), once it is armed. Everything ends by the
+run's ``deadline``; every request gets a :class:`Record`, errors included.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from dataclasses import dataclass, field
 
 import h11
 
+from harness.ports import LOOPBACK
 from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
 from harness.traffic.records import Record, Target
 
@@ -50,6 +52,7 @@ CHUNK = 1024  # requests armed at once; a burst is cut into chunks of this size
 MAP_SPARE = 0.5  # open up to 50% more connections than requests, for an even share per worker
 MAP_ROUNDS = 3
 ARM_PAUSE_S = 0.02  # after arming, per request: 0.1 ms more, for the server to read the heads
+ALIGN_MARGIN_S = 0.005  # an aligned burst starts this long after the window edge
 FIRST_STEP_TIMEOUT_S = 0.5  # per round (each thread serving one request) of the first step
 STEP_TIMEOUT_FACTOR = 8  # a later step times out after 8x the median round, per round
 MAX_STEP_TIMEOUTS = 3
@@ -60,10 +63,16 @@ _WORKER_HEADER = WORKER_HEADER.lower().encode()
 _PARENT_HEADER = PARENT_HEADER.lower().encode()
 
 
-class _Exchange:
-    """One connection: its h11 state, the worker that owns it, and what came back."""
+def connections_for(count: int) -> int:
+    """The most connections a burst of ``count`` requests has open at once."""
+    return int(min(count, CHUNK) * (1 + MAP_SPARE)) + 1
 
-    def __init__(self, sock: socket.socket, host: str, port: int) -> None:
+
+class _Exchange:
+    """One connection (``sock`` is None when it never opened): its h11 state, the worker that
+    owns it, and what came back."""
+
+    def __init__(self, sock: socket.socket | None, host: str, port: int) -> None:
         self.sock = sock
         self.http = h11.Connection(our_role=h11.CLIENT)
         self.host = f"{host}:{port}"
@@ -72,8 +81,7 @@ class _Exchange:
         self.status: int | None = None
         self.error: str | None = None
         self.request_id = ""
-        self.released = False
-        self.unreached = False  # provably never reached the app: closed before it was complete
+        self.tail = b""  # the request's final byte, held back until its release
         self.sent_at = 0.0
         self.received_at: float | None = None
 
@@ -106,7 +114,6 @@ class _Exchange:
                     return False
                 elif isinstance(event, h11.ConnectionClosed):
                     self.status, self.error = None, "connection closed before a response"
-                    self.unreached = self.unreached or not self.released
                     return True
         except h11.RemoteProtocolError as exc:
             self.status, self.error = None, f"malformed response: {exc}"
@@ -115,6 +122,19 @@ class _Exchange:
     @property
     def keeps_alive(self) -> bool:
         return self.http.their_state is h11.DONE and self.http.our_state is h11.DONE
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` whole, or mark the exchange as failed."""
+        if self.error is None and self.sock is not None:
+            try:
+                if self.sock.send(data) < len(data):
+                    self.error = "send: the request did not fit the socket's buffer"
+            except OSError as exc:
+                self.error = f"send: {exc}"
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
 
     def record(self, index: int, identity: str) -> Record:
         return Record(
@@ -137,15 +157,16 @@ class _Collector:
         self.held: list[_Exchange] = []
 
     def add(self, exchange: _Exchange) -> None:
-        if exchange.error is None:
+        if exchange.error is None and exchange.sock is not None:
             self.pending.add(exchange)
             self.selector.register(exchange.sock, selectors.EVENT_READ, exchange)
 
     def run(self, deadline: float, until: Iterable[_Exchange] | None = None) -> None:
         """Read until every pending exchange (or every one in ``until``) is answered."""
-        watched = self.pending if until is None else set(until)
+        watched = None if until is None else set(until)
+        left = len(self.pending if watched is None else watched & self.pending)
         last_answer = time.monotonic()
-        while watched & self.pending:
+        while left:
             now = time.monotonic()
             if now >= deadline:
                 return
@@ -156,17 +177,19 @@ class _Collector:
             if self.answered == "hold":
                 wait = min(wait, HOLD_VALVE_S / 4)
             for key, _ in self.selector.select(timeout=wait):
-                if self._read(key.data):
+                ex: _Exchange = key.data
+                if self._read(ex):
                     last_answer = time.monotonic()
+                    left -= watched is None or ex in watched
 
     def _read(self, ex: _Exchange) -> bool:
+        assert ex.sock is not None  # only exchanges with a socket are registered
         try:
             chunk = ex.sock.recv(65536)
         except BlockingIOError:
             return False
         except OSError as exc:
             chunk, ex.error = b"", f"recv: {exc}"
-            ex.unreached = ex.unreached or not ex.released
         if chunk and not ex.feed(chunk):
             return False
         if not chunk and ex.error is None:
@@ -177,12 +200,12 @@ class _Collector:
         if self.answered == "hold":
             self.held.append(ex)
         elif self.answered == "close" or not ex.keeps_alive:
-            ex.sock.close()  # a server that closes lingers until we do
+            ex.close()  # a server that closes lingers until we do
         return True
 
     def release_held(self) -> None:
         for ex in self.held:
-            ex.sock.close()
+            ex.close()
         self.held.clear()
 
     def finish(self, why: str) -> None:
@@ -215,31 +238,33 @@ class _Lane:
 
 def burst(
     target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
-    not_before: float = 0.0,
+    align: tuple[float, float] | None = None,
 ) -> list[Record]:
     """Send ``count`` GET requests to ``target`` as one burst; one :class:`Record` each.
 
     ``identity`` is the loopback source address the requests come from (the client address a
     throttle sees); ``limit`` is the claimed limit the steps aim at; request ids are
-    ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``). The first request is
-    released no earlier than ``not_before`` (wall clock), once everything is armed.
+    ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``). With ``align``
+    (period, offset), the first request is released just after the next wall-clock time that is
+    ``offset`` past a multiple of ``period``, once everything is armed.
     """
     records: list[Record] = []
     admitted = 0
     for start in range(0, count, CHUNK):
         size = min(CHUNK, count - start)
-        lanes = _lanes(target, identity, size, deadline)
+        lanes: list[_Lane] = []
         try:
+            lanes = _lanes(target, identity, size, deadline)
             exchanges = [ex for lane in lanes for ex in lane.queue]
             for i, ex in enumerate(exchanges, start):
                 ex.request_id = f"{tag}-{i}"
-            _fire(lanes, target, limit - admitted, deadline, not_before)
+            _fire(lanes, target, limit - admitted, deadline, None if start else align)
             records += [ex.record(i, identity) for i, ex in enumerate(exchanges, start)]
             admitted += sum(ex.status == ADMITTED and ex.error is None for ex in exchanges)
         finally:
             for lane in lanes:
                 for ex in lane.queue:
-                    ex.sock.close()
+                    ex.close()
     return records
 
 
@@ -248,20 +273,19 @@ def fresh_requests(
 ) -> list[Record]:
     """Send one request per id, all at once, each on a fresh connection (for requests re-sent
     because they never reached the app, and for confirmations); one record each, in order."""
-    exchanges = [_open_or_error(target.host, target.port, identity, deadline) for _ in request_ids]
+    exchanges = _fresh(target, identity, len(request_ids), deadline)
     collector = _Collector(answered="close")
     try:
         for ex, request_id in zip(exchanges, request_ids, strict=True):
             request = ex.request(target.path, False, request_id)
-            ex.released = True
             ex.sent_at = time.time()
-            _send(ex, request)
+            ex.send(request)
             collector.add(ex)
         collector.run(deadline)
     finally:
         collector.finish("no response before the run's deadline")
         for ex in exchanges:
-            ex.sock.close()
+            ex.close()
     return [ex.record(i, identity) for i, ex in enumerate(exchanges)]
 
 
@@ -269,27 +293,43 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     """The workers that answered ``count`` concurrent probe requests (no app involved), each
     with the pid of its parent process."""
     pools = _probe_connections(
-        host, port, count, "127.0.0.1", time.monotonic() + timeout_s, keep_alive=False
+        host, port, count, LOOPBACK, time.monotonic() + timeout_s, keep_alive=False
     )
     found = {}
     for worker, pool in pools.items():
         found[worker] = pool[0].parent or "?"
         for ex in pool:
-            ex.sock.close()
+            ex.close()
     return found
 
 
 def _lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
     """``count`` connections in lanes: mapped per worker where workers keep connections alive,
-    the rest (or all, for sync workers) fresh in one lane."""
+    the rest (or all, for sync workers) fresh in one more lane."""
     lanes = _mapped_lanes(target, identity, count, deadline) if target.threads > 1 else []
     missing = count - sum(len(lane.queue) for lane in lanes)
     if missing:
-        fresh = [
-            _open_or_error(target.host, target.port, identity, deadline) for _ in range(missing)
-        ]
-        lanes.append(_Lane(target.workers if target.threads == 1 else target.capacity, fresh))
+        # Unmapped connections land on any worker: as many at once as one worker's threads.
+        slots = target.workers if target.threads == 1 else target.threads
+        lanes.append(_Lane(slots, _fresh(target, identity, missing, deadline)))
     return lanes
+
+
+def _fresh(target: Target, identity: str, count: int, deadline: float) -> list[_Exchange]:
+    """``count`` fresh connections; after the first that cannot be opened, no more are tried."""
+    opened: list[_Exchange] = []
+    failure = ""
+    for _ in range(count):
+        if not failure:
+            try:
+                opened.append(_open(target.host, target.port, identity, deadline))
+                continue
+            except OSError as exc:
+                failure = f"connect: {exc}"
+        ex = _Exchange(None, target.host, target.port)
+        ex.error = failure
+        opened.append(ex)
+    return opened
 
 
 def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
@@ -299,24 +339,24 @@ def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) ->
     budget = int(count * (1 + MAP_SPARE))
     pools: dict[str, list[_Exchange]] = defaultdict(list)
     to_open = count
-    for _ in range(MAP_ROUNDS):
-        for worker, pool in _probe_connections(
-            target.host, target.port, to_open, identity, deadline, keep_alive=True
-        ).items():
-            pools[worker] += pool
-        budget -= to_open
-        short = sum(max(0, share - len(pools.get(w, []))) for w in _worker_slots(pools, target))
-        to_open = min(budget, 2 * short)
-        if not short or to_open <= 0:
-            break
-    queues = _even_share(pools, count)
-    return [_Lane(target.threads, queue) for queue in queues if queue]
-
-
-def _worker_slots(pools: dict[str, list[_Exchange]], target: Target) -> list[str]:
-    """The workers seen so far, plus placeholders for those not seen yet."""
-    unseen = [f"?{i}" for i in range(max(0, target.workers - len(pools)))]
-    return [*pools, *unseen]
+    try:
+        for _ in range(MAP_ROUNDS):
+            for worker, pool in _probe_connections(
+                target.host, target.port, to_open, identity, deadline, keep_alive=True
+            ).items():
+                pools[worker] += pool
+            budget -= to_open
+            seen = [*pools, *(f"?{i}" for i in range(max(0, target.workers - len(pools))))]
+            short = sum(max(0, share - len(pools.get(w, []))) for w in seen)
+            to_open = min(budget, 2 * short)
+            if not short or to_open <= 0:
+                break
+    except BaseException:
+        for pool in pools.values():
+            for ex in pool:
+                ex.close()
+        raise
+    return [_Lane(target.threads, queue) for queue in _even_share(pools, count) if queue]
 
 
 def _even_share(pools: dict[str, list[_Exchange]], count: int) -> list[list[_Exchange]]:
@@ -334,7 +374,7 @@ def _even_share(pools: dict[str, list[_Exchange]], count: int) -> list[list[_Exc
         depth += 1
     for queue, mine in zip(queues, picked, strict=True):
         for ex in queue[len(mine):]:
-            ex.sock.close()
+            ex.close()
     return picked
 
 
@@ -346,82 +386,103 @@ def _probe_connections(
     returned, ready for their next request; the others are closed."""
     opened: list[_Exchange] = []
     collector = _Collector(answered="keep" if keep_alive else "close")
-    for _ in range(count):
-        try:
-            ex = _open(host, port, identity, deadline)
-        except OSError:
-            break  # not listening yet, or out of ports: use what opened
-        opened.append(ex)
-        _send(ex, ex.request(PROBE_PATH, keep_alive))
-        collector.add(ex)
-    collector.run(min(deadline, time.monotonic() + CONNECT_TIMEOUT_S))
-    collector.finish("no answer to the probe")
     pools: dict[str, list[_Exchange]] = defaultdict(list)
-    for ex in opened:
-        if ex.status == 200 and ex.worker and ex.error is None and (
-            ex.keeps_alive or not keep_alive
-        ):
-            if keep_alive:
-                ex.http.start_next_cycle()
-            pools[ex.worker].append(ex)
-        else:
-            ex.sock.close()
+    try:
+        for _ in range(count):
+            try:
+                ex = _open(host, port, identity, deadline)
+            except OSError:
+                break  # not listening yet, or out of ports: use what opened
+            opened.append(ex)
+            ex.send(ex.request(PROBE_PATH, keep_alive))
+            collector.add(ex)
+        collector.run(min(deadline, time.monotonic() + CONNECT_TIMEOUT_S))
+    finally:
+        collector.finish("no answer to the probe")
+        for ex in opened:
+            usable = ex.status == 200 and ex.worker and ex.error is None
+            if usable and ex.worker and (ex.keeps_alive or not keep_alive):
+                if keep_alive:
+                    ex.http.start_next_cycle()
+                pools[ex.worker].append(ex)
+            else:
+                ex.close()
     return dict(pools)
 
 
 def _fire(
-    lanes: list[_Lane], target: Target, room: int, deadline: float, not_before: float
+    lanes: list[_Lane], target: Target, room: int, deadline: float,
+    align: tuple[float, float] | None,
 ) -> None:
     """Arm every lane, then release in steps aimed at the limit; ``room`` is how many requests
     the limit still admits."""
     exchanges = [ex for lane in lanes for ex in lane.queue]
-    requests = {ex: ex.request(target.path, False, ex.request_id) for ex in exchanges}
     for ex in exchanges:  # arm: all but the final byte, in lane order
-        _send(ex, requests[ex][:-1])
+        request = ex.request(target.path, False, ex.request_id)
+        ex.tail = request[-1:]
+        ex.send(request[:-1])
     time.sleep(ARM_PAUSE_S + 0.0001 * len(exchanges))
-    time.sleep(max(0.0, min(not_before - time.time(), deadline - time.monotonic())))
+    wait_for_phase(align, deadline)
     collector = _Collector(answered="hold")
     for ex in exchanges:
         collector.add(ex)
     try:
-        _release_in_steps(lanes, {ex: req[-1:] for ex, req in requests.items()}, collector,
-                          room, deadline)
+        _release_in_steps(lanes, collector, room, deadline)
         collector.run(deadline)
     finally:
         collector.finish("no response before the run's deadline")
 
 
 def _release_in_steps(
-    lanes: list[_Lane], tails: dict[_Exchange, bytes], collector: _Collector, room: int,
-    deadline: float,
+    lanes: list[_Lane], collector: _Collector, room: int, deadline: float
 ) -> None:
     """Release final bytes step by step; each step once the previous one is answered."""
     took: list[float] = []  # seconds per round of the steps answered in time
     capacity = max(1, sum(lane.slots for lane in lanes))
+    released: list[_Exchange] = []
     timeouts = 0
-    admitted = 0
     saturated = False  # a whole step past the limit was refused: the rest can go at once
     while any(lane.left for lane in lanes):
-        if saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS:
-            step = [ex for lane in lanes for ex in lane.take(lane.left)]  # the rest, at once
-        else:
+        admitted = sum(ex.status == ADMITTED for ex in released)  # late answers count too
+        step = []
+        if not (saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS):
             step = _next_step(lanes, room - 1 - admitted)
-        started = time.monotonic()
-        for ex in step:  # the hot loop: nothing in it but the send
-            ex.released = True
-            ex.sent_at = time.time()
-            _send(ex, tails[ex])
+        if not step:  # the rest, at once
+            step = [ex for lane in lanes for ex in lane.take(lane.left)]
+        live = [ex for ex in step if ex.error is None and ex.sock is not None]
+        now = time.time()  # before any of them is sent: earlier than every admission
+        for ex in live:  # the hot loop: nothing in it but the send
+            try:
+                ex.sock.send(ex.tail)  # type: ignore[union-attr]
+            except OSError as exc:
+                ex.error = f"send: {exc}"
+        for ex in step:
+            ex.sent_at = now
+        released += step
         if not any(lane.left for lane in lanes):
             return
+        started = time.monotonic()
         rounds = math.ceil(len(step) / capacity)  # how many times each thread serves this step
         unit = STEP_TIMEOUT_FACTOR * statistics.median(took) if took else FIRST_STEP_TIMEOUT_S
-        collector.run(min(deadline, started + max(0.02, unit * rounds)), until=step)
-        if any(ex in collector.pending for ex in step):
+        collector.run(min(deadline, started + max(0.02, unit * rounds)), until=live)
+        if any(ex in collector.pending for ex in live):
             timeouts += 1
         else:
             took.append((time.monotonic() - started) / rounds)
-        admitted += sum(ex.status == ADMITTED for ex in step)
-        saturated = admitted >= room and all(ex.status == REFUSED for ex in step)
+        saturated = admitted + sum(ex.status == ADMITTED for ex in step) >= room and all(
+            ex.status == REFUSED for ex in step
+        )
+
+
+def wait_for_phase(align: tuple[float, float] | None, deadline: float) -> None:
+    """Sleep until just after the next wall-clock time ``offset`` past a multiple of
+    ``period`` (``align`` = (period, offset)); not past ``deadline``."""
+    if align is None:
+        return
+    period, offset = align
+    now = time.time()
+    start = math.floor((now - offset) / period + 1) * period + offset + ALIGN_MARGIN_S
+    time.sleep(max(0.0, min(start - now, deadline - time.monotonic())))
 
 
 def _next_step(lanes: list[_Lane], below_limit: int) -> list[_Exchange]:
@@ -438,20 +499,11 @@ def _next_step(lanes: list[_Lane], below_limit: int) -> list[_Exchange]:
     return step
 
 
-def _send(ex: _Exchange, data: bytes) -> None:
-    if ex.error is None:
-        try:
-            ex.sock.send(data)
-        except OSError as exc:
-            ex.error = f"send: {exc}"
-            ex.unreached = True  # the request never went out whole
-
-
 def _open(host: str, port: int, identity: str, deadline: float) -> _Exchange:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if identity != "127.0.0.1":
+        if identity != LOOPBACK:
             sock.bind((identity, 0))
         sock.settimeout(max(0.05, min(CONNECT_TIMEOUT_S, deadline - time.monotonic())))
         sock.connect((host, port))
@@ -460,13 +512,3 @@ def _open(host: str, port: int, identity: str, deadline: float) -> _Exchange:
         sock.close()
         raise
     return _Exchange(sock, host, port)
-
-
-def _open_or_error(host: str, port: int, identity: str, deadline: float) -> _Exchange:
-    try:
-        return _open(host, port, identity, deadline)
-    except OSError as exc:
-        ex = _Exchange(socket.socket(), host, port)
-        ex.error = f"connect: {exc}"
-        ex.unreached = True
-        return ex

@@ -27,8 +27,8 @@ class Record:
 
     Times are wall-clock seconds (``time.time()``), the clock throttles themselves use.
     ``status`` is None and ``error`` says why when no HTTP response arrived. ``request_id`` is
-    the id the probe stamps; ``attempts`` > 1 when the request was re-sent because it provably
-    never reached the app (its connection closed before the request was complete).
+    the id the probe stamps; ``attempts`` > 1 when the request was sent again because it
+    provably never reached the app (no response, and the probe never saw it).
     """
 
     index: int

@@ -9,21 +9,24 @@ from __future__ import annotations
 import http.client
 import time
 
+from harness.ports import LOOPBACK
 from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
+from harness.traffic.burst import wait_for_phase
 from harness.traffic.records import Record, Target
 
 
 def sequential(
     target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
-    not_before: float = 0.0,
+    align: tuple[float, float] | None = None,
 ) -> list[Record]:
     """Send ``count`` GET requests, one at a time, over one persistent connection; requests
     not answered by ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
 
-    The first request goes no earlier than ``not_before`` (wall clock); ``limit`` is accepted
-    for the engines' common signature and not used."""
-    time.sleep(max(0.0, min(not_before - time.time(), deadline - time.monotonic())))
-    source = None if identity == "127.0.0.1" else (identity, 0)
+    With ``align`` (period, offset), the first request goes at that phase of the wall clock (see
+    :func:`~harness.traffic.burst.wait_for_phase`); ``limit`` is accepted for the engines'
+    common signature and not used."""
+    wait_for_phase(align, deadline)
+    source = None if identity == LOOPBACK else (identity, 0)
     conn = http.client.HTTPConnection(target.host, target.port, source_address=source)
     records = []
     try:

@@ -54,7 +54,8 @@ from harness.fleet import FleetSpec, gunicorn_fleet
 from harness.probe_protocol import WORKER_HEADER
 from harness.providers import open_redis
 from harness.rates import parse_rate
-from harness.traffic.burst import burst
+from harness.runner import client_addresses
+from harness.traffic import Target, burst
 
 APP = "harness.demo.wsgi:application"
 PATH = "/api/ping/"
@@ -62,6 +63,7 @@ KEY_PREFIX = "throttle-harness-bench:"
 CONNECT_TIMEOUT_S = 10.0
 COLLECT_TIMEOUT_S = 30.0
 _WORKER = WORKER_HEADER.lower().encode()
+LIMIT = [100]  # the rate's limit, which the harness's engine steps towards
 
 
 class Result(NamedTuple):
@@ -74,19 +76,22 @@ class Result(NamedTuple):
     error: str | None
 
 
-def run_harness(host: str, port: int, count: int, threads: int) -> list[Result]:
-    records = burst(host, port, PATH, count, threads=threads, timeout_s=COLLECT_TIMEOUT_S)
+def run_harness(target: Target, count: int, identity: str) -> list[Result]:
+    records = burst(target, count, identity=identity, limit=LIMIT[0], tag="bench",
+                    deadline=time.monotonic() + COLLECT_TIMEOUT_S)
     return [Result(r.sent_at, r.received_at, r.status, r.worker, r.error) for r in records]
 
 
-def run_raw(host: str, port: int, count: int, threads: int) -> list[Result]:
+def run_raw(target: Target, count: int, identity: str) -> list[Result]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if count + 64 > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(count + 64, hard), hard))
+    host, port = target.host, target.port
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
-            socks.append(socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S))
+            socks.append(socket.create_connection(
+                (host, port), timeout=CONNECT_TIMEOUT_S, source_address=(identity, 0)))
         conns = [h11.Connection(our_role=h11.CLIENT) for _ in socks]
         sent: list[float] = []
         for sock, conn in zip(socks, conns, strict=True):
@@ -130,14 +135,15 @@ def read_response(
         return None, None, f"{type(exc).__name__}: {exc}"
 
 
-def run_httpx(host: str, port: int, count: int, threads: int) -> list[Result]:
+def run_httpx(target: Target, count: int, identity: str) -> list[Result]:
     async def run() -> list[Result]:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
         async with httpx.AsyncClient(
-            base_url=f"http://{host}:{port}",
+            base_url=f"http://{target.host}:{target.port}",
             limits=limits,
             timeout=httpx.Timeout(COLLECT_TIMEOUT_S),
             trust_env=False,
+            transport=httpx.AsyncHTTPTransport(local_address=identity),
         ) as client:
 
             async def one() -> Result:
@@ -154,7 +160,7 @@ def run_httpx(host: str, port: int, count: int, threads: int) -> list[Result]:
     return asyncio.run(asyncio.wait_for(run(), COLLECT_TIMEOUT_S + 10))
 
 
-ENGINES: dict[str, Callable[[str, int, int, int], list[Result]]] = {
+ENGINES: dict[str, Callable[[Target, int, str], list[Result]]] = {
     "harness": run_harness,
     "raw": run_raw,
     "httpx": run_httpx,
@@ -199,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown := [e for e in names if e not in ENGINES]:
         ap.error(f"unknown engine(s) {', '.join(unknown)}; choose from {', '.join(ENGINES)}")
     limit = parse_rate(args.rate).limit
+    LIMIT[0] = limit
+    addresses = client_addresses()
 
     print(
         f"# {args.throttle} + {args.cache}, {args.workers}x{args.threads}, rate {args.rate}, "
@@ -224,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names[shift:] + names[:shift]:
                     server.clear(KEY_PREFIX)
                     with gunicorn_fleet(spec) as fleet:
-                        run = ENGINES[name](fleet.host, fleet.port, args.requests, args.threads)
+                        target = Target(fleet.host, fleet.port, PATH, args.workers, args.threads)
+                        run = ENGINES[name](target, args.requests, next(addresses))
                     results[name].append(run)
                     if args.verbose:
                         statuses = Counter(r.status for r in run)

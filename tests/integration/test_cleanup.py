@@ -6,13 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, cli_environment, leftovers
+from conftest import ROOT, cli_environment, leftovers, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -40,14 +38,6 @@ def start(how: str, tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", HARNESS, how], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, text=True)
 
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_sigkill_the_reaper_removes_what_is_registered(tmp_path: Path) -> None:

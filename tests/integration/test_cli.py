@@ -42,10 +42,10 @@ def test_demo_scenarios_end_to_end_with_json(
     runs = {r["scenario"]: r for r in report["runs"]}
     atomic, drf = runs["atomic-lua"], runs["drf-django-redis"]
     assert atomic["verdict"] == "pass"
-    assert [b["accepted"] for b in atomic["bursts"]] == [100, 100, 100]
+    assert len(atomic["bursts"]) >= 3 and all(b["accepted"] == 100 for b in atomic["bursts"])
     assert drf["verdict"] == "fail" and len(drf["bursts"]) == 1  # proven: no more bursts
     identities = [i for r in report["runs"] for i in r["identities"]]
-    assert len(set(identities)) == len(identities) == 4  # a fresh client per burst
+    assert len(set(identities)) == len(identities) >= 4  # a fresh client per burst
     for r in report["runs"]:
         assert all(i.startswith("127.") for i in r["identities"])
         assert r["workers"] == 2 and r["threads"] == 2 and r["limit"] == 100

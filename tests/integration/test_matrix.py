@@ -37,8 +37,10 @@ def test_atomic_throttle_passes_at_1_2_and_4_workers(redis_spec: str) -> None:
     assert [(r.workers, r.verdict.kind) for r in runs] == [(1, "pass"), (2, "pass"), (4, "pass")]
     for r in runs:
         bursts = r.verdict.bursts
-        assert len(bursts) == 3 and len(set(r.identities)) == 3  # a fresh client per burst
-        assert [b.tally.accepted for b in bursts] == [100, 100, 100]
+        # At least the planned 3 (more when a burst's crossing did not overlap), each from a
+        # fresh client.
+        assert len(bursts) >= 3 and len(set(r.identities)) == len(bursts)
+        assert all(b.tally.accepted == 100 for b in bursts)
         first = bursts[0].tally
         assert (first.sent, first.accepted, first.rejected, first.errors) == (400, 100, 300, 0)
         assert r.verdict.tally.workers_seen == r.workers

@@ -7,14 +7,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 import pytest
 
-from conftest import ROOT, cli_environment, leftovers
+from conftest import ROOT, cli_environment, leftovers, wait_until
 from harness import processes
 
 pytestmark = pytest.mark.integration
@@ -32,14 +30,6 @@ PARENT = textwrap.dedent("""
     time.sleep(300)
 """)
 
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def gone(pid: int) -> bool:

@@ -4,28 +4,13 @@ signal) and its temporary directories are still removed (the reaper, harness.cle
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-import harness.fleet
-from conftest import harness_process, leftovers, wait_for_gunicorn
+from conftest import harness_process, leftovers, wait_for_gunicorn, wait_until
 
 pytestmark = pytest.mark.integration
-
-# harness/fleet.py creates gunicorn's status directory with harness.cleanup.temp_dir once it
-# imports it; until then only the Redis directory is the reaper's to remove.
-FLEET_USES_REAPER = hasattr(harness.fleet, "temp_dir")
-
-
-def wait_until(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def sigkill_mid_run(redis_spec: str, tmp: Path) -> int:
@@ -58,8 +43,6 @@ def test_sigkill_leaves_no_process_and_no_redis_directory(redis_spec: str, tmp: 
     )
 
 
-@pytest.mark.xfail(not FLEET_USES_REAPER, strict=True,
-                   reason="harness/fleet.py still makes its directory with tempfile.mkdtemp")
 def test_sigkill_leaves_no_fleet_directory(redis_spec: str, tmp: Path) -> None:
     pid = sigkill_mid_run(redis_spec, tmp)
     assert wait_until(lambda: not leftovers(pid), 10), f"left running: {leftovers(pid)}"

@@ -54,8 +54,8 @@ def test_the_atomic_throttle_passes_with_overlap_reported(
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
     assert run["verdict"] == "pass"
-    assert len(run["bursts"]) == 3 and len(set(run["identities"])) == 3
-    assert [b["accepted"] for b in run["bursts"]] == [100, 100, 100]
+    assert len(run["bursts"]) >= 3 and len(set(run["identities"])) == len(run["bursts"])
+    assert all(b["accepted"] == 100 for b in run["bursts"])
     assert run["overlap"]["at_crossing"] >= 2 and run["overlap"]["crossing_workers"] == 2
     assert "inside the app together" in run["reason"]
 
@@ -79,6 +79,7 @@ def test_correct_throttles_at_20_per_second_pass(
                                "--redis", redis_spec, "--json", str(out)))
     (run,) = runs(result, out)
     assert run["verdict"] == "pass", run["reason"]
+    assert "recovered a period later (4 admitted, none refused)" in run["reason"]
     assert result.code == 0
 
 
@@ -94,6 +95,19 @@ def test_a_sliding_claim_fails_a_burst_over_the_limit_within_its_window(
     assert run["verdict"] == "fail"
     assert "a sliding window" in run["reason"]
     assert "no throttle is active" in run["hint"]
+
+
+def test_a_throttle_that_never_forgets_fails_the_recovery_check(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli(*app_args("handrolled_app:application", "20/second", "--workers", "2",
+                               "--threads", "2", "--env", "PATTERN=no-expiry",
+                               "--redis", redis_spec, "--json", str(out)))
+    (run,) = runs(result, out)
+    assert run["verdict"] == "fail", run["reason"]
+    assert "no recovery" in run["reason"] and "does not forget" in run["hint"]
+    assert all(b["accepted"] == 20 for b in run["bursts"])  # exact until then
 
 
 def test_max_requests_recycling_is_not_an_error(

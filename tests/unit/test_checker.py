@@ -184,7 +184,7 @@ def test_the_default_window_never_fails_a_fixed_window_across_one_edge() -> None
     b = burst({"w1": (20, 20), "w2": (20, 20)}, t0=T0 - 0.3, span_s=0.5, together=1)
     v = judge([b], claim(limit=20, period_s=1))
     assert v.kind != "fail", v.reason
-    assert wants_another_burst([find(b, claim(limit=20, period_s=1))])
+    assert wants_another_burst([find(b, claim(limit=20, period_s=1))], 1)
     # The same burst against a sliding window is proof of over-admission.
     assert judge([b], claim(limit=20, period_s=1, window="sliding")).kind == "fail"
 
@@ -196,7 +196,7 @@ def test_an_edge_explained_once_and_clean_repeats_pass() -> None:
                    limit=20) for i in (3, 4)]
     findings = [find(b, c) for b in [edge, *clean]]
     assert [f.fit.kind for f in findings] == ["edge", "within", "within"]
-    assert not wants_another_burst(findings)
+    assert not wants_another_burst(findings, 1)
     v = judge([edge, *clean], c)
     assert v.kind == "pass", v.reason
     assert "explained by a window edge" in v.reason
@@ -205,12 +205,29 @@ def test_an_edge_explained_once_and_clean_repeats_pass() -> None:
 
 def test_edges_too_many_to_be_chance_fail() -> None:
     c = claim()  # 100/hour: an edge inside a 0.3 s burst has a chance of 1/12000
-    racy = [burst({"w1": (51, 149), "w2": (51, 149)}, identity=f"127.0.0.{i}") for i in (2, 3)]
+    racy = [burst({"w1": (51, 149), "w2": (51, 149)}, identity=f"127.0.0.{i}", t0=T0 + 10 * i)
+            for i in (2, 3)]
     findings = [find(b, c) for b in racy]
     assert all(f.fit.kind == "edge" for f in findings)
-    assert edge_chance(findings) < 1e-6
+    assert edge_chance(findings, 3600) < 1e-6  # independent phases, and no phase in both
     v = judge(racy, c)
     assert v.kind == "fail" and "chance" in v.reason
+
+
+def test_bursts_at_the_same_clock_phase_do_not_multiply_their_chances() -> None:
+    # One window phase for every client (a global reset) would put an edge inside every burst
+    # that starts at the same phase of the clock: no more likely for six bursts than for one.
+    c = claim(limit=20, period_s=1)
+    same = [burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3 + 7 * i, span_s=0.2, together=1,
+                  identity=f"127.0.0.{i + 2}", limit=20) for i in range(6)]
+    spread = [burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3 + 7 * i + 0.25 * (i % 3),
+                    span_s=0.2, together=1, identity=f"127.0.0.{i + 2}", limit=20)
+              for i in range(6)]
+    same_f, spread_f = [find(b, c) for b in same], [find(b, c) for b in spread]
+    assert all(f.fit.kind == "edge" for f in same_f + spread_f)
+    assert edge_chance(same_f, 1) == pytest.approx(0.2, abs=1e-3)
+    assert edge_chance(spread_f, 1) == pytest.approx(0.2 ** 6, rel=1e-2)
+    assert judge(same, c).kind == "inconclusive" and judge(spread, c).kind == "fail"
 
 
 def test_tally_counts_workers_that_served_rejections_too() -> None:

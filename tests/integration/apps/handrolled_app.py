@@ -9,6 +9,8 @@
   requests that read the same count all pass. Over-admits under concurrency.
 - ``incr-then-check`` (correct): ``n = INCR key``, ``EXPIRE`` when ``n == 1``, admit iff
   ``n <= limit``. A fixed window starting at the client's first request.
+- ``no-expiry`` (never forgets): ``INCR`` with no ``EXPIRE``: exact at first, then a client
+  that reached the limit is refused for good.
 - ``clock-window`` (correct): ``INCR`` + ``EXPIRE`` on ``key:<int(now // period)>``, admit iff
   ``<= limit``. A clock-aligned fixed window: a burst across an edge can pass twice the limit.
 - ``token-bucket`` (correct): GCRA in one Lua script (as in redis-gcra), burst = limit,
@@ -107,6 +109,15 @@ def incr_then_check() -> Check:
     return check
 
 
+def no_expiry() -> Check:
+    r = _redis()
+
+    def check(ip: str) -> bool:
+        return int(r.incr(f"{PREFIX}handrolled:forever:{ip}")) <= RATE.limit
+
+    return check
+
+
 def clock_window() -> Check:
     r = _redis()
 
@@ -186,6 +197,7 @@ PATTERNS: dict[str, Callable[[], Check]] = {
     "read-compare-increment": read_compare_increment,
     "incr-then-check": incr_then_check,
     "clock-window": clock_window,
+    "no-expiry": no_expiry,
     "token-bucket": token_bucket,
     "get-set-list": get_set_list,
     "none": no_limit,

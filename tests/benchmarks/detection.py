@@ -1,0 +1,136 @@
+"""Detection power as verdicts: how often a run of the harness catches a broken throttle, next to
+the raw pre-opened-socket reference on the same fleets, in the same run.
+
+A script, not a pytest test. For each throttle of the demo (``--throttles``: ``naive`` is the
+read-compare-increment counter, ``drf`` stock DRF, ``atomic`` the reference Lua throttle) and
+each fleet shape (``--shapes``, WORKERSxTHREADS), it starts ``--runs`` fresh fleets on a fresh
+Redis state. On each fleet it runs the harness exactly as ``throttle-harness run`` does at
+default settings (its bursts, each from a fresh client address, judged by the checker), and the
+raw reference client for as many bursts of the full request count, each from a fresh address;
+who goes first alternates from run to run. A raw run "caught" the throttle when one of its bursts
+admitted more than the limit; "bursts over" counts the single bursts that did, for both clients
+(the harness stops a run at its first proven failure, so it sends fewer bursts).
+
+Usage::
+
+    PYTHONPATH=. python tests/benchmarks/detection.py [--runs 20] [--shapes 2x2,4x2] \\
+        [--throttles naive,atomic,drf] [--rate 100/hour] [--requests 400]
+
+Numbers are comparable only within one run of the script: the machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from burst_power import run_raw  # noqa: E402
+
+from harness.checker import judge  # noqa: E402
+from harness.fleet import FleetSpec, gunicorn_fleet  # noqa: E402
+from harness.providers import open_redis  # noqa: E402
+from harness.rates import parse_rate  # noqa: E402
+from harness.runner import client_addresses, send_bursts  # noqa: E402
+from harness.scenario import DEFAULT_BURSTS, load_scenarios  # noqa: E402
+from harness.traffic import Target  # noqa: E402
+
+APP = "harness.demo.wsgi:application"
+PATH = "/api/ping/"
+PREFIX = "throttle-harness-detection:"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--shapes", default="2x2,4x2")
+    ap.add_argument("--throttles", default="naive,atomic,drf")
+    ap.add_argument("--rate", default="100/hour")
+    ap.add_argument("--requests", type=int, default=400)
+    args = ap.parse_args(argv)
+    rate = parse_rate(args.rate)
+    addresses = client_addresses()
+    print(f"# {args.runs} runs per row, rate {rate.text}, {args.requests} requests, default "
+          f"settings ({DEFAULT_BURSTS} bursts per run, more if a window edge could explain "
+          "an over-admission)", flush=True)
+    print(f"{'throttle':<8} {'shape':<5} {'harness verdicts':<24} {'caught':>7} "
+          f"{'raw caught':>10} {'bursts over: harness':>20} {'raw':>7} "
+          f"{'harness accepted':>16} {'raw accepted':>13} {'at limit':>9} {'s/run':>6}",
+          flush=True)
+    started = time.monotonic()
+    with open_redis("local") as server:
+        for throttle in args.throttles.split(","):
+            for shape in args.shapes.split(","):
+                workers, threads = (int(n) for n in shape.split("x"))
+                scenario = load_scenarios([], {
+                    "app": APP, "path": PATH, "rate": rate.text, "threads": threads,
+                    "workers": [workers], "requests": args.requests,
+                    "env": {"DEMO_THROTTLE": throttle},
+                })[0]
+                claim = scenario.claim(workers)
+                env = {**scenario.env, "REDIS_URL": server.url, "DEMO_CACHE": "django-redis",
+                       "THROTTLE_HARNESS_RATE": rate.text,
+                       "THROTTLE_HARNESS_KEY_PREFIX": PREFIX}
+                spec = FleetSpec(app=APP, workers=workers, threads=threads, env=env,
+                                 connections=2 * args.requests)
+                verdicts: Counter[str] = Counter()
+                raw_caught = 0
+                h_accepted: list[int] = []
+                r_accepted: list[int] = []
+                at_limit: list[int] = []
+                row_started = time.monotonic()
+                for n in range(args.runs):
+                    server.clear(PREFIX)
+                    with gunicorn_fleet(spec) as fleet:
+                        target = Target(fleet.host, fleet.port, PATH, workers, threads)
+                        if n % 2 == 0:  # who goes first alternates
+                            verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
+                            counts = raw_bursts(target, args.requests, scenario.bursts, addresses)
+                        else:
+                            counts = raw_bursts(target, args.requests, scenario.bursts, addresses)
+                            verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
+                    verdicts[verdict.kind] += 1
+                    h_accepted += [b.tally.accepted for b in verdict.bursts]
+                    at_limit.append(verdict.overlap.at_crossing or 0)
+                    r_accepted += counts
+                    raw_caught += any(c > claim.limit for c in counts)
+                caught = verdicts["fail"]
+                print(
+                    f"{throttle:<8} {shape:<5} {dict(verdicts)!s:<24} "
+                    f"{caught:>3}/{args.runs:<3} {raw_caught:>6}/{args.runs:<3} "
+                    f"{_over(h_accepted, claim.limit):>20} {_over(r_accepted, claim.limit):>7} "
+                    f"{_mmm(h_accepted):>16} {_mmm(r_accepted):>13} "
+                    f"{statistics.median(at_limit) if at_limit else 0:>9g} "
+                    f"{(time.monotonic() - row_started) / args.runs:>6.1f}",
+                    flush=True,
+                )
+    print(f"total {time.monotonic() - started:.0f}s")
+    return 0
+
+
+def raw_bursts(target: Target, count: int, bursts: int, addresses: Iterator[str]) -> list[int]:
+    """The accepted counts of ``bursts`` raw bursts, each from a fresh address."""
+    return [
+        sum(r.status == 200 for r in run_raw(target, count, next(addresses)))
+        for _ in range(bursts)
+    ]
+
+
+def _over(accepted: list[int], limit: int) -> str:
+    return f"{sum(a > limit for a in accepted)}/{len(accepted)}"
+
+
+def _mmm(values: list[int]) -> str:
+    if not values:
+        return "-"
+    return f"{min(values)}/{statistics.median(values):g}/{max(values)}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

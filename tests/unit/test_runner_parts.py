@@ -1,0 +1,82 @@
+"""The runner's pure-ish parts with a fake engine and fleet: which requests are sent again, and
+when a run wants another burst."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from harness import runner
+from harness.checker import Claim
+from harness.evidence import Stamp
+from harness.traffic.records import Record, Target
+
+T0 = 1_800_000_000.5
+TARGET = Target("127.0.0.1", 1, "/", workers=2, threads=2)
+CLAIM = Claim(limit=1, period_s=3600, workers=2, threads=2)
+
+
+class FakeFleet:
+    def __init__(self, stamps: dict[str, Stamp]) -> None:
+        self.stamps = stamps
+
+    def read_stamps(self) -> dict[str, Stamp]:  # every stamp so far, as Fleet's
+        return dict(self.stamps)
+
+
+def engine(records: list[Record]) -> Any:
+    def send(target: Target, count: int, **kw: Any) -> list[Record]:
+        return list(records)
+    return send
+
+
+def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ip = "127.0.0.9"
+    records = [
+        Record(0, ip, T0, T0 + 0.1, 200, "w1", None, "b1-0"),
+        Record(1, ip, T0, None, None, None, "connection closed before a response", "b1-1"),
+        Record(2, ip, T0, None, None, None, "connection closed before a response", "b1-2"),
+        Record(3, ip, 0.0, None, None, None, "not sent: the run's deadline passed", "b1-3"),
+    ]
+    fleet = FakeFleet({
+        "b1-0": Stamp("b1-0", "w1", 1, 2, 200),
+        "b1-2": Stamp("b1-2", "w1", 3),  # entered the app, never left: not provably lost
+    })
+    sent_again: list[list[str]] = []
+
+    def fresh(target: Target, ids: list[str], **kw: Any) -> list[Record]:
+        sent_again.append(list(ids))
+        return [Record(i, ip, T0 + 1, T0 + 1.1, 429, "w2", None, rid) for i, rid in enumerate(ids)]
+
+    monkeypatch.setattr(runner, "fresh_requests", fresh)
+    monkeypatch.setattr(runner, "STAMP_WAIT_S", 0.0)
+    burst = runner._one_burst(engine(records), fleet, TARGET, 4, CLAIM, ip, "b1",  # type: ignore[arg-type]
+                              deadline=float("inf"), align=None)
+    assert sent_again == [["b1-1.2"]]
+    again = burst.records[1]
+    assert (again.index, again.status, again.attempts, again.request_id) == (1, 429, 2, "b1-1.2")
+    assert burst.records[2].error and burst.records[3].error  # indeterminate, and never sent
+    assert set(burst.stamps) == {"b1-0", "b1-2"}
+
+
+def test_nothing_rejected_is_followed_by_confirmation_requests(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ip = "127.0.0.9"
+    records = [Record(i, ip, T0, T0 + 0.1, 200, "w1", None, f"b1-{i}") for i in range(3)]
+    monkeypatch.setattr(runner, "fresh_requests", lambda target, ids, **kw: [
+        Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)])
+    monkeypatch.setattr(runner, "STAMP_WAIT_S", 0.0)
+    burst = runner._one_burst(engine(records), FakeFleet({}), TARGET, 3, CLAIM, ip, "b1",  # type: ignore[arg-type]
+                              deadline=float("inf"), align=None)
+    assert [r.request_id for r in burst.confirmation] == [f"b1c-{i}" for i in range(4)]
+
+
+def test_client_addresses_never_repeat() -> None:
+    addresses = runner.client_addresses()
+    taken = [next(addresses) for _ in range(600)]
+    assert len(set(taken)) == 600 and all(a.startswith("127.") for a in taken)
+    assert not any(a.endswith((".0", ".255")) for a in taken)
