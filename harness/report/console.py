@@ -81,7 +81,7 @@ def print_table(console: Console, report: MatrixReport) -> None:
         at_limit = r.verdict.overlap
         table.add_row(
             Text(r.scenario), f"{r.workers}x{r.threads}", str(r.limit),
-            f"{per_burst} of {r.requests}",
+            per_burst,
             f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",
             str(t.errors), f"{t.workers_seen}/{r.workers}",
             f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,

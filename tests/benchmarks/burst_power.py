@@ -9,9 +9,12 @@ A higher accepted (200) count for a racy throttle is more detection power; an ex
 
 Engines (``--engines``, comma separated; default ``harness,raw,httpx``):
 
-- ``harness``: :func:`harness.traffic.burst.burst`, the engine the harness uses.
+- ``harness``: :func:`harness.traffic.burst.burst`, the engine the harness uses (one burst of
+  it; a run of the harness sends several, see ``detection.py``).
 - ``raw``: the reference client: blocking sockets, all opened first, then a complete
   ``Connection: close`` GET sent on each, then each read in index order and closed.
+
+Every burst comes from a fresh loopback client address.
 - ``httpx``: an ``httpx.AsyncClient`` with a 64-connection pool, ``asyncio.gather`` of all GETs.
 
 Usage::
@@ -30,7 +33,10 @@ between requests); mapping keep-alive connections to workers through the probe p
 waves of ``threads`` requests per worker helped most (medians over 10 bursts: old engine 198,
 raw 230, mapped waves + hold 252, the last one still measured with a warm-up).
 Warming the workers up from another client address was rejected: it spends the budget of any
-throttle that is not keyed on the client address.
+throttle that is not keyed on the client address. Later (2026-11-27), stepping to the limit
+(everything below the limit's last place at once, then every thread's request together) caught
+a read-compare-increment race that waves of ``threads`` per worker missed whenever the wave
+size divided the limit, and raised DRF's over-admission too; see ``detection.py``.
 """
 
 from __future__ import annotations
