@@ -337,7 +337,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         )
     recovered = [f.recovered for f in findings if f.recovered]
     reason = (
-        f"exact: {len(findings)} burst(s) each admitted the limit ("
+        f"exact: {len(findings)} burst(s) admitted what a correct throttle would ("
         + ", ".join(f.summary() for f in findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
         f"on {strongest.crossing_workers} worker(s) were inside the app together "

@@ -56,11 +56,11 @@ from typing import NamedTuple
 import h11
 import httpx
 
+from harness.bursts import client_addresses
 from harness.fleet import FleetSpec, gunicorn_fleet
 from harness.probe_protocol import WORKER_HEADER
 from harness.providers import open_redis
 from harness.rates import parse_rate
-from harness.runner import client_addresses
 from harness.traffic import Target, burst
 
 APP = "harness.demo.wsgi:application"

@@ -1,5 +1,5 @@
-"""The runner's pure-ish parts with a fake engine and fleet: which requests are sent again, and
-when a run wants another burst."""
+"""A run's bursts with a fake engine and fleet: which requests are sent again, what follows an
+over-admission with nothing refused, and fresh client addresses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from harness import runner
+from harness import bursts
 from harness.checker import Claim
 from harness.evidence import Stamp
 from harness.traffic.records import Record, Target
@@ -51,9 +51,9 @@ def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
         sent_again.append(list(ids))
         return [Record(i, ip, T0 + 1, T0 + 1.1, 429, "w2", None, rid) for i, rid in enumerate(ids)]
 
-    monkeypatch.setattr(runner, "fresh_requests", fresh)
-    monkeypatch.setattr(runner, "STAMP_WAIT_S", 0.0)
-    burst = runner._one_burst(engine(records), fleet, TARGET, 4, CLAIM, ip, "b1",  # type: ignore[arg-type]
+    monkeypatch.setattr(bursts, "fresh_requests", fresh)
+    monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
+    burst = bursts._one_burst(engine(records), fleet, TARGET, 4, CLAIM, ip, "b1",  # type: ignore[arg-type]
                               deadline=float("inf"), align=None)
     assert sent_again == [["b1-1.2"]]
     again = burst.records[1]
@@ -67,16 +67,16 @@ def test_nothing_rejected_is_followed_by_confirmation_requests(
 ) -> None:
     ip = "127.0.0.9"
     records = [Record(i, ip, T0, T0 + 0.1, 200, "w1", None, f"b1-{i}") for i in range(3)]
-    monkeypatch.setattr(runner, "fresh_requests", lambda target, ids, **kw: [
+    monkeypatch.setattr(bursts, "fresh_requests", lambda target, ids, **kw: [
         Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)])
-    monkeypatch.setattr(runner, "STAMP_WAIT_S", 0.0)
-    burst = runner._one_burst(engine(records), FakeFleet({}), TARGET, 3, CLAIM, ip, "b1",  # type: ignore[arg-type]
+    monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
+    burst = bursts._one_burst(engine(records), FakeFleet({}), TARGET, 3, CLAIM, ip, "b1",  # type: ignore[arg-type]
                               deadline=float("inf"), align=None)
     assert [r.request_id for r in burst.confirmation] == [f"b1c-{i}" for i in range(4)]
 
 
 def test_client_addresses_never_repeat() -> None:
-    addresses = runner.client_addresses()
+    addresses = bursts.client_addresses()
     taken = [next(addresses) for _ in range(600)]
     assert len(set(taken)) == 600 and all(a.startswith("127.") for a in taken)
     assert not any(a.endswith((".0", ".255")) for a in taken)

@@ -1,0 +1,194 @@
+"""One run's bursts on one fleet: how many, from which client, at which clock phase, and what is
+sent after them.
+
+A run sends several bursts, each from a fresh client address (a fresh budget for throttles
+keyed on it), so that a race that shows only now and then is caught: the run fails if any burst
+proves over-admission. The first burst sends the scenario's requests; later ones retest the
+crossing of the limit (the limit plus ``RETEST_WAVES`` requests per thread). A run stops early
+once a failure is proven, and sends more bursts (up to ``EXTRA_BURSTS``) while an over-admission
+could still be a window edge, or while fewer bursts than planned crossed the limit with requests
+inside the app together. Where the period is short, each burst starts at a chosen phase of the
+clock (just past a clock-aligned window edge, then a third and two thirds into the period, so
+that a correct clock-aligned window is not crossed and the bursts' phases do not coincide), and
+once the bursts are done the first client is tried again a whole period after its burst: a
+throttle that never forgets fails there.
+
+Requests that provably never reached the app (no response, and the probe never saw them) are
+sent again; an over-admission with nothing rejected is followed by a few confirmation requests,
+which tell "no throttle at all" from "a throttle every request raced past".
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+
+from harness.checker import (
+    ACCEPTED,
+    EDGE_ALPHA,
+    REJECTED,
+    Burst,
+    BurstFinding,
+    Claim,
+    edge_chance,
+    find,
+    overlapped,
+    wants_another_burst,
+)
+from harness.evidence import Stamp
+from harness.fleet import Fleet
+from harness.scenario import Scenario
+from harness.traffic import ENGINES, Engine, Record, Target, fresh_requests
+
+RETEST_WAVES = 4  # bursts after the first send the limit plus this many requests per thread
+EXTRA_BURSTS = 6  # more bursts, at most, for a window edge to explain or a weak overlap
+ALIGN_PERIOD_S = 10.0  # bursts against periods this short start at chosen clock phases
+RESEND_ROUNDS = 3
+CONFIRMATIONS = 4  # requests sent after an over-admission with nothing rejected
+STAMP_WAIT_S = 0.5
+RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
+RECOVERY_MARGIN_S = 0.05
+RECOVERY_REQUESTS = 4
+
+
+def client_addresses() -> Iterator[str]:
+    """Fresh loopback client addresses (127.X.Y.Z), never the same twice in a session."""
+    first = secrets.randbelow(254) + 1
+    for x in (first, *(n for n in range(1, 255) if n != first)):
+        for y in range(256):
+            for z in range(1, 255):
+                yield f"127.{x}.{y}.{z}"
+
+
+def send_bursts(
+    fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str]
+) -> list[Burst]:
+    """The bursts of one run on ``fleet``, each from the next of ``addresses``, until the run
+    is settled or its deadline is too near for another."""
+    engine = ENGINES[scenario.traffic]
+    target = Target(fleet.host, fleet.port, scenario.path, claim.workers, claim.threads)
+    deadline = time.monotonic() + scenario.timeout_s
+    bursts: list[Burst] = []
+    findings: list[BurstFinding] = []
+    longest = 0.0
+    overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
+    while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
+        if bursts and deadline - time.monotonic() < 2 * longest + claim.period_s * (
+            claim.period_s <= ALIGN_PERIOD_S
+        ):
+            break  # another burst would likely be cut short: it could only muddle the verdict
+        count = scenario.request_count
+        if bursts:  # a retest of the crossing: the limit, every thread, and some more
+            count = min(count, claim.limit + RETEST_WAVES * target.capacity)
+        align = None
+        if claim.period_s <= ALIGN_PERIOD_S:  # a different phase each time, past a clock edge
+            align = (claim.period_s, (len(bursts) % 3) * claim.period_s / 3)
+        started = time.monotonic()
+        bursts.append(_one_burst(
+            engine, fleet, target, count, claim, next(addresses), f"b{len(bursts) + 1}",
+            deadline, align,
+        ))
+        longest = max(longest, time.monotonic() - started)
+        findings.append(find(bursts[-1], claim))
+    if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(findings, claim):
+        bursts[0] = _with_recovery(bursts[0], target, claim, deadline)
+    return bursts
+
+
+def _wants_recovery(findings: Sequence[BurstFinding], claim: Claim) -> bool:
+    """Whether a recovery check could still matter: nothing proven yet, the limit reached."""
+    return (
+        bool(findings)
+        and not any(f.fit.kind == "over" or f.tally.errors for f in findings)
+        and edge_chance(findings, claim.period_s) >= EDGE_ALPHA
+        and findings[0].tally.rejected > 0
+    )
+
+
+def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) -> Burst:
+    """``burst`` with a few requests from its client sent once a whole period has passed since
+    its last answer: a correct throttle of any window admits them all again."""
+    last = max((r.received_at for r in burst.records if r.received_at), default=time.time())
+    wait = last + claim.period_s + RECOVERY_MARGIN_S - time.time()
+    if wait + 1.0 > deadline - time.monotonic():
+        return burst
+    time.sleep(max(0.0, wait))
+    records = fresh_requests(
+        target, [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
+        identity=burst.identity, deadline=deadline,
+    )
+    return replace(burst, recovery=records)
+
+
+def _wants_burst(
+    findings: Sequence[BurstFinding], planned: int, claim: Claim, overlap_possible: bool
+) -> bool:
+    """Another burst, unless the run is settled: a failure proven, an error seen, or as many
+    bursts as planned crossed the limit with requests inside the app together (a burst that
+    did not counts for nothing) and nothing is left that more bursts could decide."""
+    if not findings:
+        return True
+    if any(f.fit.kind == "over" for f in findings):
+        return False
+    if edge_chance(findings, claim.period_s) < EDGE_ALPHA:
+        return False
+    if any(f.tally.errors for f in findings):
+        return False
+    strong = sum(overlapped(f, claim) for f in findings) if overlap_possible else len(findings)
+    if strong >= planned and not wants_another_burst(findings, claim.period_s):
+        return False
+    return len(findings) < planned + EXTRA_BURSTS
+
+
+def _one_burst(
+    engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim, identity: str,
+    tag: str, deadline: float, align: tuple[float, float] | None,
+) -> Burst:
+    """One burst from ``identity``; requests that provably never reached the app (no response,
+    and the probe never saw them) are sent again, and an over-admission with nothing rejected is
+    followed by a few confirmation requests."""
+    records = engine(target, count, identity=identity, limit=claim.limit, tag=tag,
+                     deadline=deadline, align=align)
+    stamps = fleet.read_stamps()
+    for _ in range(RESEND_ROUNDS):
+        lost = [r for r in records if r.status is None and r.request_id not in stamps
+                and not (r.error or "").startswith("not sent")]
+        if not lost or time.monotonic() >= deadline:
+            break
+        again = fresh_requests(
+            target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in lost],
+            identity=identity, deadline=deadline,
+        )
+        for old, new in zip(lost, again, strict=True):
+            records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
+        stamps = fleet.read_stamps()
+    stamps = _settled_stamps(fleet, records, stamps, deadline)
+    confirmation: list[Record] = []
+    accepted = sum(r.status == ACCEPTED for r in records)
+    nothing_refused = not any(r.status == REJECTED for r in records)
+    if accepted > claim.limit and nothing_refused and time.monotonic() < deadline:
+        confirmation = fresh_requests(
+            target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=identity,
+            deadline=deadline,
+        )
+    ours = {k: v for k, v in stamps.items() if k.startswith(f"{tag}-")}
+    return Burst(identity, records, ours, tag, confirmation)
+
+
+def _settled_stamps(
+    fleet: Fleet, records: Sequence[Record], stamps: dict[str, Stamp], deadline: float
+) -> dict[str, Stamp]:
+    """``stamps``, once every answered request's exit is in: a worker may write it a moment
+    after its answer reached the client."""
+    answered = [r.request_id for r in records if r.status is not None]
+    until = min(deadline, time.monotonic() + STAMP_WAIT_S)
+    while not all(i in stamps and stamps[i].left_ns is not None for i in answered):
+        if time.monotonic() >= until:
+            break
+        time.sleep(0.005)
+        stamps = fleet.read_stamps()
+    return stamps
+
+
