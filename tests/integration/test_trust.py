@@ -132,6 +132,26 @@ def test_max_requests_recycling_is_not_an_error(
     assert result.code == 0
 
 
+def test_the_harness_probes_do_not_count_towards_max_requests(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """Two bursts (400 requests, then 108) to the app, and as many probe requests to map
+    connections to workers: with --max-requests 900 the worker must not be recycled."""
+    scenario = tmp_path / "max-requests.toml"
+    scenario.write_text(
+        'app = "harness.demo.wsgi:application"\npath = "/api/ping/"\nrate = "100/hour"\n'
+        'threads = 2\nrequests = 400\nbursts = 2\ngunicorn_args = ["--max-requests", "900"]\n'
+        '[env]\nDEMO_THROTTLE = "atomic"\n'
+    )
+    out = tmp_path / "r.json"
+    result = run_cli("run", str(scenario), "--workers", "1", "--redis", redis_spec,
+                     "--json", str(out))
+    (run,) = runs(result, out)
+    assert run["verdict"] == "pass", run["reason"]
+    assert sum(b["sent"] for b in run["bursts"]) < 900
+    assert run["workers_seen"] == 1, run["served_by"]  # never recycled
+
+
 def test_the_users_gunicorn_config_is_ignored_and_reported(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
