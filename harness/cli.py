@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="workers that must serve a run for a pass (default: all)")
     run.add_argument("--bursts", type=int, metavar="K",
                      help="bursts per run, each from a fresh client address (default: 3; more "
-                     "when an over-admission could be a window edge)")
+                     "when an over-admission could be a window edge, or a burst's requests did "
+                     "not overlap in the app at the limit)")
     run.add_argument("--timeout", type=float, metavar="SECONDS",
                      help="a run's traffic ends by then, whatever the server does (default: 120)")
     run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
