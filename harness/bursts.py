@@ -26,9 +26,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 from harness.checker import (
-    ACCEPTED,
     EDGE_ALPHA,
-    REJECTED,
     Burst,
     BurstFinding,
     Claim,
@@ -68,7 +66,8 @@ def send_bursts(
     """The bursts of one run on ``fleet``, each from the next of ``addresses``, until the run
     is settled or its deadline is too near for another."""
     engine = ENGINES[scenario.traffic]
-    target = Target(fleet.host, fleet.port, scenario.path, claim.workers, claim.threads)
+    target = Target(fleet.host, fleet.port, claim.workers, claim.threads, scenario.request,
+                    claim.statuses)
     deadline = time.monotonic() + scenario.timeout_s
     bursts: list[Burst] = []
     findings: list[BurstFinding] = []
@@ -117,7 +116,7 @@ def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) 
     time.sleep(max(0.0, wait))
     records = fresh_requests(
         target, [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
-        identity=burst.identity, deadline=deadline,
+        identity=burst.identity, value=burst.value, deadline=deadline,
     )
     return replace(burst, recovery=records)
 
@@ -149,8 +148,9 @@ def _one_burst(
     """One burst from ``identity``; requests that provably never reached the app (no response,
     and the probe never saw them) are sent again, and an over-admission with nothing rejected is
     followed by a few confirmation requests."""
-    records = engine(target, count, identity=identity, limit=claim.limit, tag=tag,
-                     deadline=deadline, align=align)
+    value = f"client-{tag.removeprefix('b')}"  # fresh with every burst, as its address
+    records = engine(target, count, identity=identity, value=value, limit=claim.limit,
+                     tag=tag, deadline=deadline, align=align)
     stamps = fleet.read_stamps()
     for _ in range(RESEND_ROUNDS):
         lost = [r for r in records if r.status is None and r.request_id not in stamps
@@ -159,22 +159,22 @@ def _one_burst(
             break
         again = fresh_requests(
             target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in lost],
-            identity=identity, deadline=deadline,
+            identity=identity, value=value, deadline=deadline,
         )
         for old, new in zip(lost, again, strict=True):
             records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
         stamps = fleet.read_stamps()
     stamps = _settled_stamps(fleet, records, stamps, deadline)
     confirmation: list[Record] = []
-    accepted = sum(r.status == ACCEPTED for r in records)
-    nothing_refused = not any(r.status == REJECTED for r in records)
+    accepted = sum(claim.statuses.admitted(r.status) for r in records)
+    nothing_refused = not any(claim.statuses.refused(r.status) for r in records)
     if accepted > claim.limit and nothing_refused and time.monotonic() < deadline:
         confirmation = fresh_requests(
             target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=identity,
-            deadline=deadline,
+            value=value, deadline=deadline,
         )
     ours = {k: v for k, v in stamps.items() if k.startswith(f"{tag}-")}
-    return Burst(identity, records, ours, tag, confirmation)
+    return Burst(identity, records, ours, tag, confirmation, value=value)
 
 
 def _settled_stamps(

@@ -9,7 +9,8 @@ stamps show (:mod:`harness.evidence`):
   or more bursts admitted more than the limit than window edges can plausibly explain (the
   chance is in the reason); or a burst admitted fewer than the limit (under-admission), or its
   client was still refused a whole period later (no recovery).
-- ``error``: a status other than 200/429, or a transport error that retries could not settle
+- ``error``: a status neither admitted nor refused (by default 2xx and 429), or a transport
+  error that retries could not settle
   (unless a failure is proven anyway).
 - ``inconclusive``: nothing proven: the limit was never reached, too few workers served, the
   requests never overlapped inside the app when the limit was crossed, or every over-admission
@@ -31,10 +32,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.evidence import Overlap, Stamp, needed_overlap, overlap
+from harness.request_template import Statuses
 from harness.traffic.records import Record
 from harness.windows import Fit, model_for
 
-ACCEPTED, REJECTED = 200, 429
 EDGE_ALPHA = 1e-3  # window edges explaining over-admissions must have at least this chance
 VerdictKind = Literal["pass", "fail", "inconclusive", "error"]
 
@@ -50,6 +51,7 @@ class Claim:
     threads: int = 1
     window: str = "any"
     min_workers_seen: int | None = None  # default: every configured worker
+    statuses: Statuses = field(default_factory=Statuses)
 
     @property
     def workers_needed(self) -> int:
@@ -93,6 +95,7 @@ class Burst:
     tag: str = "b"  # the prefix of its request ids
     confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
     recovery: Sequence[Record] = ()  # sent again once a whole period has passed
+    value: str = "client-1"  # the client's {identity} in its requests
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,7 @@ class BurstFinding:
     """One burst judged: its counts, how they fit the window, and the overlap behind them."""
 
     identity: str
+    value: str
     tally: Tally
     fit: Fit
     overlap: Overlap
@@ -127,17 +131,19 @@ class Verdict:
         return _strongest(self.bursts)
 
 
-def tally(records: Sequence[Record]) -> Tally:
-    """Count a history: 200 accepted, 429 rejected, anything else (or no response) an error."""
+def tally(records: Sequence[Record], statuses: Statuses | None = None) -> Tally:
+    """Count a history: admitted, refused (by default 2xx and 429, see :class:`Statuses`),
+    anything else (or no response) an error."""
+    statuses = statuses or Statuses()
     served: Counter[str] = Counter()
     accepted_by: Counter[str] = Counter()
     accepted = rejected = errors = 0
     samples: list[str] = []
     for r in records:
-        if r.status == ACCEPTED:
+        if statuses.admitted(r.status):
             accepted += 1
             accepted_by[r.worker or "?"] += 1
-        elif r.status == REJECTED:
+        elif statuses.refused(r.status):
             rejected += 1
         else:
             errors += 1
@@ -164,24 +170,26 @@ def tally(records: Sequence[Record]) -> Tally:
 
 def find(burst: Burst, claim: Claim) -> BurstFinding:
     """Judge one burst's counts against the claimed window, and measure its overlap."""
-    t = tally(burst.records)
-    accepted = [r for r in burst.records if r.status == ACCEPTED and r.received_at is not None]
+    t = tally(burst.records, claim.statuses)
+    accepted = [
+        r for r in burst.records if claim.statuses.admitted(r.status) and r.received_at is not None
+    ]
     fit = model_for(claim.window).fit(
         [(r.sent_at, r.received_at or r.sent_at) for r in accepted], claim.limit, claim.period_s
     )
     ids = {r.request_id for r in accepted}
     ov = overlap(list(burst.stamps.values()), ids, claim.limit)
-    confirmed = _answered(burst.confirmation)
-    later = _answered(burst.recovery)
+    confirmed = _answered(burst.confirmation, claim.statuses)
+    later = _answered(burst.recovery, claim.statuses)
     recovered = (later[0], later[1]) if later else None
-    return BurstFinding(burst.identity, t, fit, ov, confirmed[1] if confirmed else None,
-                        recovered)
+    return BurstFinding(burst.identity, burst.value, t, fit, ov,
+                        confirmed[1] if confirmed else None, recovered)
 
 
-def _answered(records: Sequence[Record]) -> tuple[int, int] | None:
+def _answered(records: Sequence[Record], statuses: Statuses) -> tuple[int, int] | None:
     """(admitted, refused) among ``records``; None when none of them was either."""
-    admitted = sum(r.status == ACCEPTED for r in records)
-    refused = sum(r.status == REJECTED for r in records)
+    admitted = sum(statuses.admitted(r.status) for r in records)
+    refused = sum(statuses.refused(r.status) for r in records)
     return (admitted, refused) if admitted + refused else None
 
 
@@ -417,4 +425,9 @@ def _error_hint(t: Tally) -> str:
         return "a 400 from Django often means ALLOWED_HOSTS does not include 127.0.0.1"
     if "HTTP 404" in t.error_samples:
         return "check --path: the throttled endpoint was not found"
+    if "HTTP 405" in t.error_samples:
+        return "check --method: the endpoint does not take it"
+    if any(s in t.error_samples for s in ("HTTP 401", "HTTP 403", "HTTP 503")):
+        return ("a throttle that refuses with 403 or 503 needs --reject-status; an endpoint "
+                "whose admitted requests answer 401 (a failed login) needs --accept-status")
     return ""

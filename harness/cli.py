@@ -64,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--env", action="append", metavar="KEY=VALUE",
                      help="an environment variable for the app (repeatable)")
     run.add_argument("--path", help="the throttled URL path, such as /api/items/")
+    run.add_argument("--method", help="GET (default), POST, PUT, PATCH or DELETE")
+    run.add_argument("--header", action="append", dest="headers", metavar="'NAME: VALUE'",
+                     help="a request header (repeatable); may hold {identity}")
+    run.add_argument("--data", metavar="TEXT|@FILE",
+                     help="a request body (a form unless a Content-Type header says otherwise); "
+                     "may hold {identity}")
+    run.add_argument("--accept-status", metavar="S[,S...]",
+                     help="statuses of admitted requests (default: any 2xx)")
+    run.add_argument("--reject-status", metavar="S[,S...]",
+                     help="statuses of requests the throttle refused (default: 429)")
     run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
     run.add_argument("--window", choices=WINDOWS, metavar="|".join(WINDOWS),
                      help="the throttle's window algorithm; any (default) allows whatever a "
@@ -97,7 +107,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The scenario keys given on the command line, in scenario-file form."""
     found: dict[str, Any] = {}
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
-                "port", "bursts", "timeout"):
+                "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
+                "reject_status"):
         if getattr(args, key) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:

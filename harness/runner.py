@@ -18,6 +18,7 @@ from harness.checker import Verdict, judge
 from harness.errors import HarnessError
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
+from harness.request_template import RequestTemplate, Statuses
 from harness.resources import ensure_fd_budget
 from harness.scenario import Expectation, Scenario
 from harness.traffic.burst import connections_for
@@ -37,6 +38,8 @@ class RunResult:
     rate: str
     limit: int
     window: str
+    request: RequestTemplate
+    statuses: Statuses
     identities: tuple[str, ...]
     ready_s: float
     traffic_s: float
@@ -137,6 +140,8 @@ def _one_run(
         rate=scenario.rate.text,
         limit=scenario.rate.limit,
         window=scenario.window,
+        request=scenario.request,
+        statuses=scenario.statuses,
         identities=tuple(b.identity for b in bursts),
         ready_s=fleet.ready_s,
         traffic_s=traffic_s,

@@ -12,17 +12,28 @@ import importlib
 import re
 import shlex
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
 from harness.rates import Rate, parse_rate
+from harness.request_template import (
+    RequestTemplate,
+    Statuses,
+    checked_statuses,
+    checked_template,
+    parse_body,
+    parse_header,
+    parse_method,
+    parse_statuses,
+)
 from harness.windows import WINDOW_NAMES
 
+T = TypeVar("T")
 Expectation = Literal["exact", "violation"]
 EXPECTATIONS: tuple[Expectation, ...] = ("exact", "violation")
 WINDOWS: tuple[str, ...] = WINDOW_NAMES  # "any" (the default) first
@@ -30,7 +41,8 @@ TRAFFIC_SHAPES = ("burst", "sequential")
 FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
-    "gunicorn_args", "port", "bursts", "timeout",
+    "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
+    "reject_status",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -61,6 +73,14 @@ class Scenario:
     port: int | None = None
     bursts: int = DEFAULT_BURSTS
     timeout_s: float = DEFAULT_TIMEOUT_S
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    data: str = ""
+    statuses: Statuses = field(default_factory=Statuses)
+
+    @property
+    def request(self) -> RequestTemplate:
+        return RequestTemplate(self.method, self.path, self.headers, self.data)
 
     @property
     def request_count(self) -> int:
@@ -73,6 +93,7 @@ class Scenario:
         return Claim(
             limit=self.rate.limit, period_s=self.rate.period_s, workers=workers,
             threads=self.threads, window=self.window, min_workers_seen=self.min_workers_seen,
+            statuses=self.statuses,
         )
 
 
@@ -125,7 +146,9 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
     workers = data.get("workers", [1, 2, 4])
     workers = [workers] if isinstance(workers, int) else workers
     expect_by = v.table("expect_by_workers", data.get("expect_by_workers", {}))
-    return Scenario(
+    accept = v.statuses("accept_status", data.get("accept_status")) or frozenset()
+    reject = v.statuses("reject_status", data.get("reject_status")) or frozenset({429})
+    scenario = Scenario(
         name=v.string("name", data.get("name", "command-line")),
         description=v.string("description", data.get("description", "")),
         app=v.app(data["app"]),
@@ -156,7 +179,17 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         port=v.port(data["port"]) if data.get("port") is not None else None,
         bursts=v.positive("bursts", data.get("bursts", DEFAULT_BURSTS)),
         timeout_s=v.seconds("timeout", data.get("timeout", DEFAULT_TIMEOUT_S)),
+        method=v.parsed("method", parse_method, v.string("method", data.get("method", "GET"))),
+        headers=tuple(
+            v.parsed("headers", parse_header, v.string("headers", h))
+            for h in v.list_of("headers", data.get("headers", []))
+        ),
+        data=v.parsed("data", lambda t: parse_body(t, base_dir),
+                      v.string("data", data.get("data", ""))),
+        statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
     )
+    v.parsed("request", checked_template, scenario.request)
+    return scenario
 
 
 def _int_key(key: Any, v: _Validator) -> int:
@@ -221,6 +254,22 @@ class _Validator:
                 f"{key}: {arg!r} (gunicorn's {option}) is not allowed: the harness owns "
                 f"gunicorn's binding, worker shape and daemonizing; {why}"
             )
+
+    def parsed(self, key: str, parse: Callable[[Any], T], value: Any) -> T:
+        """``parse(value)``, its ValueError turned into this source's one-line error."""
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+
+    def statuses(self, key: str, value: Any) -> frozenset[int] | None:
+        """A list of statuses (``[403, 429]``, or ``"403,429"`` as a flag gives it)."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, list)):
+            raise self.error(f"{key} must be a list of HTTP statuses, not {value!r}")
+        items = [value] if isinstance(value, int) else value
+        return self.parsed(key, lambda v: parse_statuses(v), items)
 
     def seconds(self, key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

@@ -46,6 +46,15 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "limit": r.limit,
         "requests": r.requests,
         "window": r.window,
+        "request": {  # header values stay out: they may hold tokens
+            "method": r.request.method, "path": r.request.path,
+            "header_names": [name for name, _ in r.request.headers],
+            "body": bool(r.request.body),
+        },
+        "statuses": {
+            "accept": sorted(r.statuses.accept) if r.statuses.accept else "2xx",
+            "reject": sorted(r.statuses.reject),
+        },
         "identity": r.identity,
         "identities": list(r.identities),
         "sent": t.sent,
@@ -81,6 +90,7 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
     t, fit = b.tally, b.fit
     return {
         "identity": b.identity,
+        "value": b.value,
         "sent": t.sent,
         "accepted": t.accepted,
         "rejected": t.rejected,

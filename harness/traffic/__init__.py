@@ -13,7 +13,7 @@ __all__ = ["ENGINES", "Engine", "Record", "Target", "burst", "fresh_requests", "
 
 class Engine(Protocol):
     def __call__(
-        self, target: Target, count: int, *, identity: str, limit: int, tag: str,
+        self, target: Target, count: int, *, identity: str, value: str, limit: int, tag: str,
         deadline: float, align: tuple[float, float] | None = None,
     ) -> list[Record]: ...
 

@@ -10,9 +10,10 @@ other clients in ``tests/benchmarks/``):
    names the worker that owns the connection; an even share per worker is kept. Workers without
    keep-alive (gunicorn's sync worker) cannot be mapped: fresh connections form one lane that
    all workers take from, in the order they were opened.
-2. **Arm**: send every request but its final byte. A worker's threads take its armed
-   connections in order and wait there for that byte, so the requests a lane's threads hold are
-   always the next ones not yet released.
+2. **Arm**: send every request but the final byte of its head (and its body, if any: an app
+   may be called before it reads its body). A worker's threads take its armed connections in
+   order and wait there for that byte, so the requests a lane's threads hold are always the
+   next ones not yet released.
 3. **Step**: release final bytes closed-loop (the next step once this one is answered). While
    the admitted count is below ``limit - 1``, a step releases as many requests as still fit
    under the limit (the threads work through them and then wait on their lane's next ones);
@@ -46,6 +47,7 @@ import h11
 
 from harness.ports import LOOPBACK
 from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+from harness.request_template import Rendered, Statuses
 from harness.traffic.records import Record, Target
 
 CHUNK = 1024  # requests armed at once; a burst is cut into chunks of this size
@@ -58,7 +60,8 @@ STEP_TIMEOUT_FACTOR = 8  # a later step times out after 8x the median round, per
 MAX_STEP_TIMEOUTS = 3
 HOLD_VALVE_S = 0.25
 CONNECT_TIMEOUT_S = 5.0
-ADMITTED, REFUSED = 200, 429
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_PROBE = Rendered("GET", PROBE_PATH, (), b"")
 _WORKER_HEADER = WORKER_HEADER.lower().encode()
 _PARENT_HEADER = PARENT_HEADER.lower().encode()
 
@@ -81,19 +84,28 @@ class _Exchange:
         self.status: int | None = None
         self.error: str | None = None
         self.request_id = ""
-        self.tail = b""  # the request's final byte, held back until its release
+        self.head_length = 0
+        self.tail = b""  # held back until the release: the head's final byte, and the body
         self.sent_at = 0.0
         self.received_at: float | None = None
 
-    def request(self, path: str, keep_alive: bool, request_id: str = "") -> bytes:
+    def request(self, req: Rendered, keep_alive: bool, request_id: str = "") -> bytes:
+        """The bytes of ``req`` on this connection (with the harness's id, when given);
+        ``head_length`` is where its head ends."""
         headers = [("Host", self.host), ("User-Agent", "throttle-harness"), ("Accept", "*/*")]
+        headers += req.headers
+        if req.body or req.method in _BODY_METHODS:
+            headers.append(("Content-Length", str(len(req.body))))
         if request_id:
             self.request_id = request_id
             headers.append((REQUEST_HEADER, request_id))
         if not keep_alive:
             headers.append(("Connection", "close"))
-        head = self.http.send(h11.Request(method="GET", target=path, headers=headers)) or b""
-        return head + (self.http.send(h11.EndOfMessage()) or b"")
+        out = self.http.send(h11.Request(method=req.method, target=req.target, headers=headers))
+        self.head_length = len(out or b"")
+        if req.body:
+            out = (out or b"") + (self.http.send(h11.Data(data=req.body)) or b"")
+        return (out or b"") + (self.http.send(h11.EndOfMessage()) or b"")
 
     def feed(self, data: bytes) -> bool:
         """Take bytes from the socket (b"" at EOF); True once the response is complete."""
@@ -123,14 +135,19 @@ class _Exchange:
     def keeps_alive(self) -> bool:
         return self.http.their_state is h11.DONE and self.http.our_state is h11.DONE
 
-    def send(self, data: bytes) -> None:
-        """Send ``data`` whole, or mark the exchange as failed."""
-        if self.error is None and self.sock is not None:
-            try:
-                if self.sock.send(data) < len(data):
-                    self.error = "send: the request did not fit the socket's buffer"
-            except OSError as exc:
-                self.error = f"send: {exc}"
+    def send(self, data: bytes, deadline: float) -> None:
+        """Send ``data`` whole (waiting for the socket if it is more than its buffer takes at
+        once, not past ``deadline``), or mark the exchange as failed."""
+        if self.error is not None or self.sock is None:
+            return
+        try:
+            sent = self.sock.send(data)
+            if sent < len(data):
+                self.sock.settimeout(max(0.05, deadline - time.monotonic()))
+                self.sock.sendall(data[sent:])
+                self.sock.setblocking(False)
+        except OSError as exc:
+            self.error = f"send: {exc}"
 
     def close(self) -> None:
         if self.sock is not None:
@@ -237,19 +254,21 @@ class _Lane:
 
 
 def burst(
-    target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
-    align: tuple[float, float] | None = None,
+    target: Target, count: int, *, identity: str, value: str, limit: int, tag: str,
+    deadline: float, align: tuple[float, float] | None = None,
 ) -> list[Record]:
-    """Send ``count`` GET requests to ``target`` as one burst; one :class:`Record` each.
+    """Send ``count`` of ``target``'s requests as one burst; one :class:`Record` each.
 
     ``identity`` is the loopback source address the requests come from (the client address a
-    throttle sees); ``limit`` is the claimed limit the steps aim at; request ids are
+    throttle sees) and ``value`` the client's ``{identity}`` value in the request; ``limit`` is
+    the claimed limit the steps aim at; request ids are
     ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``). With ``align``
     (period, offset), the first request is released just after the next wall-clock time that is
     ``offset`` past a multiple of ``period``, once everything is armed.
     """
     records: list[Record] = []
     admitted = 0
+    request = target.request.render(value)
     for start in range(0, count, CHUNK):
         size = min(CHUNK, count - start)
         lanes: list[_Lane] = []
@@ -258,9 +277,12 @@ def burst(
             exchanges = [ex for lane in lanes for ex in lane.queue]
             for i, ex in enumerate(exchanges, start):
                 ex.request_id = f"{tag}-{i}"
-            _fire(lanes, target, limit - admitted, deadline, None if start else align)
+            _fire(lanes, request, target.statuses, limit - admitted, deadline,
+                  None if start else align)
             records += [ex.record(i, identity) for i, ex in enumerate(exchanges, start)]
-            admitted += sum(ex.status == ADMITTED and ex.error is None for ex in exchanges)
+            admitted += sum(
+                target.statuses.admitted(ex.status) and ex.error is None for ex in exchanges
+            )
         finally:
             for lane in lanes:
                 for ex in lane.queue:
@@ -269,17 +291,18 @@ def burst(
 
 
 def fresh_requests(
-    target: Target, request_ids: Sequence[str], *, identity: str, deadline: float
+    target: Target, request_ids: Sequence[str], *, identity: str, value: str, deadline: float
 ) -> list[Record]:
     """Send one request per id, all at once, each on a fresh connection (for requests re-sent
     because they never reached the app, and for confirmations); one record each, in order."""
     exchanges = _fresh(target, identity, len(request_ids), deadline)
     collector = _Collector(answered="close")
+    rendered = target.request.render(value)
     try:
         for ex, request_id in zip(exchanges, request_ids, strict=True):
-            request = ex.request(target.path, False, request_id)
+            request = ex.request(rendered, False, request_id)
             ex.sent_at = time.time()
-            ex.send(request)
+            ex.send(request, deadline)
             collector.add(ex)
         collector.run(deadline)
     finally:
@@ -394,7 +417,7 @@ def _probe_connections(
             except OSError:
                 break  # not listening yet, or out of ports: use what opened
             opened.append(ex)
-            ex.send(ex.request(PROBE_PATH, keep_alive))
+            ex.send(ex.request(_PROBE, keep_alive), deadline)
             collector.add(ex)
         collector.run(min(deadline, time.monotonic() + CONNECT_TIMEOUT_S))
     finally:
@@ -411,30 +434,31 @@ def _probe_connections(
 
 
 def _fire(
-    lanes: list[_Lane], target: Target, room: int, deadline: float,
+    lanes: list[_Lane], request: Rendered, statuses: Statuses, room: int, deadline: float,
     align: tuple[float, float] | None,
 ) -> None:
     """Arm every lane, then release in steps aimed at the limit; ``room`` is how many requests
     the limit still admits."""
     exchanges = [ex for lane in lanes for ex in lane.queue]
-    for ex in exchanges:  # arm: all but the final byte, in lane order
-        request = ex.request(target.path, False, ex.request_id)
-        ex.tail = request[-1:]
-        ex.send(request[:-1])
+    for ex in exchanges:  # arm: all but the head's final byte (and the body), in lane order
+        request_bytes = ex.request(request, False, ex.request_id)
+        cut = ex.head_length - 1  # an app may run before its body is in: hold the body too
+        ex.tail = request_bytes[cut:]
+        ex.send(request_bytes[:cut], deadline)
     time.sleep(ARM_PAUSE_S + 0.0001 * len(exchanges))
     wait_for_phase(align, deadline)
     collector = _Collector(answered="hold")
     for ex in exchanges:
         collector.add(ex)
     try:
-        _release_in_steps(lanes, collector, room, deadline)
+        _release_in_steps(lanes, collector, statuses, room, deadline)
         collector.run(deadline)
     finally:
         collector.finish("no response before the run's deadline")
 
 
 def _release_in_steps(
-    lanes: list[_Lane], collector: _Collector, room: int, deadline: float
+    lanes: list[_Lane], collector: _Collector, statuses: Statuses, room: int, deadline: float
 ) -> None:
     """Release final bytes step by step; each step once the previous one is answered."""
     took: list[float] = []  # seconds per round of the steps answered in time
@@ -443,7 +467,7 @@ def _release_in_steps(
     timeouts = 0
     saturated = False  # a whole step past the limit was refused: the rest can go at once
     while any(lane.left for lane in lanes):
-        admitted = sum(ex.status == ADMITTED for ex in released)  # late answers count too
+        admitted = sum(statuses.admitted(ex.status) for ex in released)  # late answers too
         step = []
         if not (saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS):
             step = _next_step(lanes, room - 1 - admitted)
@@ -451,11 +475,16 @@ def _release_in_steps(
             step = [ex for lane in lanes for ex in lane.take(lane.left)]
         live = [ex for ex in step if ex.error is None and ex.sock is not None]
         now = time.time()  # before any of them is sent: earlier than every admission
+        short: list[tuple[_Exchange, int]] = []
         for ex in live:  # the hot loop: nothing in it but the send
             try:
-                ex.sock.send(ex.tail)  # type: ignore[union-attr]
+                sent = ex.sock.send(ex.tail)  # type: ignore[union-attr]
+                if sent < len(ex.tail):
+                    short.append((ex, sent))
             except OSError as exc:
                 ex.error = f"send: {exc}"
+        for ex, sent in short:  # a large body that did not fit the socket's buffer at once
+            ex.send(ex.tail[sent:], deadline)
         for ex in step:
             ex.sent_at = now
         released += step
@@ -469,8 +498,8 @@ def _release_in_steps(
             timeouts += 1
         else:
             took.append((time.monotonic() - started) / rounds)
-        saturated = admitted + sum(ex.status == ADMITTED for ex in step) >= room and all(
-            ex.status == REFUSED for ex in step
+        saturated = admitted + sum(statuses.admitted(ex.status) for ex in step) >= room and all(
+            statuses.refused(ex.status) for ex in step
         )
 
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from harness.request_template import RequestTemplate, Statuses
 
 
 @dataclass(frozen=True)
 class Target:
-    """Where traffic goes and the shape of the fleet behind it (``threads`` > 1: gthread)."""
+    """Where traffic goes, the shape of the fleet behind it (``threads`` > 1: gthread), what to
+    send and how to read the answers."""
 
     host: str
     port: int
-    path: str
     workers: int
     threads: int
+    request: RequestTemplate = field(default_factory=RequestTemplate)
+    statuses: Statuses = field(default_factory=Statuses)
 
     @property
     def capacity(self) -> int:

@@ -16,11 +16,12 @@ from harness.traffic.records import Record, Target
 
 
 def sequential(
-    target: Target, count: int, *, identity: str, limit: int, tag: str, deadline: float,
-    align: tuple[float, float] | None = None,
+    target: Target, count: int, *, identity: str, value: str, limit: int, tag: str,
+    deadline: float, align: tuple[float, float] | None = None,
 ) -> list[Record]:
-    """Send ``count`` GET requests, one at a time, over one persistent connection; requests
-    not answered by ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
+    """Send ``count`` of ``target``'s requests (as the client whose ``{identity}`` is
+    ``value``), one at a time, over one persistent connection; requests not answered by
+    ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
 
     With ``align`` (period, offset), the first request goes at that phase of the wall clock (see
     :func:`~harness.traffic.burst.wait_for_phase`); ``limit`` is accepted for the engines'
@@ -29,6 +30,7 @@ def sequential(
     source = None if identity == LOOPBACK else (identity, 0)
     conn = http.client.HTTPConnection(target.host, target.port, source_address=source)
     records = []
+    req = target.request.render(value)
     try:
         for i in range(count):
             request_id = f"{tag}-{i}"
@@ -42,8 +44,9 @@ def sequential(
                 if conn.sock is not None:
                     conn.sock.settimeout(left)
                 conn.timeout = left
-                conn.request("GET", target.path, headers={
-                    "User-Agent": "throttle-harness", REQUEST_HEADER: request_id})
+                conn.request(req.method, req.target, body=req.body or None, headers={
+                    **dict(req.headers), "User-Agent": "throttle-harness",
+                    REQUEST_HEADER: request_id})
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException) as exc:

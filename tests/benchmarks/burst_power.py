@@ -61,6 +61,7 @@ from harness.fleet import FleetSpec, gunicorn_fleet
 from harness.probe_protocol import WORKER_HEADER
 from harness.providers import open_redis
 from harness.rates import parse_rate
+from harness.request_template import RequestTemplate
 from harness.traffic import Target, burst
 
 APP = "harness.demo.wsgi:application"
@@ -83,8 +84,8 @@ class Result(NamedTuple):
 
 
 def run_harness(target: Target, count: int, identity: str) -> list[Result]:
-    records = burst(target, count, identity=identity, limit=LIMIT[0], tag="bench",
-                    deadline=time.monotonic() + COLLECT_TIMEOUT_S)
+    records = burst(target, count, identity=identity, value=identity, limit=LIMIT[0],
+                    tag="bench", deadline=time.monotonic() + COLLECT_TIMEOUT_S)
     return [Result(r.sent_at, r.received_at, r.status, r.worker, r.error) for r in records]
 
 
@@ -238,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names[shift:] + names[:shift]:
                     server.clear(KEY_PREFIX)
                     with gunicorn_fleet(spec) as fleet:
-                        target = Target(fleet.host, fleet.port, PATH, args.workers, args.threads)
+                        target = Target(fleet.host, fleet.port, args.workers, args.threads,
+                                        RequestTemplate(path=PATH))
                         run = ENGINES[name](target, args.requests, next(addresses))
                     results[name].append(run)
                     if args.verbose:

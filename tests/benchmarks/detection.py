@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(args.runs):
                     server.clear(PREFIX)
                     with gunicorn_fleet(spec) as fleet:
-                        target = Target(fleet.host, fleet.port, PATH, workers, threads)
+                        target = Target(fleet.host, fleet.port, workers, threads,
+                                        scenario.request)
                         if n % 2 == 0:  # who goes first alternates
                             verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
                             counts = raw_bursts(target, args.requests, scenario.bursts, addresses)

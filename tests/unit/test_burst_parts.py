@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness.request_template import Rendered, RequestTemplate
 from harness.traffic.burst import _even_share, _Exchange, _Lane, _next_step
 
 
@@ -61,7 +62,7 @@ def test_steps_end_when_the_lanes_do(make: Callable[[str], _Exchange]) -> None:
 def answer(raw: bytes) -> _Exchange:
     ex = _Exchange(socket.socket(), "127.0.0.1", 8000)
     ex.sock.close()
-    ex.request("/api/", keep_alive=False)
+    ex.request(Rendered("GET", "/api/", (), b""), keep_alive=False)
     done = ex.feed(raw)
     if not done:
         done = ex.feed(b"")
@@ -80,3 +81,19 @@ def test_a_response_cut_short_and_garbage_are_errors() -> None:
     assert cut.error and cut.status is None
     garbage = answer(b"SSH-2.0-OpenSSH\r\n\r\n")
     assert garbage.error and "malformed" in garbage.error
+
+
+def test_a_post_holds_back_its_body_with_the_last_byte_of_its_head() -> None:
+    template = RequestTemplate("POST", "/login/{identity}", (("X-User", "{identity}"),),
+                               "username={identity}&password=x")
+    rendered = template.render("a b@c")
+    assert rendered.target == "/login/a%20b%40c"  # percent-encoded in the path only
+    assert rendered.headers == (("X-User", "a b@c"),
+                                ("Content-Type", "application/x-www-form-urlencoded"))
+    ex = _Exchange(None, "127.0.0.1", 8000)
+    wire = ex.request(rendered, keep_alive=False, request_id="b1-0")
+    head, body = wire[:ex.head_length], wire[ex.head_length:]
+    assert head.startswith(b"POST /login/a%20b%40c HTTP/1.1\r\n") and head.endswith(b"\r\n\r\n")
+    assert b"content-length: 25\r\n" in head.lower() and b"x-throttle-harness-request: b1-0" in (
+        head.lower())
+    assert body == b"username=a b@c&password=x"

@@ -13,7 +13,7 @@ from harness.evidence import Stamp
 from harness.traffic.records import Record, Target
 
 T0 = 1_800_000_000.5
-TARGET = Target("127.0.0.1", 1, "/", workers=2, threads=2)
+TARGET = Target("127.0.0.1", 1, workers=2, threads=2)
 CLAIM = Claim(limit=1, period_s=3600, workers=2, threads=2)
 
 

@@ -1,0 +1,94 @@
+"""Requests as real clients send them, with real servers: a POST limited per posted field, a
+token limiter that refuses with 403, DRF's UserRateThrottle behind header authentication, and
+bad request flags refused before anything starts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliResult
+
+pytestmark = pytest.mark.integration
+APPS = Path(__file__).resolve().parent / "apps"
+RunCli = Callable[..., CliResult]
+
+
+def run_app(run_cli: RunCli, redis_spec: str, tmp_path: Path, app: str, *args: str
+            ) -> tuple[CliResult, dict[str, Any]]:
+    out = tmp_path / "r.json"
+    result = run_cli("run", "--app", app, "--pythonpath", str(APPS), "--rate", "100/hour",
+                     "--workers", "2", "--threads", "2", *args, "--redis", redis_spec,
+                     "--json", str(out))
+    assert "Traceback" not in result.stderr, result.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    return result, run
+
+
+def test_a_login_limited_per_posted_username(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """Failed logins (401) are admitted requests; each burst posts its own user name."""
+    args = ["--path", "/login/", "--method", "POST", "--data",
+            "username={identity}&password=wrong", "--accept-status", "200,401"]
+    result, run = run_app(run_cli, redis_spec, tmp_path, "login_app:application", *args)
+    assert run["verdict"] == "pass", run["reason"]
+    assert run["request"] == {"method": "POST", "path": "/login/", "header_names": [],
+                              "body": True}
+    assert run["statuses"] == {"accept": [200, 401], "reject": [429]}
+    values = [b["value"] for b in run["bursts"]]
+    assert len(set(values)) == len(values) >= 3
+    # Without --accept-status every failed login is an error, and the hint says what to do.
+    result, run = run_app(run_cli, redis_spec, tmp_path, "login_app:application", *args[:-2])
+    assert run["verdict"] == "error" and "--accept-status" in run["hint"]
+
+
+def test_a_token_limiter_refusing_with_403(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    args = ["--path", "/limited/", "--header", "Authorization: Bearer {identity}",
+            "--reject-status", "403"]
+    result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application", *args)
+    assert run["verdict"] == "pass", run["reason"]
+    assert run["request"]["header_names"] == ["Authorization"]
+    assert "Bearer" not in json.dumps(run)  # header values stay out of the report
+    result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application", *args,
+                          "--env", "TOKEN_PATTERN=racy")
+    assert run["verdict"] == "fail", run["reason"]  # read, compare, then INCR: a narrow race
+
+
+@pytest.mark.parametrize(("throttle", "verdict"), [("drf", "fail"), ("atomic", "pass")])
+def test_drf_user_rate_throttle_behind_header_authentication(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, throttle: str, verdict: str
+) -> None:
+    result, run = run_app(run_cli, redis_spec, tmp_path, "drf_user_app:application",
+                          "--path", "/limited/", "--header", "Authorization: Token {identity}",
+                          "--env", f"DRF_USER_THROTTLE={throttle}")
+    assert run["verdict"] == verdict, run["reason"]
+    if verdict == "fail":
+        assert "not atomic" in run["hint"]
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--header", "NoColon"], "expected 'Name: value'"),
+        (["--method", "FETCH"], "unknown method 'FETCH'"),
+        (["--data", "@/nonexistent/body.txt"], "no such file"),
+        (["--accept-status", "429", "--reject-status", "429"], "must not overlap"),
+        (["--header", "X-User: {user}"], "unknown placeholder {user}"),
+        (["--reject-status", "7"], "not an HTTP status"),
+    ],
+)
+def test_bad_request_flags_exit_2_before_anything_starts(
+    run_cli: RunCli, args: list[str], complaint: str
+) -> None:
+    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min", *args,
+                     "--redis", "local", env={"PATH": "/nonexistent"})  # nothing could start
+    assert result.code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and complaint in lines[0], result.stderr
