@@ -15,7 +15,9 @@ throttle that never forgets fails there.
 
 Requests that provably never reached the app (no response, and the probe never saw them) are
 sent again; an over-admission with nothing rejected is followed by a few confirmation requests,
-which tell "no throttle at all" from "a throttle every request raced past".
+which tell "no throttle at all" from "a throttle every request raced past". With a bypass check,
+the last burst's exhausted client then tries client-address headers a misconfigured app may
+trust (``BYPASS_HEADERS``).
 """
 
 from __future__ import annotations
@@ -49,6 +51,9 @@ STAMP_WAIT_S = 0.5
 RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
 RECOVERY_MARGIN_S = 0.05
 RECOVERY_REQUESTS = 4
+BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP",
+                  "CF-Connecting-IP")
+BYPASS_TRIES = 3  # requests per header, each with an address of its own
 
 
 def client_addresses() -> Iterator[str]:
@@ -91,9 +96,32 @@ def send_bursts(
         ))
         longest = max(longest, time.monotonic() - started)
         findings.append(find(bursts[-1], claim))
+    if scenario.bypass_check and findings and findings[-1].tally.rejected:
+        bursts[-1] = _with_bypass(bursts[-1], target, deadline)
     if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(findings, claim):
         bursts[0] = _with_recovery(bursts[0], target, claim, deadline)
     return bursts
+
+
+def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
+    """``burst`` with, right after it, requests from its exhausted client that carry a client
+    address in a header a misconfigured app may trust (each its own address, from a range kept
+    for documentation: in headers only, every packet still goes to loopback), and beside them
+    one without: the control, still refused while the window lasts."""
+    headers: list[str] = []
+    extras: list[tuple[tuple[str, str], ...]] = []
+    for header in BYPASS_HEADERS:
+        for _ in range(BYPASS_TRIES):
+            spoofed = f"203.0.113.{len(extras) + 1}"
+            headers.append(header)
+            extras.append(((header, f"for={spoofed}" if header == "Forwarded" else spoofed),))
+    headers.append("")
+    extras.append(())
+    records = fresh_requests(
+        target, [f"{burst.tag}x-{i}" for i in range(len(extras))], identity=burst.identity,
+        value=burst.value, deadline=deadline, extra_headers=extras,
+    )
+    return replace(burst, bypass=tuple(zip(headers, records, strict=True)))
 
 
 def _wants_recovery(findings: Sequence[BurstFinding], claim: Claim) -> bool:

@@ -6,6 +6,8 @@ could admit of its requests (:mod:`harness.windows`), and against the server-sid
 stamps show (:mod:`harness.evidence`):
 
 - ``fail``: a burst admitted more than any correct throttle could (the bound is in the reason);
+  or, past the limit, a request carrying a spoofed client-address header was admitted while one
+  without it was refused (a bypass);
   or more bursts admitted more than the limit than window edges can plausibly explain (the
   chance is in the reason); or a burst admitted fewer than the limit (under-admission), or its
   client was still refused a whole period later (no recovery).
@@ -96,6 +98,7 @@ class Burst:
     confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
     recovery: Sequence[Record] = ()  # sent again once a whole period has passed
     value: str = "client-1"  # the client's {identity} in its requests
+    bypass: Sequence[tuple[str, Record]] = ()  # (spoofed header, or "" for the control)
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,7 @@ class BurstFinding:
     overlap: Overlap
     confirmed_rejected: int | None = None  # of the confirmation requests; None: none answered
     recovered: tuple[int, int] | None = None  # (admitted, refused) a period later; None: none
+    bypassed: tuple[tuple[str, int, int], ...] = ()  # (header, admitted, sent) past the limit
 
     def summary(self) -> str:
         return f"{self.tally.accepted}/{self.tally.sent}"
@@ -183,7 +187,23 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     later = _answered(burst.recovery, claim.statuses)
     recovered = (later[0], later[1]) if later else None
     return BurstFinding(burst.identity, burst.value, t, fit, ov,
-                        confirmed[1] if confirmed else None, recovered)
+                        confirmed[1] if confirmed else None, recovered,
+                        _bypassed(burst.bypass, claim.statuses))
+
+
+def _bypassed(
+    attempts: Sequence[tuple[str, Record]], statuses: Statuses
+) -> tuple[tuple[str, int, int], ...]:
+    """(header, admitted, sent) for each spoofed header, if the control request without one
+    was refused: else the window had passed, and an admission proves nothing."""
+    if not any(h == "" and statuses.refused(r.status) for h, r in attempts):
+        return ()
+    headers = dict.fromkeys(h for h, _ in attempts if h)
+    return tuple(
+        (h, sum(statuses.admitted(r.status) for x, r in attempts if x == h),
+         sum(x == h for x, _ in attempts))
+        for h in headers
+    )
 
 
 def _answered(records: Sequence[Record], statuses: Statuses) -> tuple[int, int] | None:
@@ -288,6 +308,18 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             _over_admission_hint(max(edges, key=lambda f: f.tally.accepted), claim),
             edge_chance=chance,
         )
+    leaks = [(f, h, a, n) for f in findings for h, a, n in f.bypassed if a]
+    if leaks:
+        f, header, admitted, sent = leaks[0]
+        others = sorted({h for _, h, _, _ in leaks} - {header})
+        return verdict(
+            "fail",
+            f"bypass: past the limit, {admitted} of {sent} requests of client {f.identity} "
+            f"carrying {header} with another address were admitted (one without it was "
+            "refused)" + (f"; also {', '.join(others)}" if others else ""),
+            f"the throttle takes the client address from {header}, which any client can set: "
+            "trust it only from your own proxy (DRF: set NUM_PROXIES)",
+        )
     if t.errors:
         return verdict(
             "error",
@@ -353,6 +385,9 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     )
     if recovered:
         reason += f"; recovered a period later ({recovered[0][0]} admitted, none refused)"
+    tried = [h for f in findings for h, _, _ in f.bypassed]
+    if tried:
+        reason += f"; no bypass through {len(tried)} client-address headers"
     if edges:
         reason += (
             f"; {len(edges)} burst(s) over {claim.limit} are explained by a window edge "

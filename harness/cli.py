@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="statuses of admitted requests (default: any 2xx)")
     run.add_argument("--reject-status", metavar="S[,S...]",
                      help="statuses of requests the throttle refused (default: 429)")
+    run.add_argument("--bypass-check", action="store_true", default=None,
+                     help="past the limit, try client-address headers a misconfigured app may "
+                     "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
+                     "CF-Connecting-IP)")
     run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
     run.add_argument("--window", choices=WINDOWS, metavar="|".join(WINDOWS),
                      help="the throttle's window algorithm; any (default) allows whatever a "
@@ -108,7 +112,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
                 "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-                "reject_status"):
+                "reject_status", "bypass_check"):
         if getattr(args, key) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:

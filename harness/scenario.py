@@ -42,7 +42,7 @@ FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
     "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-    "reject_status",
+    "reject_status", "bypass_check",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -77,6 +77,7 @@ class Scenario:
     headers: tuple[tuple[str, str], ...] = ()
     data: str = ""
     statuses: Statuses = field(default_factory=Statuses)
+    bypass_check: bool = False
 
     @property
     def request(self) -> RequestTemplate:
@@ -187,6 +188,7 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         data=v.parsed("data", lambda t: parse_body(t, base_dir),
                       v.string("data", data.get("data", ""))),
         statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
+        bypass_check=v.boolean("bypass_check", data.get("bypass_check", False)),
     )
     v.parsed("request", checked_template, scenario.request)
     return scenario
@@ -270,6 +272,11 @@ class _Validator:
             raise self.error(f"{key} must be a list of HTTP statuses, not {value!r}")
         items = [value] if isinstance(value, int) else value
         return self.parsed(key, lambda v: parse_statuses(v), items)
+
+    def boolean(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{key} must be true or false, not {value!r}")
+        return value
 
     def seconds(self, key: str, value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:

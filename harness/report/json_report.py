@@ -103,6 +103,7 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
         "overlap": _overlap_dict(b.overlap),
         "confirmed_rejected": b.confirmed_rejected,
         "recovered": list(b.recovered) if b.recovered else None,
+        "bypass": [{"header": h, "admitted": a, "sent": n} for h, a, n in b.bypassed],
     }
 
 

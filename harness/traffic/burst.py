@@ -41,7 +41,7 @@ import statistics
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import h11
 
@@ -291,16 +291,20 @@ def burst(
 
 
 def fresh_requests(
-    target: Target, request_ids: Sequence[str], *, identity: str, value: str, deadline: float
+    target: Target, request_ids: Sequence[str], *, identity: str, value: str, deadline: float,
+    extra_headers: Sequence[tuple[tuple[str, str], ...]] = (),
 ) -> list[Record]:
     """Send one request per id, all at once, each on a fresh connection (for requests re-sent
-    because they never reached the app, and for confirmations); one record each, in order."""
+    because they never reached the app, confirmations, bypass attempts); one record each, in
+    order. ``extra_headers``, when given, holds each request's own additional headers."""
     exchanges = _fresh(target, identity, len(request_ids), deadline)
     collector = _Collector(answered="close")
     rendered = target.request.render(value)
+    extras = list(extra_headers) or [()] * len(request_ids)
     try:
-        for ex, request_id in zip(exchanges, request_ids, strict=True):
-            request = ex.request(rendered, False, request_id)
+        for ex, request_id, extra in zip(exchanges, request_ids, extras, strict=True):
+            request = ex.request(replace(rendered, headers=rendered.headers + extra), False,
+                                 request_id)
             ex.sent_at = time.time()
             ex.send(request, deadline)
             collector.add(ex)

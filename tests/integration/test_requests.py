@@ -74,6 +74,28 @@ def test_drf_user_rate_throttle_behind_header_authentication(
 
 
 @pytest.mark.parametrize(
+    ("env", "bypass_check", "verdict"),
+    [("TRUST_XFF=1", True, "fail"), ("TRUST_XFF=1", False, "pass"), ("TRUST_XFF=0", True, "pass")],
+)
+def test_a_throttle_trusting_x_forwarded_for_is_caught_by_the_bypass_check(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, env: str, bypass_check: bool, verdict: str
+) -> None:
+    """Stock DRF keys AnonRateThrottle on X-Forwarded-For while NUM_PROXIES is unset."""
+    result, run = run_app(run_cli, redis_spec, tmp_path, "xff_app:application",
+                          "--path", "/limited/", "--env", env,
+                          *(["--bypass-check"] if bypass_check else []))
+    assert run["verdict"] == verdict, run["reason"]
+    bypass = {b["header"]: b for b in run["bursts"][-1]["bypass"]}
+    if verdict == "fail":
+        assert "bypass" in run["reason"] and "X-Forwarded-For" in run["reason"]
+        assert bypass["X-Forwarded-For"]["admitted"] == 3
+        assert "NUM_PROXIES" in run["hint"]
+    if bypass_check and verdict == "pass":
+        assert len(bypass) == 5 and not any(b["admitted"] for b in bypass.values())
+        assert "no bypass through 5 client-address headers" in run["reason"]
+
+
+@pytest.mark.parametrize(
     ("args", "complaint"),
     [
         (["--header", "NoColon"], "expected 'Name: value'"),
