@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="past the limit, try client-address headers a misconfigured app may "
                      "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
                      "CF-Connecting-IP)")
+    run.add_argument("--redis-keys", metavar="PATTERN",
+                     help="the app's keys to report after each run (a SCAN pattern such as "
+                     "'throttle*'; default: every key of a Redis the harness started, else "
+                     "those under the run's key prefix); read only")
     run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
     run.add_argument("--window", choices=WINDOWS, metavar="|".join(WINDOWS),
                      help="the throttle's window algorithm; any (default) allows whatever a "
@@ -112,7 +116,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
                 "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-                "reject_status", "bypass_check"):
+                "reject_status", "bypass_check", "redis_keys"):
         if getattr(args, key) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:

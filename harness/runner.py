@@ -18,6 +18,8 @@ from harness.checker import Verdict, judge
 from harness.errors import HarnessError
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
+from harness.providers.base import glob_escape
+from harness.redis_state import RedisState, snapshot
 from harness.request_template import RequestTemplate, Statuses
 from harness.resources import ensure_fd_budget
 from harness.scenario import Expectation, Scenario
@@ -37,12 +39,14 @@ class RunResult:
     requests: int
     rate: str
     limit: int
+    period_s: float
     window: str
     request: RequestTemplate
     statuses: Statuses
     identities: tuple[str, ...]
     ready_s: float
     traffic_s: float
+    redis_state: RedisState | None = None
 
     @property
     def as_expected(self) -> bool:
@@ -128,6 +132,10 @@ def _one_run(
             started = time.monotonic()
             bursts = send_bursts(fleet, scenario, claim, addresses)
             traffic_s = time.monotonic() - started
+        # A Redis the harness started holds this run's keys only; any other, those it prefixed.
+        pattern = scenario.redis_keys or ("*" if redis.owned else glob_escape(prefix) + "*")
+        with redis.client() as client:
+            state = snapshot(client, pattern, scenario.rate.period_s)
     finally:
         redis.clear(prefix)
     return RunResult(
@@ -139,10 +147,12 @@ def _one_run(
         requests=scenario.request_count,
         rate=scenario.rate.text,
         limit=scenario.rate.limit,
+        period_s=scenario.rate.period_s,
         window=scenario.window,
         request=scenario.request,
         statuses=scenario.statuses,
         identities=tuple(b.identity for b in bursts),
         ready_s=fleet.ready_s,
         traffic_s=traffic_s,
+        redis_state=state,
     )

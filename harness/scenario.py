@@ -42,7 +42,7 @@ FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
     "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-    "reject_status", "bypass_check",
+    "reject_status", "bypass_check", "redis_keys",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -78,6 +78,7 @@ class Scenario:
     data: str = ""
     statuses: Statuses = field(default_factory=Statuses)
     bypass_check: bool = False
+    redis_keys: str = ""  # a SCAN pattern for the report; "": the run's keys
 
     @property
     def request(self) -> RequestTemplate:
@@ -189,6 +190,7 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
                       v.string("data", data.get("data", ""))),
         statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
         bypass_check=v.boolean("bypass_check", data.get("bypass_check", False)),
+        redis_keys=v.string("redis_keys", data.get("redis_keys", "")),
     )
     v.parsed("request", checked_template, scenario.request)
     return scenario

@@ -42,7 +42,7 @@ class RedisServer:
                     client.flushall()
                     return 0
                 deleted = 0
-                for key in client.scan_iter(match=_glob_escape(prefix) + "*", count=500):
+                for key in client.scan_iter(match=glob_escape(prefix) + "*", count=500):
                     deleted += int(client.delete(key))
                 return deleted
         except redis.exceptions.RedisError as exc:
@@ -61,7 +61,7 @@ class RedisProvider(Protocol):
     def open(self) -> AbstractContextManager[RedisServer]: ...
 
 
-def _glob_escape(text: str) -> str:
+def glob_escape(text: str) -> str:
     return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
 
 

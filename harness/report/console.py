@@ -67,6 +67,9 @@ class ConsoleObserver:
         if v.hint:
             self.console.print(Text(f"    hint: {v.hint}", style="dim"), highlight=False,
                                soft_wrap=True)
+        if result.redis_state is not None:
+            line = result.redis_state.describe(result.period_s)
+            self.console.print(Text(f"    {line}", style="dim"), highlight=False, soft_wrap=True)
 
 
 def print_table(console: Console, report: MatrixReport) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from harness.checker import BurstFinding
 from harness.evidence import Overlap
 from harness.providers import redact_url
+from harness.redis_state import RedisState
 from harness.runner import MatrixReport, RunResult
 
 SCHEMA_VERSION = 1
@@ -75,9 +76,22 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "edge_chance": v.edge_chance,
         "overlap": _overlap_dict(v.overlap),
         "bursts": [_burst_dict(b) for b in v.bursts],
+        "redis_state": _redis_state_dict(r.redis_state) if r.redis_state else None,
         "burst_span_s": round(t.span_s, 4),
         "ready_s": round(r.ready_s, 3),
         "traffic_s": round(r.traffic_s, 3),
+    }
+
+
+def _redis_state_dict(state: RedisState) -> dict[str, Any]:
+    return {
+        "pattern": state.pattern, "keys": state.keys, "truncated": state.truncated,
+        "types": state.types, "no_ttl": list(state.no_ttl), "no_ttl_count": state.no_ttl_count,
+        "ttl_far": list(state.ttl_far), "ttl_far_count": state.ttl_far_count,
+        "ttl_range_s": list(state.ttl_range_s) if state.ttl_range_s else None,
+        "sample": [{"key": k.key, "type": k.type, "size": k.size, "ttl_s": k.ttl_s}
+                   for k in state.sample],
+        "used_memory": state.used_memory, "error": state.error or None,
     }
 
 

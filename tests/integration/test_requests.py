@@ -114,3 +114,23 @@ def test_bad_request_flags_exit_2_before_anything_starts(
     assert result.code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and complaint in lines[0], result.stderr
+
+
+def test_the_apps_redis_keys_are_reported_with_their_ttl(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """As the team behind this project checked by hand: which keys, what TTL against the
+    window, and a limiter whose keys never expire flagged."""
+    result, run = run_app(run_cli, redis_spec, tmp_path, "handrolled_app:application",
+                          "--path", "/limited/", "--env", "PATTERN=incr-then-check")
+    state = run["redis_state"]
+    assert state["pattern"] == "*" and state["keys"] == len(run["bursts"])  # one per client
+    assert state["no_ttl_count"] == 0 and state["ttl_far_count"] == 0
+    assert 3500 < state["ttl_range_s"][0] <= state["ttl_range_s"][1] <= 3600
+    assert "redis keys '*'" in result.stdout
+    result, run = run_app(run_cli, redis_spec, tmp_path, "handrolled_app:application",
+                          "--path", "/limited/", "--env", "PATTERN=no-expiry",
+                          "--redis-keys", "*handrolled:forever:*")
+    state = run["redis_state"]
+    assert state["no_ttl_count"] == state["keys"] >= 3
+    assert "never expire" in result.stdout
