@@ -35,6 +35,7 @@ from harness.checker import (
     edge_chance,
     find,
     overlapped,
+    under_admitted,
     wants_another_burst,
 )
 from harness.evidence import Stamp
@@ -152,16 +153,17 @@ def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) 
 def _wants_burst(
     findings: Sequence[BurstFinding], planned: int, claim: Claim, overlap_possible: bool
 ) -> bool:
-    """Another burst, unless the run is settled: a failure proven, an error seen, or as many
-    bursts as planned crossed the limit with requests inside the app together (a burst that
-    did not counts for nothing) and nothing is left that more bursts could decide."""
+    """Another burst, unless the run is settled: a failure proven, an error or under-admission
+    seen, or as many bursts as planned crossed the limit with requests inside the app together
+    (a burst that did not counts for nothing) and nothing is left that more bursts could
+    decide."""
     if not findings:
         return True
     if any(f.fit.kind == "over" for f in findings):
         return False
     if edge_chance(findings, claim.period_s) < EDGE_ALPHA:
         return False
-    if any(f.tally.errors for f in findings):
+    if any(f.tally.errors or under_admitted(f, claim) for f in findings):
         return False
     strong = sum(overlapped(f, claim) for f in findings) if overlap_possible else len(findings)
     if strong >= planned and not wants_another_burst(findings, claim.period_s):

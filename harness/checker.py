@@ -326,15 +326,23 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}",
             _error_hint(t),
         )
-    under = [f for f in findings if f.tally.accepted < min(f.tally.sent, claim.limit)]
+    under = [f for f in findings if under_admitted(f, claim)]
     if under:
         worst = min(under, key=lambda f: f.tally.accepted)
+        hint = ("the throttle rejected requests it should admit (stale state from an earlier "
+                "run, or a limit lower than claimed?)")
+        if not under_admitted(findings[0], claim):
+            hint = (
+                f"a fresh client was refused after burst 1's client ({findings[0].identity}, "
+                f"{findings[0].value}) had used the limit: the clients share one budget (does "
+                "the throttle's key leave the client out, as a constant key or an ignored "
+                "header would?)"
+            )
         return verdict(
             "fail",
             f"under-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
             f"{worst.tally.sent}, limit {claim.limit}",
-            "the throttle rejected requests it should admit (stale state from an earlier "
-            "run, or a limit lower than claimed?)",
+            hint,
         )
     stuck = [f for f in findings if f.recovered and f.recovered[1]]
     if stuck:
@@ -394,6 +402,11 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"(chance {chance:.2g})"
         )
     return verdict("pass", reason, edge_chance=chance if edges else None)
+
+
+def under_admitted(finding: BurstFinding, claim: Claim) -> bool:
+    """Whether the burst's fresh client got fewer than a correct throttle admits."""
+    return finding.tally.accepted < min(finding.tally.sent, claim.limit)
 
 
 def overlapped(finding: BurstFinding, claim: Claim) -> bool:

@@ -134,3 +134,18 @@ def test_the_apps_redis_keys_are_reported_with_their_ttl(
     state = run["redis_state"]
     assert state["no_ttl_count"] == state["keys"] >= 3
     assert "never expire" in result.stdout
+
+
+@pytest.mark.parametrize(("shared", "verdict"), [("1", "fail"), ("0", "pass")])
+def test_clients_sharing_one_budget_are_caught(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, shared: str, verdict: str
+) -> None:
+    """Every burst is a fresh client: a throttle keyed on a constant (ignoring the client's
+    header) refuses the second one from its first request."""
+    result, run = run_app(run_cli, redis_spec, tmp_path, "shared_budget_app:application",
+                          "--path", "/limited/", "--header", "X-Client: {identity}",
+                          "--env", f"SHARED_KEY={shared}")
+    assert run["verdict"] == verdict, run["reason"]
+    if verdict == "fail":
+        assert [b["accepted"] for b in run["bursts"]] == [100, 0]  # and no more bursts
+        assert "share one budget" in run["hint"]

@@ -129,6 +129,16 @@ def test_under_admission_fails() -> None:
     assert "under-admission" in v.reason
 
 
+def test_a_fresh_client_refused_after_another_used_the_limit_means_a_shared_budget() -> None:
+    first = burst({"w1": (50, 150), "w2": (50, 150)})
+    second = burst({"w1": (0, 58), "w2": (0, 58)}, identity="127.0.0.3", together=1)
+    v = judge([first, second], claim())
+    assert v.kind == "fail" and "burst 2 admitted 0" in v.reason
+    assert "share one budget" in v.hint
+    v = judge([second], claim())
+    assert v.kind == "fail" and "share one budget" not in v.hint and "stale" in v.hint
+
+
 def test_exact_but_one_worker_served_is_inconclusive_not_pass() -> None:
     v = judge([burst({"w1": (100, 300)})], claim())
     assert v.kind == "inconclusive"
