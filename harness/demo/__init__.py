@@ -7,6 +7,8 @@ Chosen per scenario through the environment:
   :class:`harness.demo.throttles.NaiveCounterAnonRateThrottle`).
 - ``DEMO_CACHE``: the cache DRF's throttle counts in: ``django-redis``, ``redis`` (Django's
   built-in ``RedisCache``) or ``locmem`` (per-process ``LocMemCache``).
+- ``DEMO_NUM_PROXIES``: DRF's ``NUM_PROXIES`` (unset by default, as in DRF: the client address
+  is then taken from ``X-Forwarded-For``; ``0`` takes the connection's address).
 - ``THROTTLE_HARNESS_RATE``: the anon rate (default ``100/hour``); ``REDIS_URL`` and
   ``THROTTLE_HARNESS_KEY_PREFIX`` come from the harness.
 """

@@ -52,3 +52,5 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_CLASSES": [_choice("DEMO_THROTTLE", THROTTLES, "drf")],
     "DEFAULT_THROTTLE_RATES": {"anon": os.environ.get("THROTTLE_HARNESS_RATE", "100/hour")},
 }
+if os.environ.get("DEMO_NUM_PROXIES"):  # unset, DRF keys anonymous clients on X-Forwarded-For
+    REST_FRAMEWORK["NUM_PROXIES"] = int(os.environ["DEMO_NUM_PROXIES"])

@@ -21,13 +21,15 @@ BASE = 'app = "m:app"\nrate = "100/hour"\n'
 
 def test_bundled_scenarios_load_with_their_expectations() -> None:
     scenarios = {s.name: s for s in load_scenarios(sorted((ROOT / "scenarios").glob("*.toml")), {})}
-    assert set(scenarios) >= {
-        "atomic-lua", "drf-django-redis", "drf-django-rediscache", "drf-locmem"
-    }
+    matrix = {"atomic-lua", "drf-django-redis", "drf-django-rediscache", "drf-locmem",
+              "naive-counter"}
+    assert set(scenarios) >= matrix | {"xff-bypass", "xff-bypass-closed"}
     locmem = scenarios["drf-locmem"]
     assert [locmem.expectation(w) for w in locmem.workers] == ["exact", "violation", "violation"]
-    assert all(s.workers == (1, 2, 4) for s in scenarios.values())
+    assert all(scenarios[name].workers == (1, 2, 4) for name in matrix)
     assert scenarios["atomic-lua"].expectation(4) == "exact"
+    assert scenarios["xff-bypass"].bypass_check and scenarios["xff-bypass"].expect == "violation"
+    assert scenarios["xff-bypass-closed"].env["DEMO_NUM_PROXIES"] == "0"
 
 
 def test_defaults_and_relative_pythonpath(tmp_path: Path) -> None:
