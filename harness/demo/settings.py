@@ -44,7 +44,7 @@ if "locmem" not in _backend:
 CACHES = {"default": _cache}
 
 ATOMIC_THROTTLE_KEY_PREFIX = KEY_PREFIX + "throttle:"
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, object] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
