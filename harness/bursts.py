@@ -22,6 +22,7 @@ trust (``BYPASS_HEADERS``).
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -41,7 +42,7 @@ from harness.checker import (
 from harness.evidence import Stamp
 from harness.fleet import Fleet
 from harness.scenario import Scenario
-from harness.traffic import ENGINES, Engine, Record, Target, fresh_requests
+from harness.traffic import ENGINES, Client, Engine, Record, Target, fresh_requests
 
 RETEST_WAVES = 4  # bursts after the first send the limit plus this many requests per thread
 EXTRA_BURSTS = 6  # more bursts, at most, for a window edge to explain or a weak overlap
@@ -69,39 +70,58 @@ def client_addresses() -> Iterator[str]:
 def send_bursts(
     fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str]
 ) -> list[Burst]:
-    """The bursts of one run on ``fleet``, each from the next of ``addresses``, until the run
-    is settled or its deadline is too near for another."""
+    """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
+    and the next ``{identity}`` values), until the run is settled or its deadline is too near
+    for another; one :class:`Burst` per client of each."""
     engine = ENGINES[scenario.traffic]
     target = Target(fleet.host, fleet.port, claim.workers, claim.threads, scenario.request,
                     claim.statuses)
     deadline = time.monotonic() + scenario.timeout_s
-    bursts: list[Burst] = []
-    findings: list[BurstFinding] = []
+    rounds: list[list[Burst]] = []
+    findings: list[list[BurstFinding]] = []
     longest = 0.0
     overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
+    values = _values(scenario)
     while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
-        if bursts and deadline - time.monotonic() < 2 * longest + claim.period_s * (
+        if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
         ):
             break  # another burst would likely be cut short: it could only muddle the verdict
+        clients = [Client(next(addresses), value) for value in next(values, [])]
+        if not clients:
+            break  # the identity file has no values left for a burst of fresh clients
         count = scenario.request_count
-        if bursts:  # a retest of the crossing: the limit, every thread, and some more
+        if rounds:  # a retest of the crossing: the limit, every thread, and some more
             count = min(count, claim.limit + RETEST_WAVES * target.capacity)
         align = None
         if claim.period_s <= ALIGN_PERIOD_S:  # a different phase each time, past a clock edge
-            align = (claim.period_s, (len(bursts) % 3) * claim.period_s / 3)
+            align = (claim.period_s, (len(rounds) % 3) * claim.period_s / 3)
         started = time.monotonic()
-        bursts.append(_one_burst(
-            engine, fleet, target, count, claim, next(addresses), f"b{len(bursts) + 1}",
-            deadline, align,
+        rounds.append(_one_round(
+            engine, fleet, target, count, claim, clients, f"b{len(rounds) + 1}", deadline,
+            align,
         ))
         longest = max(longest, time.monotonic() - started)
-        findings.append(find(bursts[-1], claim))
-    if scenario.bypass_check and findings and findings[-1].tally.rejected:
-        bursts[-1] = _with_bypass(bursts[-1], target, deadline)
-    if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(findings, claim):
-        bursts[0] = _with_recovery(bursts[0], target, claim, deadline)
-    return bursts
+        findings.append([find(b, claim) for b in rounds[-1]])
+    if scenario.bypass_check and findings and findings[-1][0].tally.rejected:
+        rounds[-1][0] = _with_bypass(rounds[-1][0], target, deadline)
+    flat = [f for found in findings for f in found]
+    if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(flat, claim):
+        rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline)
+    return [replace(b, round=n) for n, bursts in enumerate(rounds, 1) for b in bursts]
+
+
+def _values(scenario: Scenario) -> Iterator[list[str]]:
+    """Each burst's ``{identity}`` values: the identity file's lines in order, else
+    ``client-1``, ``client-2``, … (fresh with every burst, as its addresses)."""
+    n = scenario.identities
+    if scenario.identity_values:
+        values = scenario.identity_values
+        for start in range(0, len(values) - n + 1, n):
+            yield list(values[start:start + n])
+        return
+    for start in itertools.count(1, n):
+        yield [f"client-{start + i}" for i in range(n)]
 
 
 def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
@@ -151,14 +171,15 @@ def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) 
 
 
 def _wants_burst(
-    findings: Sequence[BurstFinding], planned: int, claim: Claim, overlap_possible: bool
+    rounds: Sequence[Sequence[BurstFinding]], planned: int, claim: Claim, overlap_possible: bool
 ) -> bool:
     """Another burst, unless the run is settled: a failure proven, an error or under-admission
     seen, or as many bursts as planned crossed the limit with requests inside the app together
     (a burst that did not counts for nothing) and nothing is left that more bursts could
-    decide."""
-    if not findings:
+    decide. Each client of a burst crosses its own limit: each counts."""
+    if not rounds:
         return True
+    findings = [f for found in rounds for f in found]
     if any(f.fit.kind == "over" for f in findings):
         return False
     if edge_chance(findings, claim.period_s) < EDGE_ALPHA:
@@ -168,43 +189,53 @@ def _wants_burst(
     strong = sum(overlapped(f, claim) for f in findings) if overlap_possible else len(findings)
     if strong >= planned and not wants_another_burst(findings, claim.period_s):
         return False
-    return len(findings) < planned + EXTRA_BURSTS
+    return len(rounds) < planned + EXTRA_BURSTS
 
 
-def _one_burst(
-    engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim, identity: str,
-    tag: str, deadline: float, align: tuple[float, float] | None,
-) -> Burst:
-    """One burst from ``identity``; requests that provably never reached the app (no response,
-    and the probe never saw them) are sent again, and an over-admission with nothing rejected is
-    followed by a few confirmation requests."""
-    value = f"client-{tag.removeprefix('b')}"  # fresh with every burst, as its address
-    records = engine(target, count, identity=identity, value=value, limit=claim.limit,
-                     tag=tag, deadline=deadline, align=align)
+def _one_round(
+    engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim,
+    clients: Sequence[Client], tag: str, deadline: float, align: tuple[float, float] | None,
+) -> list[Burst]:
+    """One burst from ``clients``, as one :class:`Burst` per client. Requests that provably
+    never reached the app (no response, and the probe never saw them) are sent again, and a
+    client over-admitted with nothing refused is followed by a few confirmation requests."""
+    records = engine(target, count, clients=clients, limit=claim.limit, tag=tag,
+                     deadline=deadline, align=align)
+    client_of = {c.address: c for c in clients}
     stamps = fleet.read_stamps()
     for _ in range(RESEND_ROUNDS):
         lost = [r for r in records if r.status is None and r.request_id not in stamps
                 and not (r.error or "").startswith("not sent")]
         if not lost or time.monotonic() >= deadline:
             break
-        again = fresh_requests(
-            target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in lost],
-            identity=identity, value=value, deadline=deadline,
-        )
-        for old, new in zip(lost, again, strict=True):
-            records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
+        for address in dict.fromkeys(r.identity for r in lost):
+            theirs = [r for r in lost if r.identity == address]
+            again = fresh_requests(
+                target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in theirs],
+                identity=address, value=client_of[address].value, deadline=deadline,
+            )
+            for old, new in zip(theirs, again, strict=True):
+                records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
         stamps = fleet.read_stamps()
     stamps = _settled_stamps(fleet, records, stamps, deadline)
-    confirmation: list[Record] = []
-    accepted = sum(claim.statuses.admitted(r.status) for r in records)
-    nothing_refused = not any(claim.statuses.refused(r.status) for r in records)
-    if accepted > claim.limit and nothing_refused and time.monotonic() < deadline:
-        confirmation = fresh_requests(
-            target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=identity,
-            value=value, deadline=deadline,
-        )
-    ours = {k: v for k, v in stamps.items() if k.startswith(f"{tag}-")}
-    return Burst(identity, records, ours, tag, confirmation, value=value)
+    bursts = []
+    confirmed = False
+    for c, client in enumerate(clients):
+        mine = records[c * count:(c + 1) * count]
+        accepted = sum(claim.statuses.admitted(r.status) for r in mine)
+        nothing_refused = not any(claim.statuses.refused(r.status) for r in mine)
+        confirmation: list[Record] = []
+        if accepted > claim.limit and nothing_refused and not confirmed and (
+            time.monotonic() < deadline
+        ):
+            confirmed = True  # one client's confirmation tells it for every client
+            confirmation = fresh_requests(
+                target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=client.address,
+                value=client.value, deadline=deadline,
+            )
+        ours = {r.request_id: stamps[r.request_id] for r in mine if r.request_id in stamps}
+        bursts.append(Burst(client.address, mine, ours, tag, confirmation, value=client.value))
+    return bursts
 
 
 def _settled_stamps(

@@ -98,6 +98,7 @@ class Burst:
     confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
     recovery: Sequence[Record] = ()  # sent again once a whole period has passed
     value: str = "client-1"  # the client's {identity} in its requests
+    round: int = 0  # which of the run's bursts (one Burst per client); 0: its place in the run
     bypass: Sequence[tuple[str, Record]] = ()  # (spoofed header, or "" for the control)
 
 
@@ -107,6 +108,7 @@ class BurstFinding:
 
     identity: str
     value: str
+    round: int
     tally: Tally
     fit: Fit
     overlap: Overlap
@@ -186,7 +188,7 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     confirmed = _answered(burst.confirmation, claim.statuses)
     later = _answered(burst.recovery, claim.statuses)
     recovered = (later[0], later[1]) if later else None
-    return BurstFinding(burst.identity, burst.value, t, fit, ov,
+    return BurstFinding(burst.identity, burst.value, burst.round, t, fit, ov,
                         confirmed[1] if confirmed else None, recovered,
                         _bypassed(burst.bypass, claim.statuses))
 
@@ -331,7 +333,16 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         worst = min(under, key=lambda f: f.tally.accepted)
         hint = ("the throttle rejected requests it should admit (stale state from an earlier "
                 "run, or a limit lower than claimed?)")
-        if not under_admitted(findings[0], claim):
+        together = _together(worst, findings)
+        admitted = sum(f.tally.accepted for f in together)
+        if len(together) > 1 and admitted <= claim.limit + claim.workers * claim.threads:
+            hint = (
+                f"the {len(together)} clients of burst {worst.round} were admitted {admitted} "
+                f"together, about the limit of one: they share one budget (does the "
+                "throttle's key leave the client out, as a constant key or an ignored header "
+                "would?)"
+            )
+        elif not under_admitted(findings[0], claim):
             hint = (
                 f"a fresh client was refused after burst 1's client ({findings[0].identity}, "
                 f"{findings[0].value}) had used the limit: the clients share one budget (does "
@@ -386,7 +397,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     recovered = [f.recovered for f in findings if f.recovered]
     reason = (
         f"exact: {len(findings)} burst(s) admitted what a correct throttle would ("
-        + ", ".join(f.summary() for f in findings)
+        + _summaries(findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
         f"on {strongest.crossing_workers} worker(s) were inside the app together "
         f"(in {strong} of {len(findings)} bursts)"
@@ -425,8 +436,29 @@ def _strongest(findings: Sequence[BurstFinding]) -> Overlap:
     )
 
 
+def _summaries(findings: Sequence[BurstFinding]) -> str:
+    """Admitted of sent, per burst: all of them, or their range when there are many."""
+    if len(findings) <= 6:
+        return ", ".join(f.summary() for f in findings)
+    admitted = [f.tally.accepted for f in findings]
+    sent = [f.tally.sent for f in findings]
+    return (f"{min(admitted)}-{max(admitted)} admitted of {min(sent)}-{max(sent)} sent, "
+            f"{len(findings)} clients")
+
+
 def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:
-    return "the burst" if len(findings) == 1 else f"burst {findings.index(f) + 1}"
+    if len(findings) == 1:
+        return "the burst"
+    if not f.round:
+        return f"burst {findings.index(f) + 1}"
+    if len(_together(f, findings)) > 1:
+        return f"client {f.value} of burst {f.round}"
+    return f"burst {f.round}"
+
+
+def _together(f: BurstFinding, findings: Sequence[BurstFinding]) -> list[BurstFinding]:
+    """The findings of the clients that were in ``f``'s burst with it (``f`` included)."""
+    return [g for g in findings if g.round == f.round] if f.round else [f]
 
 
 def _over_admission_hint(f: BurstFinding, claim: Claim) -> str:

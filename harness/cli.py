@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="statuses of admitted requests (default: any 2xx)")
     run.add_argument("--reject-status", metavar="S[,S...]",
                      help="statuses of requests the throttle refused (default: 429)")
+    run.add_argument("--identities", type=int, metavar="N",
+                     help="clients per burst, each with its own address and {identity} value "
+                     "(default: 1); --requests is per client")
+    run.add_argument("--identity-file", metavar="FILE",
+                     help="{identity} values, one a line, used in order (default: client-1, "
+                     "client-2, ...)")
     run.add_argument("--bypass-check", action="store_true", default=None,
                      help="past the limit, try client-address headers a misconfigured app may "
                      "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
@@ -116,7 +122,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
                 "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-                "reject_status", "bypass_check", "redis_keys"):
+                "reject_status", "bypass_check", "redis_keys", "identities",
+                "identity_file"):
         if getattr(args, key) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:

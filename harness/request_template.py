@@ -159,3 +159,27 @@ def checked_template(template: RequestTemplate) -> RequestTemplate:
     if stray:
         raise ValueError(f"unknown placeholder {stray[0]}: the only one is {PLACEHOLDER}")
     return template
+
+
+def read_identities(name: str, base_dir: Path, per_burst: int) -> tuple[str, ...]:
+    """The ``{identity}`` values of an identity file, one a line (blank lines skipped);
+    ``name`` empty: none, and the harness makes its own."""
+    if not name:
+        return ()
+    path = base_dir / name
+    try:
+        values = tuple(v.strip() for v in path.read_text().splitlines() if v.strip())
+    except FileNotFoundError:
+        raise ValueError(f"identity file {name!r}: no such file {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"identity file {name!r}: cannot read {path}: {exc}") from None
+    if not values:
+        raise ValueError(f"identity file {name!r} holds no values")
+    if len(values) < per_burst:
+        raise ValueError(
+            f"identity file {name!r} holds {len(values)} values, fewer than the {per_burst} "
+            "identities of one burst"
+        )
+    if any(c in v for v in values for c in "\r\n\0"):
+        raise ValueError(f"identity file {name!r}: a value holds a control character")
+    return values

@@ -30,6 +30,7 @@ from harness.request_template import (
     parse_header,
     parse_method,
     parse_statuses,
+    read_identities,
 )
 from harness.windows import WINDOW_NAMES
 
@@ -42,7 +43,7 @@ FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
     "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-    "reject_status", "bypass_check", "redis_keys",
+    "reject_status", "bypass_check", "redis_keys", "identities", "identity_file",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -79,6 +80,8 @@ class Scenario:
     statuses: Statuses = field(default_factory=Statuses)
     bypass_check: bool = False
     redis_keys: str = ""  # a SCAN pattern for the report; "": the run's keys
+    identities: int = 1  # clients per burst
+    identity_values: tuple[str, ...] = ()  # from an identity file; (): client-1, client-2, ...
 
     @property
     def request(self) -> RequestTemplate:
@@ -148,6 +151,7 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
     workers = data.get("workers", [1, 2, 4])
     workers = [workers] if isinstance(workers, int) else workers
     expect_by = v.table("expect_by_workers", data.get("expect_by_workers", {}))
+    identities = v.positive("identities", data.get("identities", 1))
     accept = v.statuses("accept_status", data.get("accept_status")) or frozenset()
     reject = v.statuses("reject_status", data.get("reject_status")) or frozenset({429})
     scenario = Scenario(
@@ -191,6 +195,11 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
         bypass_check=v.boolean("bypass_check", data.get("bypass_check", False)),
         redis_keys=v.string("redis_keys", data.get("redis_keys", "")),
+        identities=identities,
+        identity_values=v.parsed(
+            "identity_file", lambda t: read_identities(t, base_dir, identities),
+            v.string("identity_file", data.get("identity_file", "")),
+        ),
     )
     v.parsed("request", checked_template, scenario.request)
     return scenario

@@ -80,7 +80,9 @@ def print_table(console: Console, report: MatrixReport) -> None:
                          no_wrap=True)
     for r in report.runs:
         t = r.verdict.tally
-        per_burst = ",".join(str(b.tally.accepted) for b in r.verdict.bursts)
+        counts = [b.tally.accepted for b in r.verdict.bursts]
+        per_burst = (",".join(map(str, counts)) if len(counts) <= 6
+                     else f"{min(counts)}-{max(counts)} ({len(counts)} clients)")
         at_limit = r.verdict.overlap
         table.add_row(
             Text(r.scenario), f"{r.workers}x{r.threads}", str(r.limit),

@@ -48,7 +48,7 @@ import h11
 from harness.ports import LOOPBACK
 from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
 from harness.request_template import Rendered, Statuses
-from harness.traffic.records import Record, Target
+from harness.traffic.records import Client, Record, Target
 
 CHUNK = 1024  # requests armed at once; a burst is cut into chunks of this size
 MAP_SPARE = 0.5  # open up to 50% more connections than requests, for an even share per worker
@@ -86,6 +86,8 @@ class _Exchange:
         self.request_id = ""
         self.head_length = 0
         self.tail = b""  # held back until the release: the head's final byte, and the body
+        self.client = 0  # which of the burst's clients it belongs to
+        self.rendered = _PROBE  # the request it will carry
         self.sent_at = 0.0
         self.received_at: float | None = None
 
@@ -254,40 +256,61 @@ class _Lane:
 
 
 def burst(
-    target: Target, count: int, *, identity: str, value: str, limit: int, tag: str,
+    target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
     deadline: float, align: tuple[float, float] | None = None,
 ) -> list[Record]:
-    """Send ``count`` of ``target``'s requests as one burst; one :class:`Record` each.
+    """Send ``count`` of ``target``'s requests from each of ``clients`` as one burst; one
+    :class:`Record` each, client after client.
 
-    ``identity`` is the loopback source address the requests come from (the client address a
-    throttle sees) and ``value`` the client's ``{identity}`` value in the request; ``limit`` is
-    the claimed limit the steps aim at; request ids are
-    ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``). With ``align``
-    (period, offset), the first request is released just after the next wall-clock time that is
-    ``offset`` past a multiple of ``period``, once everything is armed.
+    A client sends from its loopback address (the client address a throttle sees) with its
+    ``{identity}`` value in the request; ``limit`` is the claimed limit per client the steps aim
+    at; request ids are ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``).
+    With ``align`` (period, offset), the first request is released just after the next
+    wall-clock time that is ``offset`` past a multiple of ``period``, once everything is armed.
+    Clients go in chunks of at most ``CHUNK`` requests, each client's in one chunk where it fits.
     """
+    rendered = [target.request.render(c.value) for c in clients]
+    admitted = [0] * len(clients)
     records: list[Record] = []
-    admitted = 0
-    request = target.request.render(value)
-    for start in range(0, count, CHUNK):
-        size = min(CHUNK, count - start)
+    for n, chunk in enumerate(_chunks(len(clients), count)):
         lanes: list[_Lane] = []
         try:
-            lanes = _lanes(target, identity, size, deadline)
-            exchanges = [ex for lane in lanes for ex in lane.queue]
-            for i, ex in enumerate(exchanges, start):
-                ex.request_id = f"{tag}-{i}"
-            _fire(lanes, request, target.statuses, limit - admitted, deadline,
-                  None if start else align)
-            records += [ex.record(i, identity) for i, ex in enumerate(exchanges, start)]
-            admitted += sum(
-                target.statuses.admitted(ex.status) and ex.error is None for ex in exchanges
-            )
+            lanes = _lanes(target, [(c, clients[c].address, k) for c, _, k in chunk], deadline)
+            mine: dict[int, list[_Exchange]] = {c: [] for c, _, _ in chunk}
+            for ex in (ex for lane in lanes for ex in lane.queue):
+                ex.rendered = rendered[ex.client]
+                mine[ex.client].append(ex)
+            for c, first, _ in chunk:
+                for k, ex in enumerate(mine[c], c * count + first):
+                    ex.request_id = f"{tag}-{k}"
+            rooms = {c: limit - admitted[c] for c, _, _ in chunk}
+            _fire(lanes, target.statuses, rooms, deadline, None if n else align)
+            for c, first, _ in chunk:
+                for k, ex in enumerate(mine[c], c * count + first):
+                    records.append(ex.record(k, clients[c].address))
+                    admitted[c] += target.statuses.admitted(ex.status) and ex.error is None
         finally:
             for lane in lanes:
                 for ex in lane.queue:
                     ex.close()
-    return records
+    return sorted(records, key=lambda r: r.index)
+
+
+def _chunks(clients: int, count: int) -> list[list[tuple[int, int, int]]]:
+    """(client, first request, requests) groups of at most ``CHUNK`` requests: whole clients
+    packed together, a client with more than ``CHUNK`` requests alone in several."""
+    chunks: list[list[tuple[int, int, int]]] = []
+    current: list[tuple[int, int, int]] = []
+    for client in range(clients):
+        if count > CHUNK:
+            chunks += [[(client, first, min(CHUNK, count - first))]
+                       for first in range(0, count, CHUNK)]
+            continue
+        if current and (len(current) + 1) * count > CHUNK:
+            chunks.append(current)
+            current = []
+        current.append((client, 0, count))
+    return chunks + ([current] if current else [])
 
 
 def fresh_requests(
@@ -320,7 +343,7 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     """The workers that answered ``count`` concurrent probe requests (no app involved), each
     with the pid of its parent process."""
     pools = _probe_connections(
-        host, port, count, LOOPBACK, time.monotonic() + timeout_s, keep_alive=False
+        host, port, [(0, LOOPBACK)] * count, time.monotonic() + timeout_s, keep_alive=False
     )
     found = {}
     for worker, pool in pools.items():
@@ -330,15 +353,32 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     return found
 
 
-def _lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
-    """``count`` connections in lanes: mapped per worker where workers keep connections alive,
-    the rest (or all, for sync workers) fresh in one more lane."""
-    lanes = _mapped_lanes(target, identity, count, deadline) if target.threads > 1 else []
-    missing = count - sum(len(lane.queue) for lane in lanes)
-    if missing:
+def _lanes(
+    target: Target, wanted: Sequence[tuple[int, str, int]], deadline: float
+) -> list[_Lane]:
+    """For each (client, address, count) in ``wanted``, ``count`` connections from ``address``,
+    in lanes: mapped per worker where workers keep connections alive (one client's evenly
+    over the workers; several clients' client after client in each worker's lane), the rest
+    (or all, for sync workers) fresh in one more lane."""
+    lanes: list[_Lane] = []
+    if target.threads > 1:
+        by_worker: dict[str, list[_Exchange]] = defaultdict(list)
+        for client, address, count in wanted:  # client after client in each worker's lane
+            for worker, queue in _mapped(target, client, address, count, deadline).items():
+                by_worker[worker] += queue
+        lanes = [_Lane(target.threads, queue) for queue in by_worker.values() if queue]
+    have: dict[int, int] = defaultdict(int)
+    for ex in (ex for lane in lanes for ex in lane.queue):
+        have[ex.client] += 1
+    fresh: list[list[_Exchange]] = []
+    for client, address, count in wanted:
+        fresh.append(_fresh(target, address, count - have[client], deadline))
+        for ex in fresh[-1]:
+            ex.client = client
+    if any(fresh):
         # Unmapped connections land on any worker: as many at once as one worker's threads.
         slots = target.workers if target.threads == 1 else target.threads
-        lanes.append(_Lane(slots, _fresh(target, identity, missing, deadline)))
+        lanes.append(_Lane(slots, [ex for queue in fresh for ex in queue]))
     return lanes
 
 
@@ -359,9 +399,11 @@ def _fresh(target: Target, identity: str, count: int, deadline: float) -> list[_
     return opened
 
 
-def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) -> list[_Lane]:
-    """Open connections in rounds until each worker has its share (or the spare is spent), and
-    keep an even share per worker, one lane each. Connections not kept are closed."""
+def _mapped(
+    target: Target, client: int, address: str, count: int, deadline: float
+) -> dict[str, list[_Exchange]]:
+    """One client's connections by worker, opened in rounds until each worker has its share
+    (or the spare is spent); an even share per worker is kept, the rest closed."""
     share = math.ceil(count / target.workers)
     budget = int(count * (1 + MAP_SPARE))
     pools: dict[str, list[_Exchange]] = defaultdict(list)
@@ -369,7 +411,8 @@ def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) ->
     try:
         for _ in range(MAP_ROUNDS):
             for worker, pool in _probe_connections(
-                target.host, target.port, to_open, identity, deadline, keep_alive=True
+                target.host, target.port, [(client, address)] * to_open, deadline,
+                keep_alive=True,
             ).items():
                 pools[worker] += pool
             budget -= to_open
@@ -383,43 +426,43 @@ def _mapped_lanes(target: Target, identity: str, count: int, deadline: float) ->
             for ex in pool:
                 ex.close()
         raise
-    return [_Lane(target.threads, queue) for queue in _even_share(pools, count) if queue]
+    return _even_share(pools, count)
 
 
-def _even_share(pools: dict[str, list[_Exchange]], count: int) -> list[list[_Exchange]]:
+def _even_share(pools: dict[str, list[_Exchange]], count: int) -> dict[str, list[_Exchange]]:
     """Pick up to ``count`` connections, as evenly over the workers as they allow; the ones
     not picked are closed."""
-    queues = [list(pool) for pool in pools.values()]
-    picked: list[list[_Exchange]] = [[] for _ in queues]
+    picked: dict[str, list[_Exchange]] = {worker: [] for worker in pools}
     left = count
     depth = 0
-    while left and any(len(q) > depth for q in queues):
-        for queue, mine in zip(queues, picked, strict=True):
-            if len(queue) > depth and left:
-                mine.append(queue[depth])
+    while left and any(len(pool) > depth for pool in pools.values()):
+        for worker, pool in pools.items():
+            if len(pool) > depth and left:
+                picked[worker].append(pool[depth])
                 left -= 1
         depth += 1
-    for queue, mine in zip(queues, picked, strict=True):
-        for ex in queue[len(mine):]:
+    for worker, pool in pools.items():
+        for ex in pool[len(picked[worker]):]:
             ex.close()
     return picked
 
 
 def _probe_connections(
-    host: str, port: int, count: int, identity: str, deadline: float, keep_alive: bool
+    host: str, port: int, sources: Sequence[tuple[int, str]], deadline: float, keep_alive: bool
 ) -> dict[str, list[_Exchange]]:
-    """Open ``count`` connections, each asking the probe path at once; group them by the
-    worker that answered. With ``keep_alive`` only connections the server keeps open are
-    returned, ready for their next request; the others are closed."""
+    """Open one connection per (client, address) of ``sources``, each asking the probe path at
+    once; group them by the worker that answered. With ``keep_alive`` only connections the
+    server keeps open are returned, ready for their next request; the others are closed."""
     opened: list[_Exchange] = []
     collector = _Collector(answered="keep" if keep_alive else "close")
     pools: dict[str, list[_Exchange]] = defaultdict(list)
     try:
-        for _ in range(count):
+        for client, address in sources:
             try:
-                ex = _open(host, port, identity, deadline)
+                ex = _open(host, port, address, deadline)
             except OSError:
                 break  # not listening yet, or out of ports: use what opened
+            ex.client = client
             opened.append(ex)
             ex.send(ex.request(_PROBE, keep_alive), deadline)
             collector.add(ex)
@@ -438,14 +481,14 @@ def _probe_connections(
 
 
 def _fire(
-    lanes: list[_Lane], request: Rendered, statuses: Statuses, room: int, deadline: float,
+    lanes: list[_Lane], statuses: Statuses, rooms: dict[int, int], deadline: float,
     align: tuple[float, float] | None,
 ) -> None:
-    """Arm every lane, then release in steps aimed at the limit; ``room`` is how many requests
-    the limit still admits."""
+    """Arm every lane, then release in steps aimed at the limit; ``rooms`` holds how many
+    requests the limit still admits for each client."""
     exchanges = [ex for lane in lanes for ex in lane.queue]
     for ex in exchanges:  # arm: all but the head's final byte (and the body), in lane order
-        request_bytes = ex.request(request, False, ex.request_id)
+        request_bytes = ex.request(ex.rendered, False, ex.request_id)
         cut = ex.head_length - 1  # an app may run before its body is in: hold the body too
         ex.tail = request_bytes[cut:]
         ex.send(request_bytes[:cut], deadline)
@@ -455,14 +498,15 @@ def _fire(
     for ex in exchanges:
         collector.add(ex)
     try:
-        _release_in_steps(lanes, collector, statuses, room, deadline)
+        _release_in_steps(lanes, collector, statuses, rooms, deadline)
         collector.run(deadline)
     finally:
         collector.finish("no response before the run's deadline")
 
 
 def _release_in_steps(
-    lanes: list[_Lane], collector: _Collector, statuses: Statuses, room: int, deadline: float
+    lanes: list[_Lane], collector: _Collector, statuses: Statuses, rooms: dict[int, int],
+    deadline: float,
 ) -> None:
     """Release final bytes step by step; each step once the previous one is answered."""
     took: list[float] = []  # seconds per round of the steps answered in time
@@ -471,10 +515,13 @@ def _release_in_steps(
     timeouts = 0
     saturated = False  # a whole step past the limit was refused: the rest can go at once
     while any(lane.left for lane in lanes):
-        admitted = sum(statuses.admitted(ex.status) for ex in released)  # late answers too
+        admitted = dict.fromkeys(rooms, 0)  # recounted: late answers count too
+        for ex in released:
+            admitted[ex.client] += statuses.admitted(ex.status)
         step = []
         if not (saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS):
-            step = _next_step(lanes, room - 1 - admitted)
+            crossed = frozenset(c for c in rooms if admitted[c] >= rooms[c])
+            step = _next_step(lanes, {c: rooms[c] - 1 - admitted[c] for c in rooms}, crossed)
         if not step:  # the rest, at once
             step = [ex for lane in lanes for ex in lane.take(lane.left)]
         live = [ex for ex in step if ex.error is None and ex.sock is not None]
@@ -502,7 +549,9 @@ def _release_in_steps(
             timeouts += 1
         else:
             took.append((time.monotonic() - started) / rounds)
-        saturated = admitted + sum(statuses.admitted(ex.status) for ex in step) >= room and all(
+        for ex in step:
+            admitted[ex.client] += statuses.admitted(ex.status)
+        saturated = all(admitted[c] >= rooms[c] for c in rooms) and all(
             statuses.refused(ex.status) for ex in step
         )
 
@@ -518,17 +567,37 @@ def wait_for_phase(align: tuple[float, float] | None, deadline: float) -> None:
     time.sleep(max(0.0, min(start - now, deadline - time.monotonic())))
 
 
-def _next_step(lanes: list[_Lane], below_limit: int) -> list[_Exchange]:
-    """What to release next: while more than one place is left under the limit, every request
-    that fits below it (spread evenly over the lanes; each lane's threads take them in order and
-    then wait on the lane's next ones); then every request the lanes' threads hold."""
-    if below_limit <= 0:
+def _next_step(
+    lanes: list[_Lane], below_limit: dict[int, int], crossed: frozenset[int] = frozenset()
+) -> list[_Exchange]:
+    """What to release next.
+
+    While some lane's next requests belong to a client with more than one place left under its
+    limit (``below_limit``): every such request (spread evenly over the lanes; each lane's
+    threads take them in order and then wait on the lane's next ones), and with them the
+    leftovers of clients already past their limit (``crossed``), which keep the lanes in step.
+    Once none has: every request the lanes' threads hold, which crosses a client's limit with
+    every thread beside it.
+    """
+    left = dict(below_limit)
+
+    def approaches(lane: _Lane) -> bool:
+        rest = lane.queue[lane.released:]
+        head = next((ex for ex in rest if ex.client not in crossed), None)
+        return head is not None and left.get(head.client, 0) > 0
+
+    if not any(approaches(lane) for lane in lanes):
         return [ex for lane in lanes for ex in lane.take(lane.slots)]
     step: list[_Exchange] = []
-    while len(step) < below_limit and any(lane.left for lane in lanes):
+    progress = True
+    while progress:
+        progress = False
         for lane in lanes:
-            if len(step) < below_limit and lane.left:
+            head = lane.queue[lane.released] if lane.left else None
+            if head is not None and (head.client in crossed or left.get(head.client, 0) > 0):
                 step += lane.take(1)
+                left[head.client] = left.get(head.client, 0) - 1
+                progress = True
     return step
 
 

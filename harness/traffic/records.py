@@ -25,6 +25,15 @@ class Target:
         return self.workers * self.threads
 
 
+@dataclass(frozen=True)
+class Client:
+    """One client of a burst: the loopback address it sends from (what a throttle keyed on the
+    client address sees) and its ``{identity}`` value (a user name, a token)."""
+
+    address: str
+    value: str
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """What happened to one request.

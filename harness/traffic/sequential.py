@@ -8,36 +8,47 @@ from __future__ import annotations
 
 import http.client
 import time
+from collections.abc import Sequence
 
 from harness.ports import LOOPBACK
 from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
 from harness.traffic.burst import wait_for_phase
-from harness.traffic.records import Record, Target
+from harness.traffic.records import Client, Record, Target
 
 
 def sequential(
-    target: Target, count: int, *, identity: str, value: str, limit: int, tag: str,
+    target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
     deadline: float, align: tuple[float, float] | None = None,
 ) -> list[Record]:
-    """Send ``count`` of ``target``'s requests (as the client whose ``{identity}`` is
-    ``value``), one at a time, over one persistent connection; requests not answered by
+    """Send ``count`` of ``target``'s requests from each client, one at a time, over one
+    persistent connection per client, client after client; requests not answered by
     ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
 
     With ``align`` (period, offset), the first request goes at that phase of the wall clock (see
     :func:`~harness.traffic.burst.wait_for_phase`); ``limit`` is accepted for the engines'
     common signature and not used."""
     wait_for_phase(align, deadline)
-    source = None if identity == LOOPBACK else (identity, 0)
+    records = []
+    for c, client in enumerate(clients):
+        records += _one_client(target, client, count, c * count, tag, deadline)
+    return records
+
+
+def _one_client(
+    target: Target, client: Client, count: int, first: int, tag: str, deadline: float
+) -> list[Record]:
+    source = None if client.address == LOOPBACK else (client.address, 0)
     conn = http.client.HTTPConnection(target.host, target.port, source_address=source)
     records = []
-    req = target.request.render(value)
+    req = target.request.render(client.value)
+    address = client.address
     try:
-        for i in range(count):
+        for i in range(first, first + count):
             request_id = f"{tag}-{i}"
             sent_at = time.time()
             left = deadline - time.monotonic()
             if left <= 0:
-                records.append(Record(i, identity, 0.0, None, None, None,
+                records.append(Record(i, address, 0.0, None, None, None,
                                       "not sent: the run's deadline passed", request_id))
                 continue
             try:
@@ -52,12 +63,12 @@ def sequential(
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()  # the next request reconnects
                 records.append(
-                    Record(i, identity, sent_at, None, None, None, f"{exc!r}", request_id)
+                    Record(i, address, sent_at, None, None, None, f"{exc!r}", request_id)
                 )
                 continue
             records.append(
                 Record(
-                    i, identity, sent_at, time.time(), response.status,
+                    i, address, sent_at, time.time(), response.status,
                     response.getheader(WORKER_HEADER), None, request_id,
                 )
             )

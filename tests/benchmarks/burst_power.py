@@ -62,7 +62,7 @@ from harness.probe_protocol import WORKER_HEADER
 from harness.providers import open_redis
 from harness.rates import parse_rate
 from harness.request_template import RequestTemplate
-from harness.traffic import Target, burst
+from harness.traffic import Client, Target, burst
 
 APP = "harness.demo.wsgi:application"
 PATH = "/api/ping/"
@@ -84,7 +84,7 @@ class Result(NamedTuple):
 
 
 def run_harness(target: Target, count: int, identity: str) -> list[Result]:
-    records = burst(target, count, identity=identity, value=identity, limit=LIMIT[0],
+    records = burst(target, count, clients=[Client(identity, identity)], limit=LIMIT[0],
                     tag="bench", deadline=time.monotonic() + COLLECT_TIMEOUT_S)
     return [Result(r.sent_at, r.received_at, r.status, r.worker, r.error) for r in records]
 

@@ -149,3 +149,65 @@ def test_clients_sharing_one_budget_are_caught(
     if verdict == "fail":
         assert [b["accepted"] for b in run["bursts"]] == [100, 0]  # and no more bursts
         assert "share one budget" in run["hint"]
+
+
+def test_a_hundred_identities_on_two_workers_are_each_exact(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "r.json"
+    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--rate", "20/hour",
+                     "--requests", "30", "--identities", "100", "--redis", redis_spec,
+                     "--json", str(out))
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["verdict"] == "pass", run["reason"]
+    clients = run["bursts"]
+    assert len(clients) >= 100 and all(c["accepted"] == 20 for c in clients)
+    assert len({c["identity"] for c in clients}) == len({c["value"] for c in clients}) == len(
+        clients)
+    assert "20-20 (" in result.stdout  # the table sums many clients up
+
+
+@pytest.mark.parametrize(("identities", "verdict"), [(4, "fail"), (1, "pass")])
+def test_a_shared_budget_is_caught_with_several_identities_in_one_burst(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, identities: int, verdict: str
+) -> None:
+    result, run = run_app(run_cli, redis_spec, tmp_path, "shared_budget_app:application",
+                          "--path", "/limited/", "--header", "X-Client: {identity}",
+                          "--identities", str(identities), "--bursts", "1")
+    assert run["verdict"] == verdict, run["reason"]
+    if verdict == "fail":
+        assert sum(c["accepted"] for c in run["bursts"]) == 100  # one budget for four clients
+        assert "the 4 clients of burst 1 were admitted 100 together" in run["hint"]
+
+
+def test_identity_values_come_from_a_file_in_order(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text("\n".join(f"tok-{i}" for i in range(12)) + "\n\n")
+    result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application",
+                          "--path", "/limited/", "--header", "Authorization: Bearer {identity}",
+                          "--reject-status", "403", "--identities", "2",
+                          "--identity-file", str(tokens))
+    assert run["verdict"] == "pass", run["reason"]
+    values = [c["value"] for c in run["bursts"]]
+    assert values == [f"tok-{i}" for i in range(len(values))]
+
+
+@pytest.mark.parametrize(
+    ("content", "identities", "complaint"),
+    [("", 1, "holds no values"), ("a\nb\n", 3, "holds 2 values, fewer than the 3"),
+     (None, 1, "no such file")],
+)
+def test_bad_identity_files_exit_2(
+    run_cli: RunCli, tmp_path: Path, content: str | None, identities: int, complaint: str
+) -> None:
+    path = tmp_path / "ids.txt"
+    if content is not None:
+        path.write_text(content)
+    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min",
+                     "--identities", str(identities), "--identity-file", str(path),
+                     "--redis", "local", env={"PATH": "/nonexistent"})
+    assert result.code == 2
+    assert complaint in result.stderr and len(result.stderr.strip().splitlines()) == 1

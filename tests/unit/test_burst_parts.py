@@ -30,11 +30,11 @@ def make() -> Iterator[Callable[[str], _Exchange]]:
 def test_an_even_share_per_worker(make: Callable[[str], _Exchange]) -> None:
     pools = {"a": [make("a") for _ in range(9)], "b": [make("b") for _ in range(4)]}
     queues = _even_share(pools, count=10)
-    assert [len(q) for q in queues] == [6, 4]  # all b had, the rest from a
-    picked = [ex for q in queues for ex in q]
+    assert {w: len(q) for w, q in queues.items()} == {"a": 6, "b": 4}  # all b had, the rest a
+    picked = [ex for q in queues.values() for ex in q]
     unpicked = [ex for ex in pools["a"] if ex not in picked]
     assert len(unpicked) == 3 and all(ex.sock.fileno() == -1 for ex in unpicked)  # closed
-    assert _even_share({}, count=5) == []
+    assert _even_share({}, count=5) == {}
 
 
 def lanes(make: Callable[[str], _Exchange], sizes: list[int], slots: int) -> list[_Lane]:
@@ -45,18 +45,36 @@ def test_steps_fill_up_to_the_limit_then_release_every_thread(
     make: Callable[[str], _Exchange],
 ) -> None:
     fleet = lanes(make, [10, 10], slots=2)
-    step = _next_step(fleet, below_limit=7)  # 7 places left below the last one
+    step = _next_step(fleet, {0: 7})  # 7 places left below the last one
     assert [ex.worker for ex in step] == ["w0", "w1"] * 3 + ["w0"]
-    step = _next_step(fleet, below_limit=0)  # the crossing: every thread's next request
+    step = _next_step(fleet, {0: 0})  # the crossing: every thread's next request
     assert [ex.worker for ex in step] == ["w0", "w0", "w1", "w1"]
     assert [lane.released for lane in fleet] == [6, 5]
     assert step[0] is fleet[0].queue[4] and step[2] is fleet[1].queue[3]  # in lane order
 
 
+def test_clients_cross_their_limits_one_after_another_with_every_thread(
+    make: Callable[[str], _Exchange],
+) -> None:
+    fleet = lanes(make, [6, 6], slots=2)
+    for lane in fleet:
+        for k, ex in enumerate(lane.queue):
+            ex.client = k // 3  # two clients, client after client, three each per worker
+    step = _next_step(fleet, {0: 3, 1: 3})  # three places below each client's last one
+    assert sorted(ex.client for ex in step) == [0, 0, 0]
+    crossing = _next_step(fleet, {0: 0, 1: 3})
+    assert [ex.client for ex in crossing] == [0, 1, 0, 0]  # lane 0 was one ahead
+    # Client 0 is past its limit: its leftovers go along with client 1's approach.
+    step = _next_step(fleet, {0: -1, 1: 2}, crossed=frozenset({0}))
+    assert sorted(ex.client for ex in step) == [1, 1]
+    assert _next_step(fleet, {0: -1, 1: 0}, crossed=frozenset({0})) == [
+        fleet[0].queue[5], fleet[1].queue[4], fleet[1].queue[5]]
+
+
 def test_steps_end_when_the_lanes_do(make: Callable[[str], _Exchange]) -> None:
     fleet = lanes(make, [3, 1], slots=2)
-    assert len(_next_step(fleet, below_limit=50)) == 4
-    assert _next_step(fleet, below_limit=0) == [] and not any(lane.left for lane in fleet)
+    assert len(_next_step(fleet, {0: 50})) == 4
+    assert _next_step(fleet, {0: 0}) == [] and not any(lane.left for lane in fleet)
 
 
 def answer(raw: bytes) -> _Exchange:

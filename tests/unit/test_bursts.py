@@ -3,6 +3,7 @@ over-admission with nothing refused, and fresh client addresses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from harness import bursts
 from harness.checker import Claim
 from harness.evidence import Stamp
-from harness.traffic.records import Record, Target
+from harness.scenario import load_scenarios
+from harness.traffic.burst import CHUNK, _chunks
+from harness.traffic.records import Client, Record, Target
 
 T0 = 1_800_000_000.5
 TARGET = Target("127.0.0.1", 1, workers=2, threads=2)
@@ -53,8 +56,9 @@ def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
 
     monkeypatch.setattr(bursts, "fresh_requests", fresh)
     monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    burst = bursts._one_burst(engine(records), fleet, TARGET, 4, CLAIM, ip, "b1",  # type: ignore[arg-type]
-                              deadline=float("inf"), align=None)
+    (burst,) = bursts._one_round(engine(records), fleet, TARGET, 4, CLAIM,  # type: ignore[arg-type]
+                                 [Client(ip, "client-1")], "b1", deadline=float("inf"),
+                                 align=None)
     assert sent_again == [["b1-1.2"]]
     again = burst.records[1]
     assert (again.index, again.status, again.attempts, again.request_id) == (1, 429, 2, "b1-1.2")
@@ -70,8 +74,9 @@ def test_nothing_rejected_is_followed_by_confirmation_requests(
     monkeypatch.setattr(bursts, "fresh_requests", lambda target, ids, **kw: [
         Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)])
     monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    burst = bursts._one_burst(engine(records), FakeFleet({}), TARGET, 3, CLAIM, ip, "b1",  # type: ignore[arg-type]
-                              deadline=float("inf"), align=None)
+    (burst,) = bursts._one_round(engine(records), FakeFleet({}), TARGET, 3,  # type: ignore[arg-type]
+                                 CLAIM, [Client(ip, "client-1")], "b1", deadline=float("inf"),
+                                 align=None)
     assert [r.request_id for r in burst.confirmation] == [f"b1c-{i}" for i in range(4)]
 
 
@@ -80,3 +85,20 @@ def test_client_addresses_never_repeat() -> None:
     taken = [next(addresses) for _ in range(600)]
     assert len(set(taken)) == 600 and all(a.startswith("127.") for a in taken)
     assert not any(a.endswith((".0", ".255")) for a in taken)
+
+
+def test_identity_values_per_burst() -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "5/min", "identities": 3, "env": {}})
+    values = bursts._values(s)
+    assert next(values) == ["client-1", "client-2", "client-3"]
+    assert next(values) == ["client-4", "client-5", "client-6"]
+    filed = bursts._values(replace(s, identity_values=tuple("abcdefg")))
+    assert [next(filed), next(filed)] == [list("abc"), list("def")]
+    assert next(filed, None) is None  # "g" alone cannot make a burst of three
+
+
+def test_chunks_pack_whole_clients() -> None:
+    assert _chunks(3, 400) == [[(0, 0, 400), (1, 0, 400)], [(2, 0, 400)]]
+    assert _chunks(1, CHUNK + 10) == [[(0, 0, CHUNK)], [(0, CHUNK, 10)]]
+    assert sum(len(c) for c in _chunks(1000, 20)) == 1000
+    assert all(sum(k for _, _, k in c) <= CHUNK for c in _chunks(1000, 20))
