@@ -363,8 +363,8 @@ def _lanes(
     lanes: list[_Lane] = []
     if target.threads > 1:
         by_worker: dict[str, list[_Exchange]] = defaultdict(list)
-        for client, address, count in wanted:  # client after client in each worker's lane
-            for worker, queue in _mapped(target, client, address, count, deadline).items():
+        for mapped in _mapped_clients(target, wanted, deadline):
+            for worker, queue in mapped.items():  # client after client in each worker's lane
                 by_worker[worker] += queue
         lanes = [_Lane(target.threads, queue) for queue in by_worker.values() if queue]
     have: dict[int, int] = defaultdict(int)
@@ -397,6 +397,23 @@ def _fresh(target: Target, identity: str, count: int, deadline: float) -> list[_
         ex.error = failure
         opened.append(ex)
     return opened
+
+
+def _mapped_clients(
+    target: Target, wanted: Sequence[tuple[int, str, int]], deadline: float
+) -> list[dict[str, list[_Exchange]]]:
+    """Each client's connections by worker: one client mapped in rounds for an even share
+    (:func:`_mapped`); several in a single round, each client then taking an even share of what
+    it got."""
+    if len(wanted) == 1:
+        return [_mapped(target, *wanted[0], deadline)]
+    sources = [(client, address) for client, address, count in wanted for _ in range(count)]
+    pools = _probe_connections(target.host, target.port, sources, deadline, keep_alive=True)
+    per_client: dict[int, dict[str, list[_Exchange]]] = defaultdict(lambda: defaultdict(list))
+    for worker, pool in pools.items():
+        for ex in pool:
+            per_client[ex.client][worker].append(ex)
+    return [_even_share(per_client[client], count) for client, _, count in wanted]
 
 
 def _mapped(
