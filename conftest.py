@@ -21,6 +21,7 @@ from harness.cli import REQUIRE_DOCKER_ENV
 from harness.processes import PARENT_ENV
 from harness.providers.binary import embedded_binary, local_binary
 
+pytest_plugins = ["pytester"]  # tests of the harness's own pytest plugin
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from harness.bursts import client_addresses, send_bursts
-from harness.checker import Verdict, judge
+from harness.checker import Burst, Verdict, judge
 from harness.errors import HarnessError
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
@@ -47,6 +47,7 @@ class RunResult:
     ready_s: float
     traffic_s: float
     redis_state: RedisState | None = None
+    bursts: tuple[Burst, ...] = ()  # the records and stamps the verdict was judged from
 
     @property
     def as_expected(self) -> bool:
@@ -155,4 +156,5 @@ def _one_run(
         ready_s=fleet.ready_s,
         traffic_s=traffic_s,
         redis_state=state,
+        bursts=tuple(bursts),
     )
