@@ -68,7 +68,8 @@ def client_addresses() -> Iterator[str]:
 
 
 def send_bursts(
-    fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str]
+    fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str],
+    values: Iterator[list[str]] | None = None,
 ) -> list[Burst]:
     """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
     and the next ``{identity}`` values), until the run is settled or its deadline is too near
@@ -81,7 +82,7 @@ def send_bursts(
     findings: list[list[BurstFinding]] = []
     longest = 0.0
     overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
-    values = _values(scenario)
+    values = values if values is not None else identity_values(scenario)
     while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
         if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
@@ -103,17 +104,18 @@ def send_bursts(
         ))
         longest = max(longest, time.monotonic() - started)
         findings.append([find(b, claim) for b in rounds[-1]])
-    if scenario.bypass_check and findings and findings[-1][0].tally.rejected:
-        rounds[-1][0] = _with_bypass(rounds[-1][0], target, deadline)
+    if scenario.bypass_check and findings and findings[-1][-1].tally.rejected:
+        rounds[-1][-1] = _with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted
     flat = [f for found in findings for f in found]
     if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(flat, claim):
         rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline)
     return [replace(b, round=n) for n, bursts in enumerate(rounds, 1) for b in bursts]
 
 
-def _values(scenario: Scenario) -> Iterator[list[str]]:
+def identity_values(scenario: Scenario) -> Iterator[list[str]]:
     """Each burst's ``{identity}`` values: the identity file's lines in order, else
-    ``client-1``, ``client-2``, … (fresh with every burst, as its addresses)."""
+    ``client-1``, ``client-2``, … (fresh with every burst, as its addresses; one stream for
+    all the runs of a scenario)."""
     n = scenario.identities
     if scenario.identity_values:
         values = scenario.identity_values

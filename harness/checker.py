@@ -27,7 +27,6 @@ Accounting always closes: sent == accepted + rejected + errors, per burst and in
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -243,13 +242,21 @@ def edge_chance(findings: Sequence[BurstFinding], period_s: float) -> float:
     unknown phase explains: that an edge fell inside each of those bursts.
 
     With a phase of its own per client (django-ratelimit's offset per key, a window anchored at
-    a client's first request) the bursts are independent: the product of their chances. With one
+    a client's first request) the bursts are independent: the chance that at least that many of
+    all the bursts had an edge inside, each with its own chance. With one
     phase for every client (one global reset) it is the share of phases that fall inside every
     one of those bursts at once. The larger of the two."""
     edges = [f for f in findings if f.fit.kind == "edge"]
     if not edges:
         return 1.0
-    independent = math.prod(f.fit.edge_chance for f in edges)
+    # Independent phases: the chance that at least as many of all the bursts had an edge
+    # inside (each with its own chance, its span over the period; a Poisson-binomial tail).
+    dist = [1.0]  # dist[k]: chance that exactly k of the bursts so far had an edge inside
+    for f in findings:
+        p = min(1.0, f.tally.span_s / period_s) if f.fit.kind != "edge" else f.fit.edge_chance
+        dist = [(dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
+                for k in range(len(dist) + 1)]
+    independent = min(1.0, sum(dist[len(edges):]))
     return max(independent, _shared_phase(edges, period_s))
 
 
@@ -296,7 +303,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"over-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
             f"{worst.tally.sent}, limit {claim.limit} (x{worst.tally.accepted / claim.limit:.2f})"
             f"; {worst.fit.reason}",
-            _over_admission_hint(worst, claim),
+            _over_admission_hint(worst, claim, findings),
         )
     edges = [f for f in findings if f.fit.kind == "edge"]
     chance = edge_chance(findings, claim.period_s)
@@ -307,7 +314,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"over-admission: {len(edges)} of {len(findings)} bursts admitted more than "
             f"{claim.limit} ({counts}); {edges[0].fit.reason}; window edges inside that many "
             f"bursts have a chance of {chance:.1e}",
-            _over_admission_hint(max(edges, key=lambda f: f.tally.accepted), claim),
+            _over_admission_hint(max(edges, key=lambda f: f.tally.accepted), claim, findings),
             edge_chance=chance,
         )
     leaks = [(f, h, a, n) for f in findings for h, a, n in f.bypassed if a]
@@ -335,7 +342,10 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
                 "run, or a limit lower than claimed?)")
         together = _together(worst, findings)
         admitted = sum(f.tally.accepted for f in together)
-        if len(together) > 1 and admitted <= claim.limit + claim.workers * claim.threads:
+        short = sum(under_admitted(g, claim) for g in together)
+        if len(together) > 1 and short >= len(together) - 1 and (
+            admitted <= claim.limit + claim.workers * claim.threads
+        ):
             hint = (
                 f"the {len(together)} clients of burst {worst.round} were admitted {admitted} "
                 f"together, about the limit of one: they share one budget (does the "
@@ -461,16 +471,20 @@ def _together(f: BurstFinding, findings: Sequence[BurstFinding]) -> list[BurstFi
     return [g for g in findings if g.round == f.round] if f.round else [f]
 
 
-def _over_admission_hint(f: BurstFinding, claim: Claim) -> str:
+def _over_admission_hint(
+    f: BurstFinding, claim: Claim, findings: Sequence[BurstFinding] = ()
+) -> str:
     """A diagnosis only where the evidence supports one."""
     t = f.tally
+    confirmed = next((g.confirmed_rejected for g in _together(f, findings or [f])
+                      if g.confirmed_rejected is not None), None)
     if t.rejected == 0:
-        if f.confirmed_rejected == 0:
+        if confirmed == 0:
             return (
                 "nothing was rejected, not even the requests sent after the burst: no "
                 "throttle is active on this path (or its limit is far above the claim)"
             )
-        if f.confirmed_rejected:
+        if confirmed:
             return (
                 "nothing in the burst was rejected, but the requests sent after it were: "
                 "every request raced past a throttle that is active; send more requests than "

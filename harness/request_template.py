@@ -11,6 +11,7 @@ only writes prepared buffers.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,8 +106,8 @@ def parse_header(text: str) -> tuple[str, str]:
         raise ValueError(f"header {text!r}: expected 'Name: value'")
     if not _TOKEN.match(name):
         raise ValueError(f"header {text!r}: {name!r} is not a header name")
-    if any(c in value for c in "\r\n\0"):
-        raise ValueError(f"header {name!r}: a value cannot hold a line break or NUL")
+    if any(c in value for c in "\r\n\0") or not value.isascii():
+        raise ValueError(f"header {name!r}: a value is ASCII, without line breaks or NUL")
     if name.lower() in _OWNED_HEADERS or name.lower().startswith("x-throttle-harness-"):
         raise ValueError(f"header {name!r} is set by the harness itself")
     return name, value
@@ -182,4 +183,7 @@ def read_identities(name: str, base_dir: Path, per_burst: int) -> tuple[str, ...
         )
     if any(c in v for v in values for c in "\r\n\0"):
         raise ValueError(f"identity file {name!r}: a value holds a control character")
+    repeated = next((v for v, n in Counter(values).items() if n > 1), None)
+    if repeated is not None:
+        raise ValueError(f"identity file {name!r}: {repeated!r} appears twice; one client each")
     return values

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from harness.bursts import client_addresses, send_bursts
+from harness.bursts import client_addresses, identity_values, send_bursts
 from harness.checker import Burst, Verdict, judge
 from harness.errors import HarnessError
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
@@ -93,10 +93,11 @@ def run_matrix(
     ]
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
     for scenario in scenarios:
+        values = identity_values(scenario)  # never the same value twice for a scenario
         for workers in scenario.workers:
             observer.run_started(scenario, workers)
             prefix = f"throttle-harness:{session}:{len(report.runs) + 1}:"
-            result = _one_run(scenario, workers, redis, prefix, addresses)
+            result = _one_run(scenario, workers, redis, prefix, addresses, values)
             report.runs.append(result)
             observer.run_finished(result)
     return report
@@ -104,12 +105,12 @@ def run_matrix(
 
 def _one_run(
     scenario: Scenario, workers: int, redis: RedisServer, prefix: str,
-    addresses: Iterator[str],
+    addresses: Iterator[str], values: Iterator[list[str]],
 ) -> RunResult:
     """One fleet, several bursts. The run has its own key prefix and each burst its own client
     address (a fresh throttle identity even in a Redis the harness may not flush, whatever the
     app's keys look like)."""
-    connections = connections_for(scenario.request_count)
+    connections = connections_for(scenario.request_count * scenario.identities)
     ensure_fd_budget(connections)
     redis.clear(prefix)
     spec = FleetSpec(
@@ -131,7 +132,7 @@ def _one_run(
     try:
         with gunicorn_fleet(spec) as fleet:
             started = time.monotonic()
-            bursts = send_bursts(fleet, scenario, claim, addresses)
+            bursts = send_bursts(fleet, scenario, claim, addresses, values)
             traffic_s = time.monotonic() - started
         # A Redis the harness started holds this run's keys only; any other, those it prefixed.
         pattern = scenario.redis_keys or ("*" if redis.owned else glob_escape(prefix) + "*")

@@ -22,6 +22,7 @@ from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
 from harness.rates import Rate, parse_rate
 from harness.request_template import (
+    PLACEHOLDER,
     RequestTemplate,
     Statuses,
     checked_statuses,
@@ -202,6 +203,9 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         ),
     )
     v.parsed("request", checked_template, scenario.request)
+    in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
+    if in_header and not all(value.isascii() for value in scenario.identity_values):
+        raise v.error("identity_file: a value that goes into a header must be ASCII")
     return scenario
 
 

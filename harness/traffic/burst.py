@@ -533,11 +533,15 @@ def _release_in_steps(
     saturated = False  # a whole step past the limit was refused: the rest can go at once
     while any(lane.left for lane in lanes):
         admitted = dict.fromkeys(rooms, 0)  # recounted: late answers count too
+        refused: set[int] = set()
         for ex in released:
             admitted[ex.client] += statuses.admitted(ex.status)
+            if statuses.refused(ex.status):
+                refused.add(ex.client)
+        # Past its limit: admitted it all, or refused once (below it: a shared budget, say).
+        crossed = frozenset(c for c in rooms if admitted[c] >= rooms[c] or c in refused)
         step = []
         if not (saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS):
-            crossed = frozenset(c for c in rooms if admitted[c] >= rooms[c])
             step = _next_step(lanes, {c: rooms[c] - 1 - admitted[c] for c in rooms}, crossed)
         if not step:  # the rest, at once
             step = [ex for lane in lanes for ex in lane.take(lane.left)]
@@ -558,6 +562,8 @@ def _release_in_steps(
         released += step
         if not any(lane.left for lane in lanes):
             return
+        if not live:
+            continue  # nothing went out (connections that never opened): nothing to wait for
         started = time.monotonic()
         rounds = math.ceil(len(step) / capacity)  # how many times each thread serves this step
         unit = STEP_TIMEOUT_FACTOR * statistics.median(took) if took else FIRST_STEP_TIMEOUT_S
@@ -568,7 +574,9 @@ def _release_in_steps(
             took.append((time.monotonic() - started) / rounds)
         for ex in step:
             admitted[ex.client] += statuses.admitted(ex.status)
-        saturated = all(admitted[c] >= rooms[c] for c in rooms) and all(
+            if statuses.refused(ex.status):
+                refused.add(ex.client)
+        saturated = all(admitted[c] >= rooms[c] or c in refused for c in rooms) and all(
             statuses.refused(ex.status) for ex in step
         )
 

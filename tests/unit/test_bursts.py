@@ -89,10 +89,10 @@ def test_client_addresses_never_repeat() -> None:
 
 def test_identity_values_per_burst() -> None:
     (s,) = load_scenarios([], {"app": "m:app", "rate": "5/min", "identities": 3, "env": {}})
-    values = bursts._values(s)
+    values = bursts.identity_values(s)
     assert next(values) == ["client-1", "client-2", "client-3"]
     assert next(values) == ["client-4", "client-5", "client-6"]
-    filed = bursts._values(replace(s, identity_values=tuple("abcdefg")))
+    filed = bursts.identity_values(replace(s, identity_values=tuple("abcdefg")))
     assert [next(filed), next(filed)] == [list("abc"), list("def")]
     assert next(filed, None) is None  # "g" alone cannot make a burst of three
 

@@ -15,6 +15,7 @@ from harness.request_template import (
     parse_header,
     parse_method,
     parse_statuses,
+    read_identities,
 )
 from harness.scenario import load_scenarios
 
@@ -121,3 +122,21 @@ def test_bad_scenario_request_keys(tmp_path: Path, extra: str, complaint: str) -
     path.write_text('app = "m:app"\nrate = "5/minute"\n' + extra)
     with pytest.raises(ScenarioError, match=complaint):
         load_scenarios([path], {"env": {}})
+
+
+def test_identity_files_must_not_repeat_and_headers_stay_ascii(tmp_path: Path) -> None:
+    (tmp_path / "ids.txt").write_text("alice\nbob\nalice\n")
+    with pytest.raises(ValueError, match="'alice' appears twice"):
+        read_identities("ids.txt", tmp_path, 1)
+    with pytest.raises(ValueError, match="ASCII"):
+        parse_header("X-User: jürgen")
+    (tmp_path / "names.txt").write_text("jürgen\nmaría\n")
+    path = tmp_path / "s.toml"
+    path.write_text('app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\n'
+                    'headers = ["X-User: {identity}"]\n')
+    with pytest.raises(ScenarioError, match="must be ASCII"):
+        load_scenarios([path], {"env": {}})
+    path.write_text('app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\n'
+                    'data = "user={identity}"\n')
+    (s,) = load_scenarios([path], {"env": {}})  # in a body, any text is fine
+    assert s.identity_values == ("jürgen", "maría")
