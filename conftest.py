@@ -3,6 +3,7 @@ the harness left no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -14,12 +15,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import psutil
 import pytest
 
 from harness.cli import REQUIRE_DOCKER_ENV
 from harness.processes import PARENT_ENV
 from harness.providers.binary import embedded_binary, local_binary
+from harness.report.json_report import schema as report_schema
 
 pytest_plugins = ["pytester"]  # tests of the harness's own pytest plugin
 ROOT = Path(__file__).resolve().parent
@@ -83,6 +86,10 @@ def run_cli() -> Callable[..., CliResult]:
         stdout, stderr = proc.communicate(timeout=timeout)
         left = leftovers(proc.pid)
         assert not left, f"the harness left processes running: {left}"
+        if "--json" in args:  # every report a test makes must match the published schema
+            out = Path(cwd, args[args.index("--json") + 1])
+            if out.is_file():
+                jsonschema.validate(json.loads(out.read_text()), report_schema())
         return CliResult(proc.returncode, stdout, stderr)
 
     return run

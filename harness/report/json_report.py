@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ from harness.providers import redact_url
 from harness.redis_state import RedisState
 from harness.runner import MatrixReport, RunResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # harness/report/report.schema.json describes it
+SCHEMA_FILE = "report/report.schema.json"  # a resource of the harness package
 
 
 def report_dict(report: MatrixReport, exit_code: int) -> dict[str, Any]:
@@ -22,7 +24,8 @@ def report_dict(report: MatrixReport, exit_code: int) -> dict[str, Any]:
     versions = dict(report.versions)
     versions["redis-server"] = redis.version if redis else "not started"
     return {
-        "schema": SCHEMA_VERSION,
+        "schema": SCHEMA_VERSION,  # the same, for readers of version 1
+        "schema_version": SCHEMA_VERSION,
         "ok": exit_code == 0,
         "exit_code": exit_code,
         "error": report.error.message if report.error else None,
@@ -119,6 +122,11 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
         "recovered": list(b.recovered) if b.recovered else None,
         "bypass": [{"header": h, "admitted": a, "sent": n} for h, a, n in b.bypassed],
     }
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the report (shipped in the package)."""
+    return dict(json.loads(files("harness").joinpath(SCHEMA_FILE).read_text()))
 
 
 def write_json(report: MatrixReport, exit_code: int, path: Path) -> None:

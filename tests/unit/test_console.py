@@ -38,3 +38,4 @@ def test_scenario_names_in_the_progress_are_text() -> None:
         (column,) = [c for c in observer.progress.columns if hasattr(c, "text_format")]
         shown = column.render(observer.progress.tasks[0])
         assert shown.plain.startswith(f"{name}: 2x1, ")
+
