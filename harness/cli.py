@@ -31,6 +31,7 @@ from harness.errors import (
 from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
 from harness.report.console import ConsoleObserver, print_table
 from harness.report.json_report import write_json
+from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, run_matrix
 from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
 
@@ -114,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"fail (exit 3) instead of falling back when no Docker engine "
                      f"answers; also {REQUIRE_DOCKER_ENV}=1")
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
+    run.add_argument("--markdown", type=Path, metavar="FILE",
+                     help="write a Markdown summary here (a CI job summary, a pull-request "
+                     "comment)")
     return parser
 
 
@@ -151,23 +155,24 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _check_json_path(path: Path) -> None:
-    """Refuse a ``--json`` path the report could not be written to, before anything starts."""
+def _check_report_path(flag: str, path: Path) -> None:
+    """Refuse a report path (``--json``, ``--markdown``) the report could not be written to,
+    before anything starts."""
     if "\0" in str(path):
-        raise UsageError(f"--json {str(path)!r}: a file name cannot contain a NUL character")
+        raise UsageError(f"{flag} {str(path)!r}: a file name cannot contain a NUL character")
     try:
         target = path.resolve()
     except (OSError, RuntimeError) as exc:  # a symlink loop
-        raise UsageError(f"--json {path}: {exc}") from None
+        raise UsageError(f"{flag} {path}: {exc}") from None
     if target.is_dir():
-        raise UsageError(f"--json {path}: is a directory; name a file in it, such as {path}/"
-                         "throttle-report.json")
+        raise UsageError(f"{flag} {path}: is a directory; name a file in it, such as {path}/"
+                         "throttle-report")
     if not target.parent.is_dir():
-        raise UsageError(f"--json {path}: directory {path.parent} does not exist")
+        raise UsageError(f"{flag} {path}: directory {path.parent} does not exist")
     writable = os.access(target, os.W_OK) if target.exists() else os.access(
         target.parent, os.W_OK | os.X_OK)
     if not writable:
-        raise UsageError(f"--json {path}: not writable")
+        raise UsageError(f"{flag} {path}: not writable")
 
 
 def _print_error(err: Console, message: str, detail: str = "") -> None:
@@ -186,11 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     report = MatrixReport()
-    json_path: Path | None = None
+    writers = {}
     try:
-        if args.json is not None:
-            _check_json_path(args.json)
-            json_path = args.json
+        for flag, path, write in (("--json", args.json, write_json),
+                                  ("--markdown", args.markdown, write_markdown)):
+            if path is not None:
+                _check_report_path(flag, path)
+                writers[path] = (flag.removeprefix("--").upper(), write)
         scenarios = load_scenarios(args.scenarios, _overrides(args))
         require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
         with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
@@ -218,11 +225,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{len(report.runs)} runs, "
             + ("every verdict as expected" if not unexpected else f"{unexpected} not as expected")
         )
-    if json_path is not None:
+    for path, (kind, write) in writers.items():
         try:
-            write_json(report, code, json_path)
+            write(report, code, path)
         except OSError as exc:
-            _print_error(err, f"cannot write the JSON report to {json_path}: "
+            _print_error(err, f"cannot write the {kind} report to {path}: "
                          f"{exc.strerror or exc}")
             if code == EXIT_OK:  # a failure to report is a failure; a worse code stays
                 code = EXIT_INFRASTRUCTURE

@@ -34,9 +34,17 @@ def test_demo_scenarios_end_to_end_with_json(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "report.json"
+    md = tmp_path / "summary.md"
     result = run_cli("run", "scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
-                     "--workers", "2", "--redis", redis_spec, "--json", str(out))
+                     "--workers", "2", "--redis", redis_spec, "--json", str(out),
+                     "--markdown", str(md))
     assert result.code == 0, result.stdout + result.stderr
+    summary = md.read_text()
+    assert summary.startswith("## throttle-harness: 2 runs, every verdict as expected")
+    rows = [ln for ln in summary.splitlines() if ln.startswith("| atomic-lua")
+            or ln.startswith("| drf-django-redis")]
+    assert len(rows) == 2 and "| pass | exact | ok |" in rows[0]
+    assert "| FAIL | violation | ok |" in rows[1] and "not atomic" in summary
     report = json.loads(out.read_text())
     assert report["ok"] is True and report["exit_code"] == 0
     runs = {r["scenario"]: r for r in report["runs"]}
@@ -89,6 +97,7 @@ def test_own_app_from_the_command_line(run_cli: RunCli, redis_spec: str, tmp_pat
         (["--rate", "100/hour", "--redis", "redis://192.168.1.9:6379"], "not a loopback"),
         (["--rate", "100/hour", "--threads", "x"], "invalid int value"),
         (["--rate", "100/hour", "--json", "/nonexistent/dir/r.json"], "does not exist"),
+        (["--rate", "100/hour", "--markdown", "/nonexistent/dir/r.md"], "does not exist"),
         (["--rate", "100/hour", "--json", "/tmp"], "--json /tmp: is a directory"),
         (["--rate", "100/hour", "--port", "70000"], "port must be a TCP port, 1 to 65535"),
         (["--rate", "100/hour", "--port", "0"], "port must be a TCP port, 1 to 65535"),

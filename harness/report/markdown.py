@@ -1,0 +1,71 @@
+"""The Markdown report: a summary fit for a CI job summary or a pull-request comment (a table of
+verdicts, accepted against the limit, the overlap at the limit, and the hints). It renders what
+the runs decided; it decides nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.runner import MatrixReport, RunResult
+
+_MARK = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR"}
+
+
+def render(report: MatrixReport, exit_code: int) -> str:
+    """The whole report as Markdown."""
+    unexpected = [r for r in report.runs if not r.as_expected]
+    if report.error:
+        title = f"error (exit {exit_code}): {_cell(report.error.message)}"
+    elif unexpected:
+        title = f"{len(unexpected)} of {len(report.runs)} runs not as expected (exit {exit_code})"
+    else:
+        title = f"{len(report.runs)} runs, every verdict as expected"
+    lines = [f"## throttle-harness: {title}", ""]
+    if report.runs:
+        lines += [
+            "| scenario | workers×threads | rate | window | accepted per burst | at the limit "
+            "| errors | verdict | expected | |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            *(_row(r) for r in report.runs),
+            "",
+        ]
+    reasons = [r for r in report.runs if not r.as_expected or r.verdict.hint]
+    if reasons:
+        lines += ["### Why", ""]
+        for r in reasons:
+            lines.append(f"- **{_cell(r.scenario)} {r.workers}x{r.threads}**: "
+                         f"{_cell(r.verdict.reason)}")
+            if r.verdict.hint:
+                lines.append(f"  - hint: {_cell(r.verdict.hint)}")
+        lines.append("")
+    lines += [f"- note: {_cell(note)}" for note in report.notes]
+    if report.redis:
+        lines.append(f"- Redis {report.redis.version} ({report.redis.provider})")
+    versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())
+    lines += [f"- {versions}", ""]
+    return "\n".join(lines)
+
+
+def _row(r: RunResult) -> str:
+    counts = [b.tally.accepted for b in r.verdict.bursts]
+    per_burst = (", ".join(map(str, counts)) if len(counts) <= 6
+                 else f"{min(counts)}-{max(counts)} ({len(counts)} clients)")
+    ov = r.verdict.overlap
+    at_limit = f"{ov.at_crossing} on {ov.crossing_workers} worker(s)" if ov.at_crossing else "-"
+    cells = [
+        r.scenario, f"{r.workers}x{r.threads}", r.rate, r.window,
+        f"{per_burst} (limit {r.limit})", at_limit, str(r.verdict.tally.errors),
+        _MARK[r.verdict.kind], r.expect, "ok" if r.as_expected else "**UNEXPECTED**",
+    ]
+    return "| " + " | ".join(_cell(c) for c in cells) + " |"
+
+
+def _cell(text: str) -> str:
+    """Text that cannot break a table row or start markup of its own."""
+    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+            .replace("<", "&lt;").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`"))
+
+
+def write_markdown(report: MatrixReport, exit_code: int, path: Path) -> None:
+    path.write_text(render(report, exit_code))
