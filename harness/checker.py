@@ -37,6 +37,7 @@ from harness.request_template import Statuses
 from harness.traffic.records import Record
 from harness.windows import Fit, model_for
 
+SUMMED_UP = 6  # more bursts than this are summed up as a range in reasons and reports
 EDGE_ALPHA = 1e-3  # window edges explaining over-admissions must have at least this chance
 VerdictKind = Literal["pass", "fail", "inconclusive", "error"]
 
@@ -134,6 +135,13 @@ class Verdict:
     def overlap(self) -> Overlap:
         """The strongest crossing any burst had."""
         return _strongest(self.bursts)
+
+    def accepted_per_burst(self) -> str:
+        """Each burst's admitted count, or their range when there are many clients."""
+        counts = [b.tally.accepted for b in self.bursts]
+        if len(counts) <= SUMMED_UP:
+            return ",".join(map(str, counts))
+        return f"{min(counts)}-{max(counts)} ({len(counts)} clients)"
 
 
 def tally(records: Sequence[Record], statuses: Statuses | None = None) -> Tally:
@@ -448,7 +456,7 @@ def _strongest(findings: Sequence[BurstFinding]) -> Overlap:
 
 def _summaries(findings: Sequence[BurstFinding]) -> str:
     """Admitted of sent, per burst: all of them, or their range when there are many."""
-    if len(findings) <= 6:
+    if len(findings) <= SUMMED_UP:
         return ", ".join(f.summary() for f in findings)
     admitted = [f.tally.accepted for f in findings]
     sent = [f.tally.sent for f in findings]

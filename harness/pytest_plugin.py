@@ -25,8 +25,8 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.providers import DEFAULT_SPEC, RedisServer, open_redis
-from harness.runner import MatrixReport, RunResult, run_matrix
-from harness.scenario import Scenario, build_scenario
+from harness.runner import MatrixReport, RunResult, SilentObserver, run_matrix
+from harness.scenario import build_scenario
 from harness.traffic import Record
 
 DEFAULT_WORKERS = (2,)
@@ -98,14 +98,6 @@ def throttle_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
         pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
 
 
-class _Quiet:
-    def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...
-
-    def run_started(self, scenario: Scenario, workers: int) -> None: ...
-
-    def run_finished(self, result: RunResult) -> None: ...
-
-
 @pytest.fixture
 def throttle_check(throttle_redis: RedisServer) -> Callable[..., ThrottleResult]:
     """Run one scenario, given as keyword arguments, at one worker count."""
@@ -117,7 +109,7 @@ def throttle_check(throttle_redis: RedisServer) -> Callable[..., ThrottleResult]
         keys = {"name": "throttle_check", **keys, "workers": [workers]}
         try:
             scenario = build_scenario(keys, source="throttle_check", base_dir=Path.cwd())
-            report = run_matrix([scenario], throttle_redis, _Quiet(), MatrixReport())
+            report = run_matrix([scenario], throttle_redis, SilentObserver(), MatrixReport())
         except HarnessError as exc:
             pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
         return ThrottleResult(report.runs[0])

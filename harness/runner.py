@@ -79,6 +79,16 @@ class Observer(Protocol):
     def run_finished(self, result: RunResult) -> None: ...
 
 
+class SilentObserver:
+    """An observer that shows nothing (the pytest plugin, tests)."""
+
+    def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...
+
+    def run_started(self, scenario: Scenario, workers: int) -> None: ...
+
+    def run_finished(self, result: RunResult) -> None: ...
+
+
 def run_matrix(
     scenarios: Sequence[Scenario], redis: RedisServer, observer: Observer, report: MatrixReport
 ) -> MatrixReport:

@@ -80,13 +80,10 @@ def print_table(console: Console, report: MatrixReport) -> None:
                          no_wrap=True)
     for r in report.runs:
         t = r.verdict.tally
-        counts = [b.tally.accepted for b in r.verdict.bursts]
-        per_burst = (",".join(map(str, counts)) if len(counts) <= 6
-                     else f"{min(counts)}-{max(counts)} ({len(counts)} clients)")
         at_limit = r.verdict.overlap
         table.add_row(
             Text(r.scenario), f"{r.workers}x{r.threads}", str(r.limit),
-            per_burst,
+            r.verdict.accepted_per_burst(),
             f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",
             str(t.errors), f"{t.workers_seen}/{r.workers}",
             f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,

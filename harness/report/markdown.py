@@ -48,14 +48,12 @@ def render(report: MatrixReport, exit_code: int) -> str:
 
 
 def _row(r: RunResult) -> str:
-    counts = [b.tally.accepted for b in r.verdict.bursts]
-    per_burst = (", ".join(map(str, counts)) if len(counts) <= 6
-                 else f"{min(counts)}-{max(counts)} ({len(counts)} clients)")
     ov = r.verdict.overlap
     at_limit = f"{ov.at_crossing} on {ov.crossing_workers} worker(s)" if ov.at_crossing else "-"
     cells = [
         r.scenario, f"{r.workers}x{r.threads}", r.rate, r.window,
-        f"{per_burst} (limit {r.limit})", at_limit, str(r.verdict.tally.errors),
+        f"{r.verdict.accepted_per_burst()} (limit {r.limit})", at_limit,
+        str(r.verdict.tally.errors),
         _MARK[r.verdict.kind], r.expect, "ok" if r.as_expected else "**UNEXPECTED**",
     ]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"

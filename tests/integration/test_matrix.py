@@ -8,25 +8,19 @@ from typing import Any
 import pytest
 
 from conftest import live_children
-from harness.providers import RedisServer, open_redis
-from harness.runner import MatrixReport, RunResult, run_matrix
-from harness.scenario import Scenario, load_scenarios
+from harness.providers import open_redis
+from harness.runner import MatrixReport, RunResult, SilentObserver, run_matrix
+from harness.scenario import load_scenarios
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 
 
-class Quiet:
-    def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...
-    def run_started(self, scenario: Scenario, workers: int) -> None: ...
-    def run_finished(self, result: RunResult) -> None: ...
-
-
 def run(redis_spec: str, files: list[str], **overrides: Any) -> list[RunResult]:
     scenarios = load_scenarios([ROOT / "scenarios" / f for f in files], overrides)
     with open_redis(redis_spec) as redis:
-        report = run_matrix(scenarios, redis, Quiet(), MatrixReport())
+        report = run_matrix(scenarios, redis, SilentObserver(), MatrixReport())
     left = live_children("gunicorn", "redis-server")
     assert not left, f"left running: {left}"
     return report.runs
@@ -88,7 +82,7 @@ def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
         "env": {"APP_LIMIT": "50"}, "workers": workers, "requests": 200,
     })
     with open_redis(redis_spec) as redis:
-        return run_matrix(scenario, redis, Quiet(), MatrixReport()).runs
+        return run_matrix(scenario, redis, SilentObserver(), MatrixReport()).runs
 
 
 def test_any_wsgi_app_per_process_counter_is_caught(redis_spec: str) -> None:

@@ -70,3 +70,10 @@ def answer(start_response: Callable[..., Any], admitted: bool) -> Iterable[bytes
 def not_found(start_response: Callable[..., Any]) -> Iterable[bytes]:
     start_response("404 Not Found", [("Content-Type", "text/plain")])
     return [b"not found\n"]
+
+
+def django_redis_caches() -> dict[str, dict[str, str]]:
+    """Django's CACHES for the Django test apps: django-redis on ``REDIS_URL``, keys under the
+    harness's prefix."""
+    return {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_url(),
+                        "KEY_PREFIX": key_prefix()}}

@@ -18,13 +18,7 @@ MIDDLEWARE: list[str] = []
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": app_env.redis_url(),
-        "KEY_PREFIX": app_env.key_prefix(),
-    }
-}
+CACHES = app_env.django_redis_caches()
 ATOMIC_THROTTLE_REDIS_URL = app_env.redis_url()
 ATOMIC_THROTTLE_KEY_PREFIX = app_env.key_prefix() + "throttle:"
 

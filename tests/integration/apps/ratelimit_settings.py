@@ -16,12 +16,6 @@ MIDDLEWARE: list[str] = []
 DATABASES: dict[str, dict[str, str]] = {}
 USE_TZ = True
 
-CACHES = {
-    "default": {
-        "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": app_env.redis_url(),
-        "KEY_PREFIX": app_env.key_prefix(),
-    }
-}
+CACHES = app_env.django_redis_caches()
 # django-ratelimit needs a cache with an atomic add + incr: django-redis is one.
 RATELIMIT_USE_CACHE = "default"
