@@ -59,12 +59,15 @@ BYPASS_TRIES = 3  # requests per header, each with an address of its own
 
 
 def client_addresses() -> Iterator[str]:
-    """Fresh loopback client addresses (127.X.Y.Z), never the same twice in a session."""
-    first = secrets.randbelow(254) + 1
-    for x in (first, *(n for n in range(1, 255) if n != first)):
-        for y in range(256):
-            for z in range(1, 255):
-                yield f"127.{x}.{y}.{z}"
+    """Fresh loopback client addresses (127.X.Y.Z, Z never 0 or 255), never the same twice in a
+    session, from a random place in the 16 million: so that sessions sharing a Redis (xdist
+    workers, CI jobs on one server) do not share a throttle identity either."""
+    per_x = 256 * 254
+    start = secrets.randbelow(254 * per_x)
+    for n in range(start, start + 254 * per_x):
+        x, rest = divmod(n % (254 * per_x), per_x)
+        y, z = divmod(rest, 254)
+        yield f"127.{x + 1}.{y}.{z + 1}"
 
 
 def send_bursts(
@@ -114,16 +117,18 @@ def send_bursts(
 
 def identity_values(scenario: Scenario) -> Iterator[list[str]]:
     """Each burst's ``{identity}`` values: the identity file's lines in order, else
-    ``client-1``, ``client-2``, … (fresh with every burst, as its addresses; one stream for
-    all the runs of a scenario)."""
+    ``client-TAG-1``, ``client-TAG-2``, … with a random TAG, so that they are fresh with every
+    burst and every session (as its addresses), even in a Redis other sessions use too (one
+    stream for all the runs of a scenario)."""
     n = scenario.identities
     if scenario.identity_values:
         values = scenario.identity_values
         for start in range(0, len(values) - n + 1, n):
             yield list(values[start:start + n])
         return
+    tag = secrets.token_hex(3)
     for start in itertools.count(1, n):
-        yield [f"client-{start + i}" for i in range(n)]
+        yield [f"client-{tag}-{start + i}" for i in range(n)]
 
 
 def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:

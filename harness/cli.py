@@ -12,7 +12,7 @@ import faulthandler
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -30,12 +30,17 @@ from harness.errors import (
 )
 from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
 from harness.report.console import ConsoleObserver, print_table
+from harness.report.html import write_html
 from harness.report.json_report import write_json
+from harness.report.junit import write_junit
 from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, run_matrix
 from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
 
 EXIT_INTERRUPTED = 130
+Writer = Callable[[MatrixReport, int, Path], None]
+REPORTS: dict[str, Writer] = {"--json": write_json, "--markdown": write_markdown,
+                              "--junit": write_junit, "--html": write_html}
 REQUIRE_DOCKER_ENV = "THROTTLE_HARNESS_REQUIRE_DOCKER"
 
 
@@ -79,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="clients per burst, each with its own address and {identity} value "
                      "(default: 1); --requests is per client")
     run.add_argument("--identity-file", metavar="FILE",
-                     help="{identity} values, one a line, used in order (default: client-1, "
-                     "client-2, ...)")
+                     help="{identity} values, one a line, used in order (default: client-TAG-1, "
+                     "client-TAG-2, ... with a random TAG)")
     run.add_argument("--bypass-check", action="store_true", default=None,
                      help="past the limit, try client-address headers a misconfigured app may "
                      "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
@@ -118,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--markdown", type=Path, metavar="FILE",
                      help="write a Markdown summary here (a CI job summary, a pull-request "
                      "comment)")
+    run.add_argument("--junit", type=Path, metavar="FILE",
+                     help="write a JUnit XML report here: one test case per scenario and "
+                     "worker count, for CI test dashboards")
+    run.add_argument("--html", type=Path, metavar="FILE",
+                     help="write a self-contained HTML report here: the verdicts and, per run, "
+                     "each worker's requests over time against the limit")
     return parser
 
 
@@ -156,7 +167,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _check_report_path(flag: str, path: Path) -> None:
-    """Refuse a report path (``--json``, ``--markdown``) the report could not be written to,
+    """Refuse a report path (``--json``, ``--html``, …) the report could not be written to,
     before anything starts."""
     if "\0" in str(path):
         raise UsageError(f"{flag} {str(path)!r}: a file name cannot contain a NUL character")
@@ -191,12 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     report = MatrixReport()
-    writers = {}
+    writers: dict[Path, tuple[str, Writer]] = {}
     try:
-        for flag, path, write in (("--json", args.json, write_json),
-                                  ("--markdown", args.markdown, write_markdown)):
+        for flag, write in REPORTS.items():
+            path = getattr(args, flag.removeprefix("--"))
             if path is not None:
                 _check_report_path(flag, path)
+                if path.resolve() in {p.resolve() for p in writers}:
+                    raise UsageError(f"{flag} {path}: another report is written to that file")
                 writers[path] = (flag.removeprefix("--").upper(), write)
         scenarios = load_scenarios(args.scenarios, _overrides(args))
         require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)

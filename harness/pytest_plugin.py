@@ -11,25 +11,37 @@ command line (registered through the ``pytest11`` entry point; nothing to copy i
   of a session. Under pytest-xdist each worker process has its own.
 - ``throttle_workers``: tests that ask for it run once per count of ``--throttle-workers=1,2,4``
   (default: 2).
+- ``--throttle-html=FILE``, ``--throttle-json=FILE``, ``--throttle-markdown=FILE``: one report
+  of every check of the session, as the command line writes them. Under pytest-xdist each worker
+  hands its runs to the controller, which writes one report.
+
+A check is named after its test (``name=`` overrides), so reports say which test ran what.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.errors import HarnessError
-from harness.providers import DEFAULT_SPEC, RedisServer, open_redis
+from harness.providers import DEFAULT_SPEC, RedisServer, open_redis, redact_url
+from harness.report.html import write_html
+from harness.report.json_report import write_json
+from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, RunResult, SilentObserver, run_matrix
 from harness.scenario import build_scenario
 from harness.traffic import Record
 
 DEFAULT_WORKERS = (2,)
+REPORTS = {"--throttle-html": write_html, "--throttle-json": write_json,
+           "--throttle-markdown": write_markdown}
+HANDOVER = "throttle_harness_runs"  # the key of an xdist worker's runs in its workeroutput
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,58 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--throttle-workers", metavar="N[,N...]", default=None,
                     help="worker counts for tests that use the throttle_workers fixture "
                     "(default: 2)")
+    for flag in REPORTS:
+        group.addoption(flag, metavar="FILE", type=Path, default=None,
+                        help=f"write a {flag.rpartition('-')[2].upper()} report of every "
+                        "throttle check of the session here")
+
+
+@dataclass
+class SessionRuns:
+    """Every run of the session's throttle checks (on the controller, with those each xdist
+    worker handed over), for the reports."""
+
+    config: pytest.Config
+    report: MatrixReport = field(default_factory=MatrixReport)
+
+    def wanted(self) -> bool:
+        return any(self.config.getoption(flag) for flag in REPORTS)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: object) -> None:  # xdist, controller side
+        handed = getattr(node, "workeroutput", {}).get(HANDOVER)
+        if handed:
+            path = Path(handed)
+            try:
+                runs, redis = pickle.loads(path.read_bytes())
+                self.report.runs += runs
+                self.report.redis = self.report.redis or redis
+            finally:
+                path.unlink(missing_ok=True)
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if not self.wanted():
+            return
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # an xdist worker: hand the runs over, write nothing
+            target = next(p for f in REPORTS if (p := self.config.getoption(f)))
+            path = target.with_name(f".{target.name}.{workeroutput.get('workerid', 'w')}.runs")
+            redis = self.report.redis  # its password stays with the worker
+            path.write_bytes(pickle.dumps((self.report.runs, redis and replace(
+                redis, url=redact_url(redis.url)))))
+            workeroutput[HANDOVER] = str(path)
+            return
+        for flag, write in REPORTS.items():
+            if target := self.config.getoption(flag):
+                write(self.report, int(exitstatus), target)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for flag in REPORTS:
+        target = config.getoption(flag)
+        if target is not None and not target.resolve().parent.is_dir():
+            raise pytest.UsageError(f"{flag} {target}: directory {target.parent} does not exist")
+    config.pluginmanager.register(SessionRuns(config), "throttle-harness-session-runs")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -99,19 +163,26 @@ def throttle_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def throttle_check(throttle_redis: RedisServer) -> Callable[..., ThrottleResult]:
+def throttle_check(
+    throttle_redis: RedisServer, request: pytest.FixtureRequest
+) -> Callable[..., ThrottleResult]:
     """Run one scenario, given as keyword arguments, at one worker count."""
+    session_runs = request.config.pluginmanager.get_plugin("throttle-harness-session-runs")
+    assert isinstance(session_runs, SessionRuns)
 
     def check(**keys: Any) -> ThrottleResult:
         workers = keys.get("workers", DEFAULT_WORKERS[0])
         if not isinstance(workers, int):
             raise TypeError("throttle_check takes one worker count: workers=N")
-        keys = {"name": "throttle_check", **keys, "workers": [workers]}
+        keys = {"name": request.node.name, **keys, "workers": [workers]}
         try:
             scenario = build_scenario(keys, source="throttle_check", base_dir=Path.cwd())
             report = run_matrix([scenario], throttle_redis, SilentObserver(), MatrixReport())
         except HarnessError as exc:
             pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
+        session_runs.report.redis = throttle_redis
+        if session_runs.wanted():
+            session_runs.report.runs += report.runs
         return ThrottleResult(report.runs[0])
 
     return check

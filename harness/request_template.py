@@ -2,10 +2,10 @@
 fills in, and which statuses count as admitted or refused.
 
 A template holds a method, a path, headers and a body, any of which may carry the placeholder
-``{identity}``: each client's own value (``client-1``, ``client-2``, … or a line of an identity
-file: a token, a user name). The value goes into headers and body as it is, and into the path
-percent-encoded. Engines render every request's bytes before the clock starts, so the hot loop
-only writes prepared buffers.
+``{identity}``: each client's own value (``client-TAG-1``, ``client-TAG-2``, … or a line of an
+identity file: a token, a user name). The value goes into headers and body as it is, and into
+the path percent-encoded. Engines render every request's bytes before the clock starts, so the
+hot loop only writes prepared buffers.
 """
 
 from __future__ import annotations

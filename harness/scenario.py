@@ -82,7 +82,7 @@ class Scenario:
     bypass_check: bool = False
     redis_keys: str = ""  # a SCAN pattern for the report; "": the run's keys
     identities: int = 1  # clients per burst
-    identity_values: tuple[str, ...] = ()  # from an identity file; (): client-1, client-2, ...
+    identity_values: tuple[str, ...] = ()  # from an identity file; (): client-TAG-1, ...
 
     @property
     def request(self) -> RequestTemplate:

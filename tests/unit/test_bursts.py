@@ -80,18 +80,30 @@ def test_nothing_rejected_is_followed_by_confirmation_requests(
     assert [r.request_id for r in burst.confirmation] == [f"b1c-{i}" for i in range(4)]
 
 
+def test_client_addresses_wrap_around_the_loopback_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bursts.secrets, "randbelow", lambda n: n - 2)
+    addresses = bursts.client_addresses()
+    assert [next(addresses) for _ in range(3)] == ["127.254.255.253", "127.254.255.254",
+                                                    "127.1.0.1"]
+
+
 def test_client_addresses_never_repeat() -> None:
     addresses = bursts.client_addresses()
     taken = [next(addresses) for _ in range(600)]
     assert len(set(taken)) == 600 and all(a.startswith("127.") for a in taken)
-    assert not any(a.endswith((".0", ".255")) for a in taken)
+    assert not any(a.endswith((".0", ".255")) or a.startswith(("127.0.", "127.255."))
+                   for a in taken)
 
 
 def test_identity_values_per_burst() -> None:
     (s,) = load_scenarios([], {"app": "m:app", "rate": "5/min", "identities": 3, "env": {}})
     values = bursts.identity_values(s)
-    assert next(values) == ["client-1", "client-2", "client-3"]
-    assert next(values) == ["client-4", "client-5", "client-6"]
+    first, second = next(values), next(values)
+    tag = first[0].split("-")[1]
+    assert first == [f"client-{tag}-{n}" for n in (1, 2, 3)]
+    assert second == [f"client-{tag}-{n}" for n in (4, 5, 6)]
+    other = next(bursts.identity_values(s))[0]
+    assert other != first[0]  # another session (or scenario) has values of its own
     filed = bursts.identity_values(replace(s, identity_values=tuple("abcdefg")))
     assert [next(filed), next(filed)] == [list("abc"), list("def")]
     assert next(filed, None) is None  # "g" alone cannot make a burst of three
