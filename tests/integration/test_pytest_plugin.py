@@ -86,6 +86,7 @@ def test_stock_drf_holds(throttle_check):
 '''
 
 
+@pytest.mark.exclusive  # its own xdist workers' fleets are all the machine should be running
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_users_suite_with_the_plugin(
     pytester: pytest.Pytester, redis_spec: str, xdist: list[str]
