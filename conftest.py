@@ -3,10 +3,8 @@ the harness left no process behind."""
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import tempfile
 import resource
 import signal
 import subprocess
@@ -31,25 +29,14 @@ ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
 
 
-@pytest.fixture(autouse=True)
-def machine_share(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Under pytest-xdist, a test marked ``exclusive`` has the machine to itself: it waits for
-    the other workers' running fleets to finish, and they wait for it. A throttle check needs
-    requests inside the app together; with more fleets than cores some crossings never
-    overlap, and the honest verdict for a correct throttle is then inconclusive. Other
-    integration tests share the machine (each holds a shared lock while it runs)."""
-    run = getattr(request.config, "workerinput", {}).get("testrunuid")
-    exclusive = request.node.get_closest_marker("exclusive") is not None
-    if run is None or not (exclusive or request.node.get_closest_marker("integration")):
-        yield
-        return
-    path = Path(tempfile.gettempdir(), f"throttle-harness-tests-{run}.lock")
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``serial`` run one after another on one pytest-xdist worker (``--dist
+    loadgroup``), the rest beside them. A correct throttle's pass needs requests inside the app
+    together when the limit is crossed; several fleets at once on two cores keep workers off
+    the CPU at crossings, and the honest verdict is then inconclusive."""
+    for item in items:
+        if item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.fixture(scope="session")

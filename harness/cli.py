@@ -22,10 +22,12 @@ from rich.console import Console
 from harness import __version__
 from harness.errors import (
     EXIT_INFRASTRUCTURE,
+    EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
     EXIT_VIOLATION,
     HarnessError,
+    Interrupted,
     UsageError,
 )
 from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
@@ -37,7 +39,6 @@ from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, run_matrix
 from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
 
-EXIT_INTERRUPTED = 130
 Writer = Callable[[MatrixReport, int, Path], None]
 REPORTS: dict[str, Writer] = {"--json": write_json, "--markdown": write_markdown,
                               "--junit": write_junit, "--html": write_html}
@@ -228,7 +229,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _print_error(err, exc.message, exc.detail)
     except KeyboardInterrupt:
         code = EXIT_INTERRUPTED
-        err.print("throttle-harness: interrupted; everything it started has been stopped")
+        report.error = Interrupted("interrupted; everything it started has been stopped")
+        err.print(f"throttle-harness: {report.error.message}")
     for note in report.notes:
         out.print(f"note: {note}", markup=False, soft_wrap=True)
     if report.runs:

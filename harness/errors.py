@@ -5,9 +5,10 @@
     │   ├── RateError            a rate string DRF would not understand
     │   ├── ScenarioError        a malformed or unknown scenario file / key
     │   └── AppLoadError         the target app (or its settings) failed to import
-    └── InfrastructureError      exit 3: Redis or gunicorn would not start
-        ├── RedisUnavailable     no Redis could be started or reached
-        └── FleetStartError      gunicorn would not start or its workers never answered
+    ├── InfrastructureError      exit 3: Redis or gunicorn would not start
+    │   ├── RedisUnavailable     no Redis could be started or reached
+    │   └── FleetStartError      gunicorn would not start or its workers never answered
+    └── Interrupted              exit 130: Ctrl-C or SIGTERM (what the reports say of a cut run)
 
 Every message is meant to be shown as one line; ``detail`` carries optional extra
 lines (such as the tail of gunicorn's log) shown after it.
@@ -19,6 +20,7 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 EXIT_INFRASTRUCTURE = 3
+EXIT_INTERRUPTED = 130
 
 
 class HarnessError(Exception):
@@ -58,3 +60,7 @@ class RedisUnavailable(InfrastructureError):
 
 class FleetStartError(InfrastructureError):
     pass
+
+
+class Interrupted(HarnessError):
+    exit_code = EXIT_INTERRUPTED

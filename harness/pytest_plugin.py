@@ -15,7 +15,8 @@ command line (registered through the ``pytest11`` entry point; nothing to copy i
   of every check of the session, as the command line writes them. Under pytest-xdist each worker
   hands its runs to the controller, which writes one report.
 
-A check is named after its test (``name=`` overrides), so reports say which test ran what.
+A check is named after its test's node id (``name=`` overrides), so reports say which test ran
+what.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from harness.traffic import Record
 DEFAULT_WORKERS = (2,)
 REPORTS = {"--throttle-html": write_html, "--throttle-json": write_json,
            "--throttle-markdown": write_markdown}
-HANDOVER = "throttle_harness_runs"  # the key of an xdist worker's runs in its workeroutput
+HANDOVER = "throttle_harness_report"  # an xdist worker's runs (pickled) in its workeroutput
 
 
 @dataclass(frozen=True)
@@ -101,30 +102,29 @@ class SessionRuns:
     def wanted(self) -> bool:
         return any(self.config.getoption(flag) for flag in REPORTS)
 
+    def add(self, report: MatrixReport) -> None:
+        """Take one check's runs, notes and error (or a worker's, under xdist)."""
+        self.report.runs += report.runs
+        self.report.notes += [n for n in report.notes if n not in self.report.notes]
+        self.report.redis = self.report.redis or report.redis
+        self.report.error = report.error or self.report.error
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object) -> None:  # xdist, controller side
         handed = getattr(node, "workeroutput", {}).get(HANDOVER)
         if handed:
-            path = Path(handed)
-            try:
-                runs, redis = pickle.loads(path.read_bytes())
-                self.report.runs += runs
-                self.report.redis = self.report.redis or redis
-            finally:
-                path.unlink(missing_ok=True)
+            self.add(pickle.loads(handed))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if not self.wanted():
             return
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: hand the runs over, write nothing
-            target = next(p for f in REPORTS if (p := self.config.getoption(f)))
-            path = target.with_name(f".{target.name}.{workeroutput.get('workerid', 'w')}.runs")
             redis = self.report.redis  # its password stays with the worker
-            path.write_bytes(pickle.dumps((self.report.runs, redis and replace(
-                redis, url=redact_url(redis.url)))))
-            workeroutput[HANDOVER] = str(path)
+            workeroutput[HANDOVER] = pickle.dumps(replace(
+                self.report, redis=redis and replace(redis, url=redact_url(redis.url))))
             return
+        self.report.runs.sort(key=lambda r: r.scenario)  # by test: the same with or without xdist
         for flag, write in REPORTS.items():
             if target := self.config.getoption(flag):
                 write(self.report, int(exitstatus), target)
@@ -174,15 +174,18 @@ def throttle_check(
         workers = keys.get("workers", DEFAULT_WORKERS[0])
         if not isinstance(workers, int):
             raise TypeError("throttle_check takes one worker count: workers=N")
-        keys = {"name": request.node.name, **keys, "workers": [workers]}
+        keys = {"name": request.node.nodeid, **keys, "workers": [workers]}
+        report = MatrixReport()
         try:
             scenario = build_scenario(keys, source="throttle_check", base_dir=Path.cwd())
-            report = run_matrix([scenario], throttle_redis, SilentObserver(), MatrixReport())
+            run_matrix([scenario], throttle_redis, SilentObserver(), report)
         except HarnessError as exc:
+            report.error = exc
+            report.notes.append(f"{keys['name']}: error: {exc.message}")
             pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
-        session_runs.report.redis = throttle_redis
-        if session_runs.wanted():
-            session_runs.report.runs += report.runs
+        finally:
+            if session_runs.wanted():
+                session_runs.add(report)
         return ThrottleResult(report.runs[0])
 
     return check

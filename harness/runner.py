@@ -65,6 +65,7 @@ class MatrixReport:
     versions: dict[str, str] = field(default_factory=software_versions)
     error: HarnessError | None = None
     notes: list[str] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)  # wall clock, for the reports
 
     @property
     def all_as_expected(self) -> bool:

@@ -6,6 +6,7 @@ It renders what the runs decided; it decides nothing.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from html import escape
 from pathlib import Path
@@ -54,6 +55,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
         f"<title>throttle-harness: {escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>throttle-harness: {escape(title)}</h1>",
     ]
+    if report.error and report.error.detail:
+        parts.append(f"<pre>{escape(report.error.detail)}</pre>")
     if report.runs:
         parts.append(_verdict_table(report.runs))
     parts += [f'<p class="muted">note: {escape(n)}</p>' for n in report.notes]
@@ -105,16 +108,16 @@ def _run_section(number: int, r: RunResult) -> str:
     ]
     if v.hint:
         parts.append(f'<p class="reason"><b>hint:</b> {escape(v.hint)}</p>')
-    chosen = decisive(r.bursts, v.bursts) if len(r.bursts) == len(v.bursts) else []
+    chosen = decisive(r.bursts, v.bursts)
     if len(chosen) < len(v.bursts):
         parts.append(f'<p class="muted">{len(chosen)} of {len(v.bursts)} bursts drawn: those '
                      "furthest over their bound, then the most admitted.</p>")
+    clients = Counter(b.round for b in r.bursts)  # clients per round
     for burst, finding in chosen:
-        which = r.bursts.index(burst) + 1
+        client = f", client {finding.value}" if clients[burst.round] > 1 else ""
         timeline = build(burst, finding, r.limit, r.statuses,
-                         f"burst {which} of {len(r.bursts)} (client {finding.value}): "
-                         f"{finding.tally.accepted} admitted of {finding.tally.sent}, "
-                         f"{finding.overlap.describe()}")
+                         f"burst {burst.round} of {len(clients)}{client}: {finding.tally.accepted} "
+                         f"admitted of {finding.tally.sent}, {finding.overlap.describe()}")
         parts.append(_figure(timeline))
     parts.append("</section>")
     return "\n".join(parts)
@@ -213,4 +216,4 @@ def _axis(t: Timeline, x: Scale, top: float) -> list[str]:
 
 
 def write_html(report: MatrixReport, exit_code: int, path: Path) -> None:
-    path.write_text(render(report, exit_code))
+    path.write_text(render(report, exit_code), encoding="utf-8")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import xml.etree.ElementTree as ET
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,12 @@ SUITE = "throttle-harness"
 
 def render(report: MatrixReport, exit_code: int) -> str:
     """The whole report as a JUnit XML document (``<testsuites>`` holding one suite)."""
-    cases = [_case(r) for r in report.runs]
+    names: Counter[str] = Counter()
+    cases = []
+    for r in report.runs:  # unique names: dashboards merge test cases that share one
+        name = f"{r.scenario} {r.workers}x{r.threads}"
+        names[name] += 1
+        cases.append(_case(r, name if names[name] == 1 else f"{name} ({names[name]})"))
     if report.error:
         case = ET.Element("testcase", name="matrix", classname=SUITE, time="0")
         ET.SubElement(case, "error", type=type(report.error).__name__,
@@ -32,7 +38,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
     root = ET.Element("testsuites", {"name": SUITE, "time": seconds, **counts})
     suite = ET.SubElement(root, "testsuite", {
         "name": SUITE, "skipped": "0", "time": seconds,
-        "timestamp": datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds"),
+        "timestamp": datetime.fromtimestamp(report.started_at, UTC).replace(tzinfo=None)
+        .isoformat(timespec="seconds"),
         "hostname": socket.gethostname(), **counts,
     })
     props = ET.SubElement(suite, "properties")
@@ -49,10 +56,11 @@ def render(report: MatrixReport, exit_code: int) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _case(r: RunResult) -> ET.Element:
+def _case(r: RunResult, name: str) -> ET.Element:
     v, t = r.verdict, r.verdict.tally
-    case = ET.Element("testcase", name=f"{r.scenario} {r.workers}x{r.threads}",
-                      classname=f"{SUITE}.{r.scenario}", time=f"{r.ready_s + r.traffic_s:.3f}")
+    case = ET.Element("testcase", {  # a dot in a class name would start a package in Jenkins
+        "name": name, "classname": f"{SUITE}.{r.scenario.replace('.', '_')}",
+        "time": f"{r.ready_s + r.traffic_s:.3f}"})
     numbers = (f"{r.scenario} at {r.workers} worker(s) x {r.threads} thread(s), {r.rate} "
                f"({r.window} window): admitted {v.accepted_per_burst()} per burst, limit "
                f"{r.limit}; {t.sent} sent, {t.rejected} refused, {t.errors} errors")

@@ -66,4 +66,4 @@ def _cell(text: str) -> str:
 
 
 def write_markdown(report: MatrixReport, exit_code: int, path: Path) -> None:
-    path.write_text(render(report, exit_code))
+    path.write_text(render(report, exit_code), encoding="utf-8")

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CliResult
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 RunCli = Callable[..., CliResult]
@@ -199,7 +199,6 @@ def test_a_hung_app_ends_by_the_deadline_with_one_record_per_request(
     assert took < 30, f"the run took {took:.0f}s despite --timeout 3"
 
 
-@pytest.mark.exclusive
 def test_ten_thousand_requests_at_4x2(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "4", "--requests", "10000",

@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 
 from harness import bursts
-from harness.checker import Claim
+from harness.checker import Claim, find
 from harness.evidence import Stamp
 from harness.scenario import load_scenarios
 from harness.traffic.burst import CHUNK, _chunks
 from harness.traffic.records import Client, Record, Target
+from tests.unit.test_checker import burst, claim
 
 T0 = 1_800_000_000.5
 TARGET = Target("127.0.0.1", 1, workers=2, threads=2)
@@ -114,3 +115,18 @@ def test_chunks_pack_whole_clients() -> None:
     assert _chunks(1, CHUNK + 10) == [[(0, 0, CHUNK)], [(0, CHUNK, 10)]]
     assert sum(len(c) for c in _chunks(1000, 20)) == 1000
     assert all(sum(k for _, _, k in c) <= CHUNK for c in _chunks(1000, 20))
+
+
+def test_more_bursts_while_no_crossing_has_overlapped() -> None:
+    """A correct count whose crossings never overlapped gets up to EXTRA_BURSTS_NO_OVERLAP more
+    bursts (a busy machine); once one has overlapped, EXTRA_BURSTS bound the run."""
+    c = claim()
+    lone = find(burst({"w1": (60, 140), "w2": (40, 160)}, together=1), c)
+    shared = find(burst({"w1": (60, 140), "w2": (40, 160)}), c)
+    cap = 3 + bursts.EXTRA_BURSTS_NO_OVERLAP
+    assert bursts._wants_burst([[lone]] * (cap - 1), 3, c, True)
+    assert not bursts._wants_burst([[lone]] * cap, 3, c, True)
+    some = [[lone]] * (3 + bursts.EXTRA_BURSTS - 1)
+    assert bursts._wants_burst(some, 3, c, True)
+    assert not bursts._wants_burst([*some, [shared]], 3, c, True)
+    assert not bursts._wants_burst([[lone]] * 3, 3, c, False)  # sequential: no overlap to wait for

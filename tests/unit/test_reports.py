@@ -11,7 +11,7 @@ import pytest
 import xmlschema
 
 from harness.checker import Burst, judge
-from harness.errors import FleetStartError
+from harness.errors import FleetStartError, Interrupted
 from harness.evidence import Stamp
 from harness.report import html, junit
 from harness.report.timeline import build, decisive
@@ -146,3 +146,23 @@ def test_an_unfinished_request_is_drawn_to_the_end_of_the_burst() -> None:
     t = build(r.bursts[0], r.verdict.bursts[0], 100, Statuses())
     assert [(b.start_ms, b.end_ms, b.outcome) for b in t.bars] == [
         (0.0, 2.0, "accepted"), (1.0, 2.0, "other")]
+
+
+def test_an_interrupted_matrix_is_no_green_report() -> None:
+    report = MatrixReport(runs=[run([exact()])],
+                          error=Interrupted("interrupted; everything it started has been stopped"))
+    root = ET.fromstring(junit.render(report, 130))
+    assert root.get("errors") == "1"
+    assert html.render(report, 130).count("error (exit 130): interrupted") == 2  # title, heading
+
+
+def test_junit_names_are_unique_and_class_names_have_no_dots() -> None:
+    report = MatrixReport(runs=[run([exact()], scenario="api.v2") for _ in range(2)])
+    cases = ET.fromstring(junit.render(report, 0)).findall("testsuite/testcase")
+    assert [c.get("name") for c in cases] == ["api.v2 2x2", "api.v2 2x2 (2)"]
+    assert {c.get("classname") for c in cases} == {"throttle-harness.api_v2"}
+
+
+def test_a_report_holds_the_start_time_not_the_end() -> None:
+    report = MatrixReport(started_at=0.0)
+    assert 'timestamp="1970-01-01T00:00:00"' in junit.render(report, 0)
