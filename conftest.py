@@ -1,5 +1,13 @@
 """Fixtures shared by every test: a Redis spec that works here, and a CLI runner that checks
-the harness left no process behind."""
+the harness left no process behind.
+
+Tests marked ``serial`` run after the others, without pytest-xdist (the README's test command
+runs ``-m "not serial"`` with ``-n 2``, then ``-m serial``): a correct throttle's pass needs
+requests inside the app together when the limit is crossed, and several fleets at once on two
+cores keep workers off the CPU at crossings (the honest verdict is then inconclusive). The
+Docker tests are serial too: they count the engine's harness containers, which another
+worker's would disturb.
+"""
 
 from __future__ import annotations
 
@@ -27,16 +35,6 @@ from harness.report.json_report import schema as report_schema
 pytest_plugins = ["pytester"]  # tests of the harness's own pytest plugin
 ROOT = Path(__file__).resolve().parent
 SCENARIOS = ROOT / "scenarios"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``serial`` run one after another on one pytest-xdist worker (``--dist
-    loadgroup``), the rest beside them. A correct throttle's pass needs requests inside the app
-    together when the limit is crossed; several fleets at once on two cores keep workers off
-    the CPU at crossings, and the honest verdict is then inconclusive."""
-    for item in items:
-        if item.get_closest_marker("serial"):
-            item.add_marker(pytest.mark.xdist_group("serial"))
 
 
 @pytest.fixture(scope="session")

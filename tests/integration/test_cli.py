@@ -30,7 +30,7 @@ def one_line_error(result: CliResult) -> str:
     return lines[0]
 
 
-@pytest.mark.serial  # a correct throttle's pass needs the CPU
+@pytest.mark.serial  # a correct pass needs the CPU: see conftest.py
 def test_demo_scenarios_end_to_end_with_json(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
@@ -77,7 +77,7 @@ def test_a_violation_against_an_exact_claim_exits_1(run_cli: RunCli, redis_spec:
     assert "UNEXPECTED" in result.stdout and "over-admission" in result.stdout
 
 
-@pytest.mark.serial  # a correct throttle's pass needs the CPU
+@pytest.mark.serial  # a correct pass needs the CPU: see conftest.py
 def test_own_app_from_the_command_line(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
     result = run_cli("run", "--app", "plain_wsgi:shared", "--pythonpath", str(APPS),

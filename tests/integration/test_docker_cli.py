@@ -16,7 +16,7 @@ from conftest import CliResult, finish, harness_process, wait_for_gunicorn
 from harness.providers.docker import CONTAINER_LABEL
 from tests.integration.test_cli import one_line_error
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.serial]
 RunCli = Callable[..., CliResult]
 CONTROLS = ["scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
             "scenarios/drf-locmem.toml"]

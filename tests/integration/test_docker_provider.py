@@ -26,7 +26,7 @@ from harness.providers.docker import (
 from harness.providers.url import is_loopback
 from tests.integration.conftest import ours
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.serial]
 
 DEAD_SOCKET = "unix:///tmp/nonexistent.sock"
 MISSING_IMAGE = "local/does-not-exist:nope"

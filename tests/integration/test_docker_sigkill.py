@@ -12,7 +12,7 @@ import pytest
 from conftest import harness_process, leftovers, wait_for_gunicorn
 from tests.integration.test_docker_cli import _wait_for_new_container, harness_containers
 
-pytestmark = [pytest.mark.integration, pytest.mark.docker]
+pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.serial]
 
 
 def test_sigkill_removes_the_container(engine: Any) -> None:

@@ -12,7 +12,7 @@ from harness.providers import open_redis
 from harness.runner import MatrixReport, RunResult, SilentObserver, run_matrix
 from harness.scenario import load_scenarios
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 JUNIT_XSD = Path(__file__).parents[1] / "data" / "junit.xsd"
 
 USER_APP = '''

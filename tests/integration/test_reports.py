@@ -18,7 +18,7 @@ import xmlschema
 from conftest import CliResult
 from harness.report.html import COLOURS, LIMIT_COLOUR
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 JUNIT_XSD = Path(__file__).parents[1] / "data" / "junit.xsd"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import CliResult
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 APPS = Path(__file__).resolve().parent / "apps"
 RunCli = Callable[..., CliResult]
 

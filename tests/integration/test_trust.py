@@ -14,7 +14,7 @@ import pytest
 
 from conftest import CliResult
 
-pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
+pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 ROOT = Path(__file__).resolve().parents[2]
 APPS = Path(__file__).resolve().parent / "apps"
 RunCli = Callable[..., CliResult]
