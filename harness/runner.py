@@ -71,6 +71,15 @@ class MatrixReport:
     def all_as_expected(self) -> bool:
         return self.error is None and all(r.as_expected for r in self.runs)
 
+    def headline(self, exit_code: int) -> str:
+        """One line for a report's title: the error, the runs not as expected, or all well."""
+        unexpected = sum(not r.as_expected for r in self.runs)
+        if self.error:
+            return f"error (exit {exit_code}): {self.error.message}"
+        if unexpected:
+            return f"{unexpected} of {len(self.runs)} runs not as expected (exit {exit_code})"
+        return f"{len(self.runs)} runs, every verdict as expected"
+
 
 class Observer(Protocol):
     def matrix_started(self, total_runs: int, redis: RedisServer) -> None: ...

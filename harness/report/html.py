@@ -42,13 +42,7 @@ figure{margin:12px 0 20px}figcaption{color:#444;margin-bottom:4px}
 
 def render(report: MatrixReport, exit_code: int) -> str:
     """The whole report as one HTML document."""
-    unexpected = sum(not r.as_expected for r in report.runs)
-    if report.error:
-        title = f"error (exit {exit_code}): {report.error.message}"
-    elif unexpected:
-        title = f"{unexpected} of {len(report.runs)} runs not as expected (exit {exit_code})"
-    else:
-        title = f"{len(report.runs)} runs, every verdict as expected"
+    title = report.headline(exit_code)
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',

@@ -14,14 +14,7 @@ _MARK = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error"
 
 def render(report: MatrixReport, exit_code: int) -> str:
     """The whole report as Markdown."""
-    unexpected = [r for r in report.runs if not r.as_expected]
-    if report.error:
-        title = f"error (exit {exit_code}): {_cell(report.error.message)}"
-    elif unexpected:
-        title = f"{len(unexpected)} of {len(report.runs)} runs not as expected (exit {exit_code})"
-    else:
-        title = f"{len(report.runs)} runs, every verdict as expected"
-    lines = [f"## throttle-harness: {title}", ""]
+    lines = [f"## throttle-harness: {_cell(report.headline(exit_code))}", ""]
     if report.runs:
         lines += [
             "| scenario | workers×threads | rate | window | accepted per burst | at the limit "

@@ -26,7 +26,6 @@ class Bar:
     start_ms: float
     end_ms: float
     outcome: Outcome
-    order: int  # 1-based place among the burst's admissions by exit time; 0: not admitted
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def build(burst: Burst, finding: BurstFinding, limit: int, statuses: Statuses,
         (s for s in stamps if statuses.admitted(status_of[s.request])),
         key=lambda s: s.left_ns if s.left_ns is not None else last,
     )
-    order = {s.request: i for i, s in enumerate(admitted, start=1)}
+    order = {s.request: i for i, s in enumerate(admitted, start=1)}  # by exit time
     over = finding.fit.kind != "within"  # only then is an admission past the bound a finding
     bound = finding.fit.bound
 
@@ -81,7 +80,7 @@ def build(burst: Burst, finding: BurstFinding, limit: int, statuses: Statuses,
             lane = min(lane, MAX_LANES - 1)
             rows[lane] = max(rows[lane], end_ns)
         bars.append(Bar(s.worker, lane, (s.entered_ns - t0) / 1e6, (end_ns - t0) / 1e6,
-                        outcome(s.request), order.get(s.request, 0)))
+                        outcome(s.request)))
     exits = tuple(((s.left_ns if s.left_ns is not None else last) - t0) / 1e6 for s in admitted)
     reached = exits[limit - 1] if len(exits) >= limit else None
     return Timeline(title, tuple(bars), {w: len(rows) for w, rows in lanes.items()}, exits,
