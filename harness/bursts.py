@@ -19,6 +19,9 @@ sent again; an over-admission with nothing rejected is followed by a few confirm
 which tell "no throttle at all" from "a throttle every request raced past". With a bypass check,
 the last burst's exhausted client then tries client-address headers a misconfigured app may
 trust (``BYPASS_HEADERS``).
+
+Faults (:mod:`harness.faults`) act during the first burst and right after it; its requests left
+without an answer inside a worker that died are indeterminate.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from __future__ import annotations
 import itertools
 import secrets
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from harness.checker import (
@@ -41,7 +44,9 @@ from harness.checker import (
     wants_another_burst,
 )
 from harness.evidence import Stamp
+from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
+from harness.providers import RedisServer
 from harness.scenario import Scenario
 from harness.traffic import ENGINES, Client, Engine, Record, Target, fresh_requests
 
@@ -74,20 +79,34 @@ def client_addresses() -> Iterator[str]:
 
 def send_bursts(
     fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str],
-    values: Iterator[list[str]] | None = None,
+    values: Iterator[list[str]] | None = None, faults: Sequence[Fault] = (),
+    redis: RedisServer | None = None, proxy: object = None,
 ) -> list[Burst]:
     """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
     and the next ``{identity}`` values), until the run is settled or its deadline is too near
-    for another; one :class:`Burst` per client of each."""
+    for another; one :class:`Burst` per client of each. ``faults`` act on ``fleet``, ``redis``
+    and the ``proxy`` in front of it."""
     engine = ENGINES[scenario.traffic]
     target = Target(fleet.host, fleet.port, claim.workers, claim.threads, scenario.request,
-                    claim.statuses)
+                    claim.statuses, fleet.ports[1:])
     deadline = time.monotonic() + scenario.timeout_s
+    values = values if values is not None else identity_values(scenario)
+
+    def fresh_client() -> Client | None:
+        batch = next(values, [])
+        return Client(next(addresses), batch[0]) if batch else None
+
+    ctx = FaultContext(fleet, redis, target, claim, deadline, time.monotonic(), fresh_client,
+                       proxy)
+
+    def mid_first_burst(released: int) -> None:
+        for fault in faults:
+            fault.mid_first_burst(ctx, released)
+
     rounds: list[list[Burst]] = []
     findings: list[list[BurstFinding]] = []
     longest = 0.0
     overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
-    values = values if values is not None else identity_values(scenario)
     while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
         if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
@@ -105,8 +124,11 @@ def send_bursts(
         started = time.monotonic()
         rounds.append(_one_round(
             engine, fleet, target, count, claim, clients, f"b{len(rounds) + 1}", deadline,
-            align,
+            align, mid_first_burst if faults and not rounds else None, faults,
         ))
+        if len(rounds) == 1:
+            for fault in faults:
+                fault.after_first_burst(ctx, rounds[0])
         longest = max(longest, time.monotonic() - started)
         findings.append([find(b, claim) for b in rounds[-1]])
     if scenario.bypass_check and findings and findings[-1][-1].tally.rejected:
@@ -205,12 +227,14 @@ def _wants_burst(
 def _one_round(
     engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim,
     clients: Sequence[Client], tag: str, deadline: float, align: tuple[float, float] | None,
+    on_release: Callable[[int], None] | None = None, faults: Sequence[Fault] = (),
 ) -> list[Burst]:
     """One burst from ``clients``, as one :class:`Burst` per client. Requests that provably
     never reached the app (no response, and the probe never saw them) are sent again, and a
-    client over-admitted with nothing refused is followed by a few confirmation requests."""
+    client over-admitted with nothing refused is followed by a few confirmation requests.
+    Unanswered requests that were inside a worker a fault killed are indeterminate."""
     records = engine(target, count, clients=clients, limit=claim.limit, tag=tag,
-                     deadline=deadline, align=align)
+                     deadline=deadline, align=align, on_release=on_release)
     client_of = {c.address: c for c in clients}
     stamps = fleet.read_stamps()
     for _ in range(RESEND_ROUNDS):
@@ -228,6 +252,11 @@ def _one_round(
                 records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
         stamps = fleet.read_stamps()
     stamps = _settled_stamps(fleet, records, stamps, deadline)
+    dead = frozenset().union(*(f.lost_workers() for f in faults))
+    indeterminate = frozenset(
+        r.request_id for r in records
+        if r.status is None and r.request_id in stamps and stamps[r.request_id].worker in dead
+    )
     bursts = []
     confirmed = False
     for c, client in enumerate(clients):
@@ -244,7 +273,8 @@ def _one_round(
                 value=client.value, deadline=deadline,
             )
         ours = {r.request_id: stamps[r.request_id] for r in mine if r.request_id in stamps}
-        bursts.append(Burst(client.address, mine, ours, tag, confirmation, value=client.value))
+        bursts.append(Burst(client.address, mine, ours, tag, confirmation, value=client.value,
+                            indeterminate=indeterminate & {r.request_id for r in mine}))
     return bursts
 
 

@@ -22,7 +22,10 @@ stamps show (:mod:`harness.evidence`):
   enough workers served, and the crossing of the limit had several requests inside the app
   together (on two workers when the fleet has two).
 
-Accounting always closes: sent == accepted + rejected + errors, per burst and in total.
+Accounting always closes: sent == accepted + rejected + errors + indeterminate, per burst and in
+total. A request is indeterminate when the traffic says so (a fault killed the worker it was
+inside): it may or may not have been counted, so an exact throttle shows accepted <= limit <=
+accepted + indeterminate, and neither bound counts it as an error.
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class Tally:
     rejected: int
     errors: int
     retried: int = 0
+    indeterminate: int = 0  # no answer, from inside a worker that died: counted or not
     served_by: dict[str, int] = field(default_factory=dict)
     accepted_by: dict[str, int] = field(default_factory=dict)
     error_samples: tuple[str, ...] = ()
@@ -79,6 +83,16 @@ class Tally:
     @property
     def workers_seen(self) -> int:
         return len(self.served_by)
+
+    def per_instance(self) -> dict[str, dict[str, int]]:
+        """Accepted and served by instance: the part of each worker id before ``/`` ("1" for
+        a single instance, whose ids have none)."""
+        out: dict[str, dict[str, int]] = {}
+        for counts, key in ((self.served_by, "served"), (self.accepted_by, "accepted")):
+            for worker, n in counts.items():
+                instance = worker.partition("/")[0] if "/" in worker else "1"
+                out.setdefault(instance, {"accepted": 0, "served": 0})[key] += n
+        return dict(sorted(out.items()))
 
     @property
     def span_s(self) -> float:
@@ -100,6 +114,7 @@ class Burst:
     value: str = "client-1"  # the client's {identity} in its requests
     round: int = 0  # which of the run's bursts (one Burst per client); 0: its place in the run
     bypass: Sequence[tuple[str, Record]] = ()  # (spoofed header, or "" for the control)
+    indeterminate: frozenset[str] = frozenset()  # request ids that may or may not have counted
 
 
 @dataclass(frozen=True)
@@ -144,16 +159,22 @@ class Verdict:
         return f"{min(counts)}-{max(counts)} ({len(counts)} clients)"
 
 
-def tally(records: Sequence[Record], statuses: Statuses | None = None) -> Tally:
+def tally(
+    records: Sequence[Record], statuses: Statuses | None = None,
+    indeterminate: frozenset[str] = frozenset(),
+) -> Tally:
     """Count a history: admitted, refused (by default 2xx and 429, see :class:`Statuses`),
-    anything else (or no response) an error."""
+    unanswered requests listed in ``indeterminate`` as such, anything else (or no response) an
+    error."""
     statuses = statuses or Statuses()
     served: Counter[str] = Counter()
     accepted_by: Counter[str] = Counter()
-    accepted = rejected = errors = 0
+    accepted = rejected = errors = unknown = 0
     samples: list[str] = []
     for r in records:
-        if statuses.admitted(r.status):
+        if r.status is None and r.request_id in indeterminate:
+            unknown += 1
+        elif statuses.admitted(r.status):
             accepted += 1
             accepted_by[r.worker or "?"] += 1
         elif statuses.refused(r.status):
@@ -173,6 +194,7 @@ def tally(records: Sequence[Record], statuses: Statuses | None = None) -> Tally:
         rejected=rejected,
         errors=errors,
         retried=sum(r.attempts > 1 for r in records),
+        indeterminate=unknown,
         served_by=dict(served),
         accepted_by=dict(accepted_by),
         error_samples=tuple(samples),
@@ -183,7 +205,7 @@ def tally(records: Sequence[Record], statuses: Statuses | None = None) -> Tally:
 
 def find(burst: Burst, claim: Claim) -> BurstFinding:
     """Judge one burst's counts against the claimed window, and measure its overlap."""
-    t = tally(burst.records, claim.statuses)
+    t = tally(burst.records, claim.statuses, burst.indeterminate)
     accepted = [
         r for r in burst.records if claim.statuses.admitted(r.status) and r.received_at is not None
     ]
@@ -237,6 +259,7 @@ def combine(tallies: Sequence[Tally]) -> Tally:
         rejected=sum(t.rejected for t in tallies),
         errors=sum(t.errors for t in tallies),
         retried=sum(t.retried for t in tallies),
+        indeterminate=sum(t.indeterminate for t in tallies),
         served_by=dict(served),
         accepted_by=dict(accepted_by),
         error_samples=tuple(s for t in tallies for s in t.error_samples)[:3],
@@ -420,6 +443,9 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         f"on {strongest.crossing_workers} worker(s) were inside the app together "
         f"(in {strong} of {len(findings)} bursts)"
     )
+    if t.indeterminate:
+        reason += (f"; {t.indeterminate} request(s) died with their worker, counted or not: "
+                   "every burst's admissions fit with them either way")
     if recovered:
         reason += f"; recovered a period later ({recovered[0][0]} admitted, none refused)"
     tried = [h for f in findings for h, _, _ in f.bypassed]
@@ -434,8 +460,10 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
 
 
 def under_admitted(finding: BurstFinding, claim: Claim) -> bool:
-    """Whether the burst's fresh client got fewer than a correct throttle admits."""
-    return finding.tally.accepted < min(finding.tally.sent, claim.limit)
+    """Whether the burst's fresh client got fewer than a correct throttle admits, even if every
+    indeterminate request was admitted."""
+    t = finding.tally
+    return t.accepted + t.indeterminate < min(t.sent, claim.limit)
 
 
 def overlapped(finding: BurstFinding, claim: Claim) -> bool:

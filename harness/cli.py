@@ -1,6 +1,8 @@
-"""The ``throttle-harness`` command line. Exit codes are a contract CI scripts rely on:
+"""The ``throttle-harness`` command line (``run`` and ``gate``). Exit codes are a contract CI
+scripts rely on:
 
-0 every verdict as expected · 1 a throttle violation or another unexpected verdict ·
+0 every verdict as expected (gate: and every budget kept) · 1 a throttle violation or another
+unexpected verdict (gate: or a budget breached) ·
 2 usage or configuration error · 3 infrastructure error (Redis or gunicorn would not start, the
 JSON report could not be written) · 130 interrupted.
 """
@@ -9,17 +11,19 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import math
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from rich.console import Console
 
 from harness import __version__
+from harness.budgets import METRICS, parse_budget
 from harness.errors import (
     EXIT_INFRASTRUCTURE,
     EXIT_INTERRUPTED,
@@ -30,18 +34,32 @@ from harness.errors import (
     Interrupted,
     UsageError,
 )
+from harness.faults import OUTAGE_EXPECTATIONS
+from harness.gate import (
+    DEFAULT_DURATION_S,
+    WARMUP_S,
+    GateReport,
+    LoadOptions,
+    parse_shape,
+    run_gate,
+)
 from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
 from harness.report.console import ConsoleObserver, print_table
+from harness.report.gate_report import print_gate, write_gate_json, write_gate_markdown
 from harness.report.html import write_html
 from harness.report.json_report import write_json
 from harness.report.junit import write_junit
 from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, run_matrix
-from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, load_scenarios
+from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, checked_path, load_scenarios
 
 Writer = Callable[[MatrixReport, int, Path], None]
+W = TypeVar("W")
 REPORTS: dict[str, Writer] = {"--json": write_json, "--markdown": write_markdown,
                               "--junit": write_junit, "--html": write_html}
+GateWriter = Callable[[GateReport, int, Path], None]
+GATE_REPORTS: dict[str, GateWriter] = {"--json": write_gate_json,
+                                       "--markdown": write_gate_markdown}
 REQUIRE_DOCKER_ENV = "THROTTLE_HARNESS_REQUIRE_DOCKER"
 
 
@@ -64,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scenario files give the matrix; flags override every file's values "
         "(or describe one scenario when no file is given).",
     )
+    _add_scenario_flags(run)
+    run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
+    run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
+    run.add_argument("--instances", type=int, metavar="M",
+                     help="gunicorn servers per run, each of workers x threads, on the same "
+                     "Redis, the traffic spread over them in turn as a round-robin load "
+                     "balancer would (default: 1)")
+    _add_report_flags(run)
+    gate = sub.add_parser(
+        "gate",
+        help="release gate: before/after a worker-count change, the throttle verdict and a "
+        "load test of each shape, side by side, against budgets",
+        description="For each shape (--from, then --to): the throttle verdict as run gives "
+        "it, then a load phase on a fresh fleet. Exit 1 on a throttle verdict not as expected "
+        "or a budget breach.",
+    )
+    _add_scenario_flags(gate)
+    add_gate_flags(gate)
+    return parser
+
+
+def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
+    """The flags that describe a scenario (and override every scenario file's values)."""
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO.toml")
     run.add_argument("--app", help="the WSGI callable to serve, MODULE:CALLABLE")
     run.add_argument("--pythonpath", action="append", metavar="DIR",
@@ -100,8 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the throttle's window algorithm; any (default) allows whatever a "
                      "correct sliding, fixed (unknown phase), fixed-clock or token-bucket "
                      "throttle could admit")
-    run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
-    run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
     run.add_argument("--requests", type=int, metavar="N",
                      help="requests per run (default: 4x the limit)")
     run.add_argument("--traffic", choices=TRAFFIC_SHAPES, help="burst (default) or sequential")
@@ -120,6 +159,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--require-docker", action="store_true",
                      help=f"fail (exit 3) instead of falling back when no Docker engine "
                      f"answers; also {REQUIRE_DOCKER_ENV}=1")
+    run.add_argument("--fault", action="append", dest="faults", metavar="KIND",
+                     help="a fault to inject (repeatable): worker-kill, redis-restart, "
+                     "redis-outage, redis-latency=MS; those on Redis need a Redis the harness "
+                     "starts")
+    run.add_argument("--expect-outage", choices=OUTAGE_EXPECTATIONS, dest="expect_outage",
+                     help="with --fault redis-outage: what the app must do while Redis is "
+                     "unreachable (open: admit, closed: refuse); anything else is a failure")
+
+
+def _add_report_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
     run.add_argument("--markdown", type=Path, metavar="FILE",
                      help="write a Markdown summary here (a CI job summary, a pull-request "
@@ -130,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--html", type=Path, metavar="FILE",
                      help="write a self-contained HTML report here: the verdicts and, per run, "
                      "each worker's requests over time against the limit")
-    return parser
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,12 +187,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
                 "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
                 "reject_status", "bypass_check", "redis_keys", "identities",
-                "identity_file"):
-        if getattr(args, key) is not None:
+                "identity_file", "instances", "faults", "expect_outage"):
+        if getattr(args, key, None) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:
         found["min_workers_seen"] = args.min_workers_seen
-    if args.workers is not None:
+    if getattr(args, "workers", None) is not None:
         try:
             found["workers"] = [int(w) for w in args.workers.split(",")]
         except ValueError:
@@ -202,44 +250,47 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Console(highlight=False, emoji=False, width=max(out.width, 132))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
-    report = MatrixReport()
-    writers: dict[Path, tuple[str, Writer]] = {}
-    try:
-        for flag, write in REPORTS.items():
-            path = getattr(args, flag.removeprefix("--"))
-            if path is not None:
-                _check_report_path(flag, path)
-                if path.resolve() in {p.resolve() for p in writers}:
-                    raise UsageError(f"{flag} {path}: another report is written to that file")
-                writers[path] = (flag.removeprefix("--").upper(), write)
-        scenarios = load_scenarios(args.scenarios, _overrides(args))
-        require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
-        with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
-            run_matrix(scenarios, redis, observer, report)
-        code = EXIT_OK if report.all_as_expected else EXIT_VIOLATION
-    except HarnessError as exc:
-        # A last guard for Redis passwords (the --redis URL's, or the one the harness made up),
-        # wherever a message or a log tail (the app's own, in gunicorn's) may have picked one up.
-        for url in (args.redis, report.redis.url if report.redis else ""):
-            exc.message = redact_secrets(exc.message, url)
-            exc.detail = redact_secrets(exc.detail, url)
-        exc.args = (exc.message,)
-        report.error = exc
-        code = exc.exit_code
-        _print_error(err, exc.message, exc.detail)
-    except KeyboardInterrupt:
-        code = EXIT_INTERRUPTED
-        report.error = Interrupted("interrupted; everything it started has been stopped")
-        err.print(f"throttle-harness: {report.error.message}")
-    for note in report.notes:
-        out.print(f"note: {note}", markup=False, soft_wrap=True)
-    if report.runs:
-        print_table(out, report)
-        unexpected = sum(not r.as_expected for r in report.runs)
-        out.print(
-            f"{len(report.runs)} runs, "
-            + ("every verdict as expected" if not unexpected else f"{unexpected} not as expected")
-        )
+    if args.command == "gate":
+        return _gate(args, out, err)
+    return _run(args, out, err)
+
+
+def _writers(args: argparse.Namespace, reports: Mapping[str, W]) -> dict[Path, tuple[str, W]]:
+    """The report files asked for, each checked before anything starts."""
+    writers: dict[Path, tuple[str, W]] = {}
+    for flag, write in reports.items():
+        path = getattr(args, flag.removeprefix("--"))
+        if path is not None:
+            _check_report_path(flag, path)
+            if path.resolve() in {p.resolve() for p in writers}:
+                raise UsageError(f"{flag} {path}: another report is written to that file")
+            writers[path] = (flag.removeprefix("--").upper(), write)
+    return writers
+
+
+def _failed(exc: HarnessError, err: Console, report: MatrixReport, spec: str) -> int:
+    """Show ``exc`` as one line (and its detail) and keep it in ``report``; its exit code."""
+    # A last guard for Redis passwords (the --redis URL's, or the one the harness made up),
+    # wherever a message or a log tail (the app's own, in gunicorn's) may have picked one up.
+    for url in (spec, report.redis.url if report.redis else ""):
+        exc.message = redact_secrets(exc.message, url)
+        exc.detail = redact_secrets(exc.detail, url)
+    exc.args = (exc.message,)
+    report.error = exc
+    _print_error(err, exc.message, exc.detail)
+    return exc.exit_code
+
+
+def _interrupted(err: Console, report: MatrixReport) -> int:
+    report.error = Interrupted("interrupted; everything it started has been stopped")
+    err.print(f"throttle-harness: {report.error.message}")
+    return EXIT_INTERRUPTED
+
+
+def _write_reports(
+    writers: dict[Path, tuple[str, Callable[[Any, int, Path], None]]], report: object,
+    code: int, err: Console,
+) -> int:
     for path, (kind, write) in writers.items():
         try:
             write(report, code, path)
@@ -249,6 +300,106 @@ def main(argv: Sequence[str] | None = None) -> int:
             if code == EXIT_OK:  # a failure to report is a failure; a worse code stays
                 code = EXIT_INFRASTRUCTURE
     return code
+
+
+def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    report = MatrixReport()
+    writers: dict[Path, tuple[str, Writer]] = {}
+    try:
+        writers = _writers(args, REPORTS)
+        scenarios = load_scenarios(args.scenarios, _overrides(args))
+        require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
+        with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
+            run_matrix(scenarios, redis, observer, report)
+        code = EXIT_OK if report.all_as_expected else EXIT_VIOLATION
+    except HarnessError as exc:
+        code = _failed(exc, err, report, args.redis)
+    except KeyboardInterrupt:
+        code = _interrupted(err, report)
+    for note in report.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
+    if report.runs:
+        print_table(out, report)
+        unexpected = sum(not r.as_expected for r in report.runs)
+        out.print(
+            f"{len(report.runs)} runs, "
+            + ("every verdict as expected" if not unexpected else f"{unexpected} not as expected")
+        )
+    return _write_reports(writers, report, code, err)
+
+
+def add_gate_flags(gate: argparse.ArgumentParser) -> None:
+    gate.add_argument("--from", dest="from_shape", required=True, metavar="WxT[@M]",
+                      help="the shape in production now: WORKERSxTHREADS, @M for M instances")
+    gate.add_argument("--to", dest="to_shape", required=True, metavar="WxT[@M]",
+                      help="the shape to move to")
+    gate.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="SECONDS",
+                      help=f"each shape's load phase, after a {WARMUP_S:g} s warm-up "
+                      f"(default: {DEFAULT_DURATION_S:g})")
+    gate.add_argument("--connections", type=int, metavar="N",
+                      help="concurrent keep-alive connections of the load (default: 4 per "
+                      "thread of the larger shape, at least 8; the same for every shape)")
+    gate.add_argument("--arrival-rate", type=float, metavar="REQ/S", dest="arrival_rate",
+                      help="send at this fixed rate instead of as fast as answers come; "
+                      "latency then runs from each request's intended time (no coordinated "
+                      "omission)")
+    gate.add_argument("--load-path", metavar="PATH", dest="load_path",
+                      help="the endpoint to load (default: the scenario's path)")
+    gate.add_argument("--budget", action="append", default=[], metavar="METRIC=VALUE",
+                      help="how much worse the new shape may be (repeatable): p95=+10%%, "
+                      "rss=+200MB, errors=0, throughput=-10%%, cpu=80; metrics: "
+                      + ", ".join(METRICS))
+    gate.add_argument("--json", type=Path, metavar="FILE",
+                      help="write the gate's JSON report here ({ok, shapes: [{shape, verdict, "
+                      "throughput_rps, latency_ms, error_rate, cpu_percent, rss_mb, "
+                      "redis_clients, redis_ops_per_s}], budgets})")
+    gate.add_argument("--markdown", type=Path, metavar="FILE",
+                      help="write the side-by-side table as Markdown here")
+
+
+def _gate_report(args: argparse.Namespace) -> GateReport:
+    """The shapes, budgets and load options of the command line, checked."""
+    if not args.duration > 0 or not math.isfinite(args.duration):
+        raise UsageError(f"--duration {args.duration:g}: a number of seconds above 0")
+    if args.connections is not None and args.connections < 1:
+        raise UsageError(f"--connections {args.connections}: at least 1")
+    if args.arrival_rate is not None and not (
+            args.arrival_rate > 0 and math.isfinite(args.arrival_rate)):
+        raise UsageError(f"--arrival-rate {args.arrival_rate:g}: requests per second above 0")
+    budgets = []
+    for text in args.budget:
+        try:
+            budgets.append(parse_budget(text))
+        except ValueError as exc:
+            raise UsageError(f"--budget: {exc}") from None
+    path = checked_path(args.load_path, "--load-path") if args.load_path else None
+    return GateReport(
+        shapes=[parse_shape(args.from_shape), parse_shape(args.to_shape)], budgets=budgets,
+        options=LoadOptions(args.duration, args.connections or 0, args.arrival_rate, path),
+    )
+
+
+def _gate(args: argparse.Namespace, out: Console, err: Console) -> int:
+    gate = GateReport()
+    writers: dict[Path, tuple[str, GateWriter]] = {}
+    try:
+        writers = _writers(args, GATE_REPORTS)
+        gate = _gate_report(args)
+        scenarios = load_scenarios(args.scenarios, _overrides(args))
+        if len(scenarios) != 1:
+            raise UsageError(f"gate takes one scenario file, not {len(scenarios)}")
+        require_docker = args.require_docker or _truthy(REQUIRE_DOCKER_ENV)
+        with ConsoleObserver(out) as observer, open_redis(args.redis, require_docker) as redis:
+            run_gate(scenarios[0], redis, observer, gate)
+        code = EXIT_OK if gate.ok else EXIT_VIOLATION
+    except HarnessError as exc:
+        code = _failed(exc, err, gate.matrix, args.redis)
+    except KeyboardInterrupt:
+        code = _interrupted(err, gate.matrix)
+    for note in gate.matrix.notes:
+        out.print(f"note: {note}", markup=False, soft_wrap=True)
+    print_gate(out, gate, code)
+    return _write_reports(writers, gate, code, err)
 
 
 def entry_point() -> NoReturn:

@@ -1,11 +1,14 @@
-"""A gunicorn fleet: the user's app, behind the probe, served by N workers × T threads.
+"""A gunicorn fleet: the user's app, behind the probe, served by M instances (gunicorn servers,
+each on a port of its own, as hosts behind a load balancer) of N workers × T threads.
 
 gunicorn always runs as a subprocess in its own session, bound to 127.0.0.1, with the harness's
 own configuration (:mod:`harness.gunicorn_config`; the user's ``./gunicorn.conf.py`` and
 ``GUNICORN_CMD_ARGS`` are ignored and reported), and with connection limits, listen backlog and
 file descriptors sized to the traffic. It is ready when every worker has answered the probe
 (gunicorn's ``when_ready`` fires before workers exist) and every answering worker is a child of
-this gunicorn. Leaving the context stops the whole process group, also on an exception or Ctrl-C.
+this gunicorn. With several instances, each worker's id starts with its instance's number
+(``2/PID.TOKEN``). Leaving the context stops every instance's whole process group, also on an
+exception or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,13 @@ from harness.cleanup import temp_dir
 from harness.errors import AppLoadError, FleetStartError
 from harness.evidence import Stamp, StampBook
 from harness.ports import LOOPBACK, free_port, port_is_free
-from harness.probe_protocol import APP_ERROR_FILE, STAMPS_DIR, STATUS_DIR_ENV, TARGET_ENV
+from harness.probe_protocol import (
+    APP_ERROR_FILE,
+    INSTANCE_ENV,
+    STAMPS_DIR,
+    STATUS_DIR_ENV,
+    TARGET_ENV,
+)
 from harness.resources import listen_backlog
 from harness.traffic.burst import probe_workers
 
@@ -40,7 +49,8 @@ _HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
 @dataclass(frozen=True)
 class FleetSpec:
     """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it;
-    ``connections`` is the most connections the traffic opens at once."""
+    ``connections`` is the most connections the traffic opens at once; ``instances`` gunicorn
+    servers of ``workers`` × ``threads`` each (on ``port``, ``port + 1``, … when one is given)."""
 
     app: str
     workers: int
@@ -50,25 +60,33 @@ class FleetSpec:
     port: int | None = None
     gunicorn_args: tuple[str, ...] = ()
     connections: int = 1000
+    instances: int = 1
 
 
 @dataclass
 class Fleet:
-    """A running fleet: where to send traffic, the workers that answered at start, and the
-    stamps its workers leave."""
+    """A running fleet: where to send traffic (one port per instance), the workers that
+    answered at start, each instance's gunicorn (arbiter) pid, and the stamps its workers
+    leave."""
 
     host: str
-    port: int
+    ports: tuple[int, ...]
     worker_ids: frozenset[str]
     ready_s: float
-    status_dir: Path
+    status_dirs: tuple[Path, ...]
+    arbiters: tuple[int, ...] = ()
     _offsets: dict[Path, int] = field(default_factory=dict)
     _book: StampBook = field(default_factory=StampBook)
+
+    @property
+    def port(self) -> int:
+        return self.ports[0]
 
     def read_stamps(self) -> dict[str, Stamp]:
         """Every stamp the workers have written so far, by request id (each file is read on
         from where the last call stopped)."""
-        for path in sorted((self.status_dir / STAMPS_DIR).glob("*")):
+        paths = [p for d in self.status_dirs for p in sorted((d / STAMPS_DIR).glob("*"))]
+        for path in paths:
             with open(path, "rb") as fh:
                 fh.seek(self._offsets.get(path, 0))
                 data = fh.read()
@@ -88,19 +106,48 @@ def ignored_user_config(cwd: Path | None = None) -> list[str]:
     return found
 
 
+def worker_pid(worker: str) -> int:
+    """The pid in a worker id (``PID.TOKEN`` or ``INSTANCE/PID.TOKEN``)."""
+    return int(worker.rpartition("/")[2].partition(".")[0])
+
+
 @contextmanager
 def gunicorn_fleet(spec: FleetSpec) -> Iterator[Fleet]:
-    """Start gunicorn for ``spec``, wait until every worker answers, stop it on exit."""
-    port = spec.port if spec.port is not None else free_port()
-    if spec.port is not None and not port_is_free(port):
-        raise FleetStartError(f"port {port} on {LOOPBACK} is in use")
+    """Start gunicorn for ``spec`` (each instance in turn), wait until every worker answers,
+    stop every instance on exit."""
+    started = time.monotonic()
+    with ExitStack() as stack:
+        ports: list[int] = []
+        ids: set[str] = set()
+        dirs: list[Path] = []
+        pids: list[int] = []
+        for n in range(1, spec.instances + 1):
+            port = spec.port + n - 1 if spec.port is not None else free_port()
+            if spec.port is not None and not port_is_free(port):
+                raise FleetStartError(f"port {port} on {LOOPBACK} is in use")
+            instance = str(n) if spec.instances > 1 else ""
+            status_dir, proc, workers = stack.enter_context(_instance(spec, port, instance))
+            ports.append(port)
+            ids |= workers
+            dirs.append(status_dir)
+            pids.append(proc.pid)
+        yield Fleet(LOOPBACK, tuple(ports), frozenset(ids), time.monotonic() - started,
+                    tuple(dirs), tuple(pids))
+
+
+@contextmanager
+def _instance(
+    spec: FleetSpec, port: int, instance: str
+) -> Iterator[tuple[Path, subprocess.Popen[bytes], frozenset[str]]]:
+    """One gunicorn on ``port``, once every worker answers; stopped on exit."""
     with temp_dir("throttle-harness-fleet-") as status_dir:
         log = status_dir / "gunicorn.log"
-        started = time.monotonic()
-        proc = processes.spawn(_argv(spec, port), _environment(spec, status_dir), log)
+        env = _environment(spec, status_dir)
+        if instance:
+            env[INSTANCE_ENV] = instance
+        proc = processes.spawn(_argv(spec, port), env, log)
         try:
-            ids = _wait_for_workers(proc, port, spec, status_dir, log)
-            yield Fleet(LOOPBACK, port, ids, time.monotonic() - started, status_dir)
+            yield status_dir, proc, _wait_for_workers(proc, port, spec, status_dir, log)
         finally:
             processes.stop(proc, sig=signal.SIGKILL)  # a test server: nothing to save
 

@@ -2,8 +2,9 @@
 
 Runs inside gunicorn. It imports the target named by ``THROTTLE_HARNESS_APP`` (``module:callable``)
 and tags every response with the worker that served it (``PID.TOKEN``: a recycled pid is a new
-worker). ``PROBE_PATH`` answers without calling the target, so the harness can map connections
-to workers and tell when every worker is up. Requests carrying the harness's request id leave
+worker; ``INSTANCE/PID.TOKEN`` when the harness runs several gunicorn instances). ``PROBE_PATH``
+answers without calling the target, so the harness can map connections to workers and tell
+when every worker is up. Requests carrying the harness's request id leave
 stamps (entered, and left when the app returns its response; see
 :mod:`harness.probe_protocol`): the server-side evidence of how many requests were inside the
 app together. If the target fails to import, the reason is written to
@@ -24,6 +25,7 @@ from typing import Any
 
 from harness.probe_protocol import (
     APP_ERROR_FILE,
+    INSTANCE_ENV,
     PARENT_HEADER,
     PROBE_PATH,
     REQUEST_HEADER,
@@ -74,14 +76,17 @@ class _Process:
             with cls.lock:  # a new worker's first requests may come on several threads
                 if cls.pid != os.getpid():
                     pid = os.getpid()
+                    instance = os.environ.get(INSTANCE_ENV)
                     cls.worker = f"{pid}.{secrets.token_hex(2)}"
+                    if instance:
+                        cls.worker = f"{instance}/{cls.worker}"
                     cls.fd = -1
                     status_dir = os.environ.get(STATUS_DIR_ENV)
                     if status_dir:
                         folder = Path(status_dir, STAMPS_DIR)
                         folder.mkdir(exist_ok=True)
                         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
-                        cls.fd = os.open(folder / cls.worker, flags)
+                        cls.fd = os.open(folder / cls.worker.replace("/", "-"), flags)
                     cls.pid = pid  # last: other threads wait for the lock until it is all set
         return cls
 

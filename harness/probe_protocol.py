@@ -7,9 +7,10 @@ REQUEST_HEADER = "X-Throttle-Harness-Request"  # the harness's id of a request, 
 PROBE_PATH = "/__throttle_harness__/probe"
 TARGET_ENV = "THROTTLE_HARNESS_APP"
 STATUS_DIR_ENV = "THROTTLE_HARNESS_STATUS_DIR"
+INSTANCE_ENV = "THROTTLE_HARNESS_INSTANCE"  # set with several instances: worker ids are INSTANCE/ID
 APP_ERROR_FILE = "app-error"
 STAMPS_DIR = "stamps"
-"""Under the status dir, one file per worker process. Each request that carries REQUEST_HEADER
-adds two lines: ``> ID WORKER NS`` when the app is entered and ``< ID STATUS NS`` when it
-returned its response (``NS`` is ``time.monotonic_ns()``, CLOCK_MONOTONIC, one clock for every
-process)."""
+"""Under the status dir, one file per worker process (named by its id, ``/`` as ``-``). Each
+request that carries REQUEST_HEADER adds two lines: ``> ID WORKER NS`` when the app is entered
+and ``< ID STATUS NS`` when it returned its response (``NS`` is ``time.monotonic_ns()``,
+CLOCK_MONOTONIC, one clock for every process)."""

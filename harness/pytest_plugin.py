@@ -72,7 +72,7 @@ class ThrottleResult:
     def summary(self) -> str:
         v = self.run.verdict
         hint = f" (hint: {v.hint})" if v.hint else ""
-        return (f"{self.run.scenario} {self.run.workers}x{self.run.threads}: {v.kind} - "
+        return (f"{self.run.scenario} {self.run.shape}: {v.kind} - "
                 f"{v.reason}{hint}")
 
 

@@ -10,15 +10,21 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from typing import Protocol
+from urllib.parse import urlsplit
 
 from harness.bursts import client_addresses, identity_values, send_bursts
 from harness.checker import Burst, Verdict, judge
-from harness.errors import HarnessError
+from harness.errors import HarnessError, UsageError
+from harness.faults import PROXIED, REDIS_FAULTS, FaultOutcome, FaultSpec
+from harness.faults.make import make_faults
+from harness.faults.redis_faults import RedisLatency
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
 from harness.providers.base import glob_escape
+from harness.redis_proxy import redis_proxy
 from harness.redis_state import RedisState, snapshot
 from harness.request_template import RequestTemplate, Statuses
 from harness.resources import ensure_fd_budget
@@ -48,10 +54,19 @@ class RunResult:
     traffic_s: float
     redis_state: RedisState | None = None
     bursts: tuple[Burst, ...] = ()  # the records and stamps the verdict was judged from
+    instances: int = 1
+    faults: tuple[FaultOutcome, ...] = ()
 
     @property
     def as_expected(self) -> bool:
-        return self.verdict.kind == VERDICT_FOR[self.expect]
+        return self.verdict.kind == VERDICT_FOR[self.expect] and all(
+            f.as_expected for f in self.faults)
+
+    @property
+    def shape(self) -> str:
+        """WORKERSxTHREADS, and @INSTANCES when there are several."""
+        shape = f"{self.workers}x{self.threads}"
+        return shape + (f"@{self.instances}" if self.instances > 1 else "")
 
     @property
     def identity(self) -> str:
@@ -111,6 +126,8 @@ def run_matrix(
         f"{found} is ignored: the harness owns gunicorn's configuration (use gunicorn_args)"
         for found in ignored_user_config()
     ]
+    for scenario in scenarios:
+        check_faults_allowed(scenario.faults, scenario.name, redis)
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
     for scenario in scenarios:
         values = identity_values(scenario)  # never the same value twice for a scenario
@@ -121,6 +138,22 @@ def run_matrix(
             report.runs.append(result)
             observer.run_finished(result)
     return report
+
+
+def check_faults_allowed(faults: Sequence[FaultSpec], scenario: str, redis: RedisServer) -> None:
+    """Refuse (exit 2) faults that touch a Redis the harness did not start, or cannot
+    restart."""
+    kinds = [f.kind for f in faults]
+    touching = [k for k in kinds if k in REDIS_FAULTS]
+    if touching and not redis.owned:
+        raise UsageError(
+            f"{scenario}: fault {touching[0]} touches Redis, and the harness never restarts, "
+            f"cuts off or slows a Redis it did not start ({redis.provider}); use --redis "
+            "embedded, local or docker"
+        )
+    if "redis-restart" in kinds and redis.restart is None:
+        raise UsageError(f"{scenario}: fault redis-restart: the {redis.provider} provider "
+                         "cannot restart its Redis")
 
 
 def _one_run(
@@ -147,12 +180,27 @@ def _one_run(
         port=scenario.port,
         gunicorn_args=scenario.gunicorn_args,
         connections=connections,
+        instances=scenario.instances,
     )
     claim = scenario.claim(workers)
+    faults = make_faults(scenario.faults, scenario.expect_outage)
     try:
-        with gunicorn_fleet(spec) as fleet:
+        with ExitStack() as stack:
+            proxy = None
+            if any(f.kind in PROXIED for f in scenario.faults):
+                where = urlsplit(redis.url)
+                latency = sum(f.latency_ms for f in scenario.faults)
+                proxy = stack.enter_context(
+                    redis_proxy(where.hostname or "127.0.0.1", where.port or 6379,
+                                latency_ms=latency))
+                spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
+                for fault in faults:
+                    if isinstance(fault, RedisLatency):
+                        fault.measure(redis.url, proxy.url(redis.url))
+            fleet = stack.enter_context(gunicorn_fleet(spec))
             started = time.monotonic()
-            bursts = send_bursts(fleet, scenario, claim, addresses, values)
+            bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis,
+                                 proxy)
             traffic_s = time.monotonic() - started
         # A Redis the harness started holds this run's keys only; any other, those it prefixed.
         pattern = scenario.redis_keys or ("*" if redis.owned else glob_escape(prefix) + "*")
@@ -164,7 +212,7 @@ def _one_run(
         scenario=scenario.name,
         workers=workers,
         threads=scenario.threads,
-        expect=scenario.expectation(workers),
+        expect=scenario.expectation(workers * scenario.instances),
         verdict=judge(bursts, claim),
         requests=scenario.request_count,
         rate=scenario.rate.text,
@@ -178,4 +226,6 @@ def _one_run(
         traffic_s=traffic_s,
         redis_state=state,
         bursts=tuple(bursts),
+        instances=scenario.instances,
+        faults=tuple(f.outcome() for f in faults),
     )

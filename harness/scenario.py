@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
+from harness.faults import OUTAGE_EXPECTATIONS, FaultSpec, parse_fault
 from harness.rates import Rate, parse_rate
 from harness.request_template import (
     PLACEHOLDER,
@@ -44,7 +45,8 @@ FIELDS = (
     "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
     "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
     "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-    "reject_status", "bypass_check", "redis_keys", "identities", "identity_file",
+    "reject_status", "bypass_check", "redis_keys", "identities", "identity_file", "instances",
+    "faults", "expect_outage",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -83,6 +85,9 @@ class Scenario:
     redis_keys: str = ""  # a SCAN pattern for the report; "": the run's keys
     identities: int = 1  # clients per burst
     identity_values: tuple[str, ...] = ()  # from an identity file; (): client-TAG-1, ...
+    instances: int = 1  # gunicorn servers, each of workers x threads, behind a round robin
+    faults: tuple[FaultSpec, ...] = ()
+    expect_outage: str | None = None  # "open" or "closed": what redis-outage must show
 
     @property
     def request(self) -> RequestTemplate:
@@ -96,8 +101,10 @@ class Scenario:
         return self.expect_by_workers.get(workers, self.expect)
 
     def claim(self, workers: int) -> Claim:
+        """What a run with ``workers`` per instance must show (the workers of every instance
+        count)."""
         return Claim(
-            limit=self.rate.limit, period_s=self.rate.period_s, workers=workers,
+            limit=self.rate.limit, period_s=self.rate.period_s, workers=workers * self.instances,
             threads=self.threads, window=self.window, min_workers_seen=self.min_workers_seen,
             statuses=self.statuses,
         )
@@ -201,12 +208,31 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             "identity_file", lambda t: read_identities(t, base_dir, identities),
             v.string("identity_file", data.get("identity_file", "")),
         ),
+        instances=v.positive("instances", data.get("instances", 1)),
+        faults=tuple(
+            v.parsed("faults", parse_fault, v.string("faults", f))
+            for f in v.list_of("faults", data.get("faults", []))
+        ),
+        expect_outage=(
+            v.choice("expect_outage", data["expect_outage"], OUTAGE_EXPECTATIONS)
+            if data.get("expect_outage") is not None else None
+        ),
     )
+    kinds = [f.kind for f in scenario.faults]
+    if len(set(kinds)) < len(kinds):
+        raise v.error(f"faults: each fault at most once, not {kinds}")
+    if scenario.expect_outage and "redis-outage" not in kinds:
+        raise v.error("expect_outage needs the redis-outage fault (faults = [\"redis-outage\"])")
     v.parsed("request", checked_template, scenario.request)
     in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
     if in_header and not all(value.isascii() for value in scenario.identity_values):
         raise v.error("identity_file: a value that goes into a header must be ASCII")
     return scenario
+
+
+def checked_path(value: Any, source: str) -> str:
+    """A request path as a scenario's ``path`` takes it; ScenarioError naming ``source``."""
+    return _Validator(source).path(value)
 
 
 def _int_key(key: Any, v: _Validator) -> int:

@@ -41,6 +41,8 @@ if "locmem" not in _backend:
     if not os.environ.get("REDIS_URL"):
         raise ImproperlyConfigured("REDIS_URL is not set")
     _cache["LOCATION"] = os.environ["REDIS_URL"]
+if os.environ.get("DEMO_IGNORE_REDIS_ERRORS") and "django_redis" in _backend:
+    _cache["OPTIONS"] = {"IGNORE_EXCEPTIONS": True}  # django-redis: a Redis error is a miss
 CACHES = {"default": _cache}
 
 ATOMIC_THROTTLE_KEY_PREFIX = KEY_PREFIX + "throttle:"

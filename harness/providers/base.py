@@ -4,6 +4,7 @@ the redaction that keeps its password out of anything shown to the user."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -18,7 +19,9 @@ from harness.errors import RedisUnavailable
 class RedisServer:
     """A Redis the harness can use: where it is and whether the harness owns it.
 
-    ``owned`` is True only for servers the harness started itself; only those are ever flushed.
+    ``owned`` is True only for servers the harness started itself; only those are ever flushed
+    or restarted (``restart``: stop it and start it again at the same URL, its data lost, and
+    return once it answers; None where the provider cannot).
     """
 
     url: str = field(repr=False)  # carries the password: show redact_url(url)
@@ -26,6 +29,7 @@ class RedisServer:
     owned: bool
     version: str
     reason: str = ""
+    restart: Callable[[], None] | None = field(default=None, repr=False, compare=False)
 
     def client(self) -> redis.Redis:
         return redis.Redis.from_url(self.url, socket_timeout=5)

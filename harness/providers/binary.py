@@ -106,8 +106,22 @@ def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
                     ) from None
                 url = f"redis://:{password}@{LOOPBACK}:{port}/0"
                 if _wait_ready(proc, url):
+
+                    def restart(argv: list[str] = argv, url: str = url, log: Path = log) -> None:
+                        nonlocal proc
+                        if proc is not None:
+                            processes.stop(proc)
+                        proc = processes.spawn(argv, os.environ, log)
+                        if not _wait_ready(proc, url):
+                            tail = redact_secrets(processes.log_tail(log), url)
+                            raise RedisUnavailable(
+                                f"redis-server ({binary}) did not start again after a restart",
+                                detail=tail,
+                            )
+
                     yield RedisServer(
-                        url=url, provider=provider, owned=True, version=_version(url)
+                        url=url, provider=provider, owned=True, version=_version(url),
+                        restart=restart,
                     )
                     return
                 processes.stop(proc)

@@ -164,7 +164,16 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
                 f"--redis docker: {image} stopped answering: {redact_secrets(str(exc), url)}",
                 detail=_logs(container.get_wrapped_container()),
             ) from None
-        yield RedisServer(url=url, provider="docker", owned=True, version=version)
+
+        def restart() -> None:
+            container.get_wrapped_container().restart(timeout=1)
+            if _wait_ready(container, image, password) != url:
+                raise RedisUnavailable(
+                    f"--redis docker: {image} came back on another port after a restart"
+                )
+
+        yield RedisServer(url=url, provider="docker", owned=True, version=version,
+                          restart=restart)
     finally:
         if container is not None:
             # Interrupted while the create request was in flight: the engine may still be

@@ -49,7 +49,8 @@ class ConsoleObserver:
     def run_started(self, scenario: Scenario, workers: int) -> None:
         self.progress.update(
             self.task,
-            description=f"{scenario.name}: {workers}x{scenario.threads}, "
+            description=f"{scenario.name}: {workers}x{scenario.threads}"
+            + (f"@{scenario.instances}" if scenario.instances > 1 else "") + ", "
             f"{scenario.request_count} requests",
         )
 
@@ -59,13 +60,23 @@ class ConsoleObserver:
         v = result.verdict
         self.console.print(
             Text.assemble(
-                mark, f" {result.scenario} {result.workers}x{result.threads}: ",
+                mark, f" {result.scenario} {result.shape}: ",
                 (v.kind, _STYLE[v.kind]), f" (expected {result.expect}) - {v.reason}",
             ),
             highlight=False, soft_wrap=True,
         )
         if v.hint:
             self.console.print(Text(f"    hint: {v.hint}", style="dim"), highlight=False,
+                               soft_wrap=True)
+        for fault in result.faults:
+            style = "dim" if fault.as_expected else "red"
+            self.console.print(Text(f"    fault {fault.kind}: {fault.summary}", style=style),
+                               highlight=False, soft_wrap=True)
+        if result.instances > 1:
+            counts = result.verdict.tally.per_instance()
+            line = "; ".join(f"instance {i}: accepted {c['accepted']} of {c['served']} served"
+                             for i, c in counts.items())
+            self.console.print(Text(f"    {line}", style="dim"), highlight=False,
                                soft_wrap=True)
         if result.redis_state is not None:
             line = result.redis_state.describe(result.period_s)
@@ -82,10 +93,10 @@ def print_table(console: Console, report: MatrixReport) -> None:
         t = r.verdict.tally
         at_limit = r.verdict.overlap
         table.add_row(
-            Text(r.scenario), f"{r.workers}x{r.threads}", str(r.limit),
+            Text(r.scenario), r.shape, str(r.limit),
             r.verdict.accepted_per_burst(),
             f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",
-            str(t.errors), f"{t.workers_seen}/{r.workers}",
+            str(t.errors), f"{t.workers_seen}/{r.workers * r.instances}",
             f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,
             "ok" if r.as_expected else "[red]UNEXPECTED[/]",
         )

@@ -73,7 +73,7 @@ def _verdict_table(runs: list[RunResult]) -> str:
         rows.append(
             f'<tr class="{"" if r.as_expected else "unexpected"}"><td>'
             f'<a href="#run-{number}">{number}</a></td><td>{escape(r.scenario)}</td>'
-            f"<td>{r.workers}×{r.threads}</td><td>{escape(r.rate)}</td>"
+            f"<td>{escape(r.shape)}</td><td>{escape(r.rate)}</td>"
             f"<td>{escape(r.window)}</td><td>{escape(v.accepted_per_burst())}</td>"
             f"<td>{r.limit}</td><td>{v.tally.errors}</td>"
             f'<td class="{VERDICT_CLASS[v.kind]}">{v.kind}</td>'
@@ -96,7 +96,8 @@ def _run_section(number: int, r: RunResult) -> str:
     v = r.verdict
     parts = [
         f'<section id="run-{number}"><h2>{number}. {escape(r.scenario)} — {r.workers} '
-        f"worker(s) × {r.threads} thread(s), {escape(r.rate)} "
+        f"worker(s) × {r.threads} thread(s)"
+        + (f" × {r.instances} instances" if r.instances > 1 else "") + f", {escape(r.rate)} "
         f'<span class="{VERDICT_CLASS[v.kind]}">{v.kind}</span></h2>',
         f'<p class="reason">{escape(v.reason)}</p>',
     ]

@@ -22,7 +22,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
     names: Counter[str] = Counter()
     cases = []
     for r in report.runs:  # unique names: dashboards merge test cases that share one
-        name = f"{r.scenario} {r.workers}x{r.threads}"
+        name = f"{r.scenario} {r.shape}"
         names[name] += 1
         cases.append(_case(r, name if names[name] == 1 else f"{name} ({names[name]})"))
     if report.error:
@@ -61,7 +61,9 @@ def _case(r: RunResult, name: str) -> ET.Element:
     case = ET.Element("testcase", {  # a dot in a class name would start a package in Jenkins
         "name": name, "classname": f"{SUITE}.{r.scenario.replace('.', '_')}",
         "time": f"{r.ready_s + r.traffic_s:.3f}"})
-    numbers = (f"{r.scenario} at {r.workers} worker(s) x {r.threads} thread(s), {r.rate} "
+    instances = f" x {r.instances} instances" if r.instances > 1 else ""
+    numbers = (f"{r.scenario} at {r.workers} worker(s) x {r.threads} thread(s){instances}, "
+               f"{r.rate} "
                f"({r.window} window): admitted {v.accepted_per_burst()} per burst, limit "
                f"{r.limit}; {t.sent} sent, {t.rejected} refused, {t.errors} errors")
     body = f"{numbers}\n{v.reason}" + (f"\nhint: {v.hint}" if v.hint else "")

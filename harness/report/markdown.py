@@ -27,7 +27,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
     if reasons:
         lines += ["### Why", ""]
         for r in reasons:
-            lines.append(f"- **{_cell(r.scenario)} {r.workers}x{r.threads}**: "
+            lines.append(f"- **{_cell(r.scenario)} {r.shape}**: "
                          f"{_cell(r.verdict.reason)}")
             if r.verdict.hint:
                 lines.append(f"  - hint: {_cell(r.verdict.hint)}")
@@ -44,7 +44,7 @@ def _row(r: RunResult) -> str:
     ov = r.verdict.overlap
     at_limit = f"{ov.at_crossing} on {ov.crossing_workers} worker(s)" if ov.at_crossing else "-"
     cells = [
-        r.scenario, f"{r.workers}x{r.threads}", r.rate, r.window,
+        r.scenario, r.shape, r.rate, r.window,
         f"{r.verdict.accepted_per_burst()} (limit {r.limit})", at_limit,
         str(r.verdict.tally.errors),
         _MARK[r.verdict.kind], r.expect, "ok" if r.as_expected else "**UNEXPECTED**",

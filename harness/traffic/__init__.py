@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from harness.traffic.burst import burst, fresh_requests
@@ -18,6 +18,7 @@ class Engine(Protocol):
     def __call__(
         self, target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
         deadline: float, align: tuple[float, float] | None = None,
+        on_release: Callable[[int], None] | None = None,
     ) -> list[Record]: ...
 
 

@@ -40,7 +40,7 @@ import socket
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import h11
@@ -258,6 +258,7 @@ class _Lane:
 def burst(
     target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
     deadline: float, align: tuple[float, float] | None = None,
+    on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each of ``clients`` as one burst; one
     :class:`Record` each, client after client.
@@ -268,6 +269,8 @@ def burst(
     With ``align`` (period, offset), the first request is released just after the next
     wall-clock time that is ``offset`` past a multiple of ``period``, once everything is armed.
     Clients go in chunks of at most ``CHUNK`` requests, each client's in one chunk where it fits.
+    ``on_release`` (a fault's hook) is called after each step is sent, before its answers are
+    read, with how many requests of the chunk have been released so far.
     """
     rendered = [target.request.render(c.value) for c in clients]
     admitted = [0] * len(clients)
@@ -284,7 +287,7 @@ def burst(
                 for k, ex in enumerate(mine[c], c * count + first):
                     ex.request_id = f"{tag}-{k}"
             rooms = {c: limit - admitted[c] for c, _, _ in chunk}
-            _fire(lanes, target.statuses, rooms, deadline, None if n else align)
+            _fire(lanes, target.statuses, rooms, deadline, None if n else align, on_release)
             for c, first, _ in chunk:
                 for k, ex in enumerate(mine[c], c * count + first):
                     records.append(ex.record(k, clients[c].address))
@@ -343,7 +346,7 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     """The workers that answered ``count`` concurrent probe requests (no app involved), each
     with the pid of its parent process."""
     pools = _probe_connections(
-        host, port, [(0, LOOPBACK)] * count, time.monotonic() + timeout_s, keep_alive=False
+        host, (port,), [(0, LOOPBACK)] * count, time.monotonic() + timeout_s, keep_alive=False
     )
     found = {}
     for worker, pool in pools.items():
@@ -383,13 +386,15 @@ def _lanes(
 
 
 def _fresh(target: Target, identity: str, count: int, deadline: float) -> list[_Exchange]:
-    """``count`` fresh connections; after the first that cannot be opened, no more are tried."""
+    """``count`` fresh connections, to each of the target's ports in turn; after the first that
+    cannot be opened, no more are tried."""
     opened: list[_Exchange] = []
     failure = ""
-    for _ in range(count):
+    ports = target.ports
+    for i in range(count):
         if not failure:
             try:
-                opened.append(_open(target.host, target.port, identity, deadline))
+                opened.append(_open(target.host, ports[i % len(ports)], identity, deadline))
                 continue
             except OSError as exc:
                 failure = f"connect: {exc}"
@@ -408,7 +413,7 @@ def _mapped_clients(
     if len(wanted) == 1:
         return [_mapped(target, *wanted[0], deadline)]
     sources = [(client, address) for client, address, count in wanted for _ in range(count)]
-    pools = _probe_connections(target.host, target.port, sources, deadline, keep_alive=True)
+    pools = _probe_connections(target.host, target.ports, sources, deadline, keep_alive=True)
     per_client: dict[int, dict[str, list[_Exchange]]] = defaultdict(lambda: defaultdict(list))
     for worker, pool in pools.items():
         for ex in pool:
@@ -428,7 +433,7 @@ def _mapped(
     try:
         for _ in range(MAP_ROUNDS):
             for worker, pool in _probe_connections(
-                target.host, target.port, [(client, address)] * to_open, deadline,
+                target.host, target.ports, [(client, address)] * to_open, deadline,
                 keep_alive=True,
             ).items():
                 pools[worker] += pool
@@ -465,18 +470,20 @@ def _even_share(pools: dict[str, list[_Exchange]], count: int) -> dict[str, list
 
 
 def _probe_connections(
-    host: str, port: int, sources: Sequence[tuple[int, str]], deadline: float, keep_alive: bool
+    host: str, ports: Sequence[int], sources: Sequence[tuple[int, str]], deadline: float,
+    keep_alive: bool,
 ) -> dict[str, list[_Exchange]]:
-    """Open one connection per (client, address) of ``sources``, each asking the probe path at
-    once; group them by the worker that answered. With ``keep_alive`` only connections the
-    server keeps open are returned, ready for their next request; the others are closed."""
+    """Open one connection per (client, address) of ``sources`` (to each of ``ports`` in turn),
+    each asking the probe path at once; group them by the worker that answered. With
+    ``keep_alive`` only connections the server keeps open are returned, ready for their next
+    request; the others are closed."""
     opened: list[_Exchange] = []
     collector = _Collector(answered="keep" if keep_alive else "close")
     pools: dict[str, list[_Exchange]] = defaultdict(list)
     try:
-        for client, address in sources:
+        for i, (client, address) in enumerate(sources):
             try:
-                ex = _open(host, port, address, deadline)
+                ex = _open(host, ports[i % len(ports)], address, deadline)
             except OSError:
                 break  # not listening yet, or out of ports: use what opened
             ex.client = client
@@ -499,7 +506,7 @@ def _probe_connections(
 
 def _fire(
     lanes: list[_Lane], statuses: Statuses, rooms: dict[int, int], deadline: float,
-    align: tuple[float, float] | None,
+    align: tuple[float, float] | None, on_release: Callable[[int], None] | None = None,
 ) -> None:
     """Arm every lane, then release in steps aimed at the limit; ``rooms`` holds how many
     requests the limit still admits for each client."""
@@ -515,7 +522,7 @@ def _fire(
     for ex in exchanges:
         collector.add(ex)
     try:
-        _release_in_steps(lanes, collector, statuses, rooms, deadline)
+        _release_in_steps(lanes, collector, statuses, rooms, deadline, on_release)
         collector.run(deadline)
     finally:
         collector.finish("no response before the run's deadline")
@@ -523,7 +530,7 @@ def _fire(
 
 def _release_in_steps(
     lanes: list[_Lane], collector: _Collector, statuses: Statuses, rooms: dict[int, int],
-    deadline: float,
+    deadline: float, on_release: Callable[[int], None] | None = None,
 ) -> None:
     """Release final bytes step by step; each step once the previous one is answered."""
     took: list[float] = []  # seconds per round of the steps answered in time
@@ -560,6 +567,8 @@ def _release_in_steps(
         for ex in step:
             ex.sent_at = now
         released += step
+        if on_release is not None:
+            on_release(len(released))
         if not any(lane.left for lane in lanes):
             return
         if not live:

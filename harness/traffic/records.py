@@ -9,8 +9,10 @@ from harness.request_template import RequestTemplate, Statuses
 
 @dataclass(frozen=True)
 class Target:
-    """Where traffic goes, the shape of the fleet behind it (``threads`` > 1: gthread), what to
-    send and how to read the answers."""
+    """Where traffic goes, the shape of the fleet behind it (``threads`` > 1: gthread; ``workers``
+    in all instances), what to send and how to read the answers. With several instances,
+    ``other_ports`` are theirs: connections go to each port in turn, as a round-robin load
+    balancer sends them."""
 
     host: str
     port: int
@@ -18,6 +20,11 @@ class Target:
     threads: int
     request: RequestTemplate = field(default_factory=RequestTemplate)
     statuses: Statuses = field(default_factory=Statuses)
+    other_ports: tuple[int, ...] = ()
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.port, *self.other_ports)
 
     @property
     def capacity(self) -> int:

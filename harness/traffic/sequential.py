@@ -1,4 +1,5 @@
-"""Sequential traffic: one keep-alive connection, one request after another.
+"""Sequential traffic: one keep-alive connection (one per instance, taken in turn), one request
+after another.
 
 It cannot reveal a race, and it usually stays on a single worker; the checker then says the run
 is inconclusive rather than exact. Useful to reproduce what a polite client sees.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import http.client
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from harness.ports import LOOPBACK
 from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
@@ -19,6 +20,7 @@ from harness.traffic.records import Client, Record, Target
 def sequential(
     target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
     deadline: float, align: tuple[float, float] | None = None,
+    on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each client, one at a time, over one
     persistent connection per client, client after client; requests not answered by
@@ -26,24 +28,28 @@ def sequential(
 
     With ``align`` (period, offset), the first request goes at that phase of the wall clock (see
     :func:`~harness.traffic.burst.wait_for_phase`); ``limit`` is accepted for the engines'
-    common signature and not used."""
+    common signature and not used; ``on_release`` is called after each answer with how many
+    requests have been sent."""
     wait_for_phase(align, deadline)
     records = []
     for c, client in enumerate(clients):
-        records += _one_client(target, client, count, c * count, tag, deadline)
+        records += _one_client(target, client, count, c * count, tag, deadline, on_release)
     return records
 
 
 def _one_client(
-    target: Target, client: Client, count: int, first: int, tag: str, deadline: float
+    target: Target, client: Client, count: int, first: int, tag: str, deadline: float,
+    on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     source = None if client.address == LOOPBACK else (client.address, 0)
-    conn = http.client.HTTPConnection(target.host, target.port, source_address=source)
+    conns = [http.client.HTTPConnection(target.host, port, source_address=source)
+             for port in target.ports]  # one per instance, taken in turn
     records = []
     req = target.request.render(client.value)
     address = client.address
     try:
         for i in range(first, first + count):
+            conn = conns[i % len(conns)]
             request_id = f"{tag}-{i}"
             sent_at = time.time()
             left = deadline - time.monotonic()
@@ -72,6 +78,9 @@ def _one_client(
                     response.getheader(WORKER_HEADER), None, request_id,
                 )
             )
+            if on_release is not None:
+                on_release(i + 1)
     finally:
-        conn.close()
+        for conn in conns:
+            conn.close()
     return records

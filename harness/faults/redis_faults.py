@@ -1,0 +1,235 @@
+"""Faults on the Redis the harness started: a restart, an outage, added latency.
+
+``redis-restart`` and ``redis-outage`` act once the first burst is over (its client has used its
+limit); the bursts after them are judged as usual, which shows whether the throttle works again.
+``redis-outage`` and ``redis-latency`` work through a TCP proxy between the app and Redis
+(:mod:`harness.redis_proxy`), which the run puts in the app's ``REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Sequence
+
+import redis
+
+from harness.checker import Burst
+from harness.faults import FaultContext, FaultOutcome
+from harness.request_template import Statuses
+from harness.traffic import Record, fresh_requests
+
+OUTAGE_S = 1.0  # how long Redis stays unreachable
+WAVE_TIMEOUT_S = 5.0  # a request during the outage not answered by then is a timeout
+RECOVERY_TIMEOUT_S = 10.0  # after Redis is back, the app must answer normally within this
+RECOVERY_PAUSE_S = 0.05
+PINGS = 20
+
+
+def _counts(records: Sequence[Record], statuses: Statuses) -> dict[str, int]:
+    admitted = sum(statuses.admitted(r.status) for r in records)
+    refused = sum(statuses.refused(r.status) for r in records)
+    timeouts = sum(r.status is None for r in records)
+    return {"sent": len(records), "admitted": admitted, "refused": refused,
+            "errors": len(records) - admitted - refused - timeouts, "timeouts": timeouts}
+
+
+def _latency_ms(records: Sequence[Record]) -> dict[str, float | None]:
+    took = sorted((r.received_at - r.sent_at) * 1000 for r in records if r.received_at)
+    if not took:
+        return {"p50": None, "max": None}
+    return {"p50": round(statistics.median(took), 2), "max": round(took[-1], 2)}
+
+
+class RedisRestart:
+    """Restart Redis after the first burst, then let that burst's client, which has used its
+    limit, try again as many times: what it is admitted is what the restart gave away."""
+
+    kind = "redis-restart"
+
+    def __init__(self) -> None:
+        self.result: FaultOutcome | None = None
+
+    def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
+
+    def lost_workers(self) -> frozenset[str]:
+        return frozenset()
+
+    def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None:
+        burst = first[0]
+        restart = ctx.redis.restart if ctx.redis else None
+        assert restart is not None  # refused before the run started otherwise
+        began = time.monotonic()
+        restart()
+        down_s = time.monotonic() - began
+        count = ctx.claim.limit + ctx.target.capacity
+        records = fresh_requests(
+            ctx.target, [f"{burst.tag}-restart-{i}" for i in range(count)],
+            identity=burst.identity, value=burst.value, deadline=ctx.deadline,
+        )
+        counts = _counts(records, ctx.claim.statuses)
+        before = sum(ctx.claim.statuses.admitted(r.status) for r in burst.records)
+        since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records),
+                                        default=0.0)
+        window_passed = since_burst >= ctx.claim.period_s
+        if counts["admitted"] and not window_passed:
+            outcome = "reset"
+            summary = (
+                f"Redis restarted {ctx.at_s(began):.2f}s into the run ({down_s:.2f}s): the "
+                f"throttle's counters were lost; client {burst.identity}, admitted {before} "
+                f"before, was admitted {counts['admitted']} of {count} more within the same "
+                f"window (limit {ctx.claim.limit}): a restart gives every client a new budget"
+            )
+        elif counts["admitted"]:
+            outcome = "window-passed"
+            summary = (
+                f"Redis restarted {ctx.at_s(began):.2f}s into the run, but the window had "
+                f"passed by then ({since_burst:.2f}s > {ctx.claim.period_s:g}s): nothing to tell"
+            )
+        elif counts["refused"] and not counts["errors"] and not counts["timeouts"]:
+            outcome = "kept"
+            summary = (
+                f"Redis restarted {ctx.at_s(began):.2f}s into the run: client {burst.identity} "
+                f"was still refused ({counts['refused']} of {count}): the state survived"
+            )
+        else:
+            outcome = "errors"
+            summary = (
+                f"Redis restarted {ctx.at_s(began):.2f}s into the run: the app answered "
+                f"{counts['errors']} errors and {counts['timeouts']} timeouts of {count} "
+                "requests right after it"
+            )
+        self.result = FaultOutcome(self.kind, ctx.at_s(began), outcome, summary, {
+            "down_s": round(down_s, 3), "client": burst.identity, "admitted_before": before,
+            "limit": ctx.claim.limit, "after": counts, "latency_ms_after": _latency_ms(records),
+        })
+
+    def outcome(self) -> FaultOutcome:
+        return self.result or FaultOutcome(
+            self.kind, None, "not-fired", "Redis was not restarted: the run ended first",
+            as_expected=False)
+
+
+class RedisOutage:
+    """Make Redis unreachable for ``OUTAGE_S`` after the first burst while a fresh client keeps
+    sending waves of requests (as many as the fleet has threads), then bring it back and send
+    until the app answers normally again."""
+
+    kind = "redis-outage"
+
+    def __init__(self, expect: str | None = None) -> None:
+        self.expect = expect
+        self.result: FaultOutcome | None = None
+
+    def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
+
+    def lost_workers(self) -> frozenset[str]:
+        return frozenset()
+
+    def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None:
+        client = ctx.fresh_client()
+        if client is None or ctx.proxy is None:
+            return
+        wave = max(2, ctx.target.capacity)
+        statuses = ctx.claim.statuses
+        n = 0
+
+        def send() -> list[Record]:
+            nonlocal n
+            ids = [f"outage-{n + i}" for i in range(wave)]
+            n += wave
+            until = min(ctx.deadline, time.monotonic() + WAVE_TIMEOUT_S)
+            return fresh_requests(ctx.target, ids, identity=client.address, value=client.value,
+                                  deadline=until)
+
+        began = time.monotonic()
+        ctx.proxy.outage()
+        during: list[Record] = []
+        try:
+            while time.monotonic() - began < OUTAGE_S and time.monotonic() < ctx.deadline:
+                during += send()
+        finally:
+            ctx.proxy.restore()
+        down_s = time.monotonic() - began
+        restored = time.monotonic()
+        recovered_s: float | None = None
+        after: list[Record] = []
+        while time.monotonic() - restored < RECOVERY_TIMEOUT_S and time.monotonic() < ctx.deadline:
+            records = send()
+            after += records
+            if all(statuses.admitted(r.status) or statuses.refused(r.status) for r in records):
+                recovered_s = time.monotonic() - restored
+                break
+            time.sleep(RECOVERY_PAUSE_S)
+        counts = _counts(during, statuses)
+        if counts["admitted"]:
+            outcome = "fail-open"
+            what = f"admitted {counts['admitted']} of {counts['sent']}"
+        elif counts["refused"] and not counts["errors"] and not counts["timeouts"]:
+            outcome = "fail-closed"
+            what = f"refused all {counts['sent']}"
+        else:
+            outcome = "errors"
+            what = (f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of "
+                    f"{counts['sent']}")
+        back = (f"answered normally again {recovered_s:.2f}s after Redis was back"
+                if recovered_s is not None else
+                f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back")
+        summary = (f"Redis unreachable for {down_s:.2f}s, {ctx.at_s(began):.2f}s into the run: "
+                   f"the app {what} ({outcome}); it {back}")
+        expected = recovered_s is not None and (
+            self.expect is None or outcome == f"fail-{self.expect}")
+        if self.expect is not None and outcome != f"fail-{self.expect}":
+            summary += f"; expected fail-{self.expect}"
+        self.result = FaultOutcome(self.kind, ctx.at_s(began), outcome, summary, {
+            "duration_s": round(down_s, 3), "client": client.address, "during": counts,
+            "latency_ms_during": _latency_ms(during), "after": _counts(after, statuses),
+            "recovered": recovered_s is not None,
+            "recovered_after_s": round(recovered_s, 3) if recovered_s is not None else None,
+            "expected": f"fail-{self.expect}" if self.expect else None,
+        }, as_expected=expected)
+
+    def outcome(self) -> FaultOutcome:
+        return self.result or FaultOutcome(
+            self.kind, None, "not-fired", "Redis was not taken down: the run ended first",
+            as_expected=False)
+
+
+class RedisLatency:
+    """Latency between the app and Redis for the whole run (the proxy adds it); the outcome
+    holds the round trip measured through the proxy and directly."""
+
+    kind = "redis-latency"
+
+    def __init__(self, latency_ms: float) -> None:
+        self.latency_ms = latency_ms
+        self.rtt: tuple[float, float] | None = None
+
+    def measure(self, direct_url: str, proxied_url: str) -> None:
+        self.rtt = (_median_ping_ms(proxied_url), _median_ping_ms(direct_url))
+
+    def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
+
+    def lost_workers(self) -> frozenset[str]:
+        return frozenset()
+
+    def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None: ...
+
+    def outcome(self) -> FaultOutcome:
+        proxied, direct = self.rtt or (float("nan"), float("nan"))
+        return FaultOutcome(self.kind, 0.0, "added", (
+            f"{self.latency_ms:g} ms added between the app and Redis: a round trip took "
+            f"{proxied:.2f} ms (direct {direct:.2f} ms)"
+        ), {"latency_ms": self.latency_ms, "rtt_ms": round(proxied, 3),
+            "direct_rtt_ms": round(direct, 3)})
+
+
+def _median_ping_ms(url: str) -> float:
+    with redis.Redis.from_url(url, socket_timeout=5) as client:
+        client.ping()  # connect first
+        took = []
+        for _ in range(PINGS):
+            t0 = time.perf_counter()
+            client.ping()
+            took.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(took)

@@ -1,0 +1,579 @@
+"""The load phase of a release gate: throughput and latency of an endpoint served on loopback.
+
+:func:`run_load` drives ``connections`` keep-alive HTTP/1.1 connections, spread round-robin over
+the endpoints (as a load balancer would), for ``warmup_s`` (not measured) and then
+``duration_s`` (measured), in one of two modes:
+
+- **Closed loop** (``rate`` None): each connection sends its next request as soon as the
+  previous answer is in; latency runs from the actual send. This measures capacity.
+- **Fixed arrival rate**: request *i* is due at ``t0 + i / rate`` and goes out on the
+  connection idle longest; while every connection is busy it waits for one. Its latency runs
+  from the *intended* time, not the actual send, so that a stalled server cannot hide its
+  stall by slowing the client down (coordinated omission; wrk2's correction). Due requests no
+  connection was free to start before the end are the ``backlog``.
+
+A request belongs to the measured phase when it is sent (closed loop) or due (fixed rate) at
+or after its start. Sending stops at the end of the phase; answers still outstanding are
+awaited (each for ``timeout_s`` at most), so every request sent is either answered or an
+error, and ``duration_s`` runs until the last one was settled. 5xx answers, connection and
+protocol errors and timeouts are errors; any other status (429 from a throttle, say) is not.
+A keep-alive connection the server closed is reopened; an idempotent request that met such a
+stale connection before any byte of its answer is sent again once, not counted twice.
+
+The generator runs in a child process (``python -c``), with one ``selectors`` loop and no
+threads: in the caller's process it would share the GIL with the harness's own threads (a
+display refreshing, a watchdog), whose turns stall it for up to the 5 ms switch interval and
+show as latency. The child never outlives the caller: it is killed when :func:`run_load`
+leaves early (an exception, Ctrl-C), has the kernel's parent-death signal on Linux, and ends by
+itself once its phases are over. Answers are parsed by a small hand parser (status line,
+``Content-Length``, chunked, read-until-close, ``Connection``), which costs a few microseconds
+per answer where h11 costs tens; the tests check it against h11.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import errno
+import gc
+import math
+import os
+import pickle
+import resource
+import select
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InfrastructureError
+from harness.ports import LOOPBACK
+from harness.request_template import Rendered
+
+RECV_BYTES = 65536
+RECONNECT_PAUSE_S = 0.01  # a connection whose connect failed waits this long before its next try
+TIMEOUT_SCAN_S = 0.01  # how often outstanding requests are checked against ``timeout_s``
+PRECISE_WAIT_S = 0.005  # shorter waits (and all at a fixed rate) select() to the microsecond
+CHILD_GRACE_S = 30.0  # the child's start-up and hand-over, beyond the phases themselves
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+CHUNKED = -1
+UNTIL_CLOSE = -2
+
+
+class LoadError(InfrastructureError):
+    """The load generator failed or did not finish."""
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What one load phase measured. ``latencies_ms`` holds one latency per completed request
+    (errors have none), sorted ascending; ``rate`` is the fixed arrival rate, None for a closed
+    loop; ``backlog`` the requests due at a fixed rate that no connection was free to start
+    before the end; ``client_cpu_s`` the CPU time the generator itself used (both phases)."""
+
+    duration_s: float
+    sent: int
+    completed: int
+    errors: int
+    statuses: dict[int, int]
+    latencies_ms: tuple[float, ...]
+    rate: float | None = None
+    backlog: int = 0
+    client_cpu_s: float = 0.0
+
+    @property
+    def throughput_rps(self) -> float:
+        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / max(self.sent, 1)
+
+    def percentile(self, q: float) -> float:
+        """The latency (ms) that ``q`` percent of completed requests did not exceed (nearest
+        rank; NaN when nothing completed)."""
+        if not 0 < q <= 100:
+            raise ValueError(f"percentile {q} is not in (0, 100]")
+        if not self.latencies_ms:
+            return math.nan
+        rank = math.ceil(q / 100 * len(self.latencies_ms))
+        return self.latencies_ms[max(rank, 1) - 1]
+
+
+def run_load(
+    endpoints: Sequence[tuple[str, int]],
+    request: Rendered,
+    *,
+    duration_s: float,
+    connections: int,
+    rate: float | None = None,
+    timeout_s: float = 5.0,
+    warmup_s: float = 0.5,
+) -> LoadResult:
+    """Load ``endpoints`` (127.0.0.1 only) with ``request`` and measure it; see the module."""
+    if not endpoints:
+        raise ValueError("no endpoint to load")
+    for host, port in endpoints:
+        if host != LOOPBACK or not 0 < port < 65536:
+            raise ValueError(f"endpoint {host}:{port}: only {LOOPBACK} ports are loaded")
+    if connections < 1:
+        raise ValueError(f"connections must be at least 1, not {connections}")
+    if duration_s <= 0 or warmup_s < 0 or timeout_s <= 0:
+        raise ValueError("duration_s and timeout_s must be positive, warmup_s not negative")
+    if rate is not None and not (rate > 0 and math.isfinite(rate)):
+        raise ValueError(f"rate must be a positive number of requests per second, not {rate}")
+    job = {
+        "parent": os.getpid(),
+        "endpoints": [(h, int(p)) for h, p in endpoints],
+        "request": request,
+        "duration_s": float(duration_s),
+        "connections": int(connections),
+        "rate": None if rate is None else float(rate),
+        "timeout_s": float(timeout_s),
+        "warmup_s": float(warmup_s),
+    }
+    return _in_child(job, warmup_s + duration_s + timeout_s + CHILD_GRACE_S)
+
+
+def _in_child(job: dict[str, Any], limit_s: float) -> LoadResult:
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from harness.load import _child_main; _child_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    try:
+        out, err = proc.communicate(pickle.dumps(job), timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        raise LoadError(f"the load generator did not finish within {limit_s:.0f} s") from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0 or not out:
+        tail = err.decode(errors="replace").strip().splitlines()[-5:]
+        raise LoadError(f"the load generator failed (exit {proc.returncode})", "\n".join(tail))
+    fields = pickle.loads(out)
+    latencies = array.array("d")
+    latencies.frombytes(fields.pop("latencies_ms"))
+    return LoadResult(latencies_ms=tuple(latencies), **fields)
+
+
+def _child_main() -> None:
+    """The child's side: the job from stdin, the result's fields to stdout."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills
+    job = pickle.loads(sys.stdin.buffer.read())
+    _die_with_parent(job.pop("parent"))
+    fields = generate(**job)
+    sys.stdout.buffer.write(pickle.dumps(fields))
+    sys.stdout.buffer.flush()
+
+
+def _die_with_parent(parent: int) -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+# The wire.
+
+
+def wire_request(request: Rendered, host: str, port: int) -> bytes:
+    """``request`` as bytes for HTTP/1.1 keep-alive to ``host:port``."""
+    lines = [f"{request.method} {request.target} HTTP/1.1", f"Host: {host}:{port}"]
+    lines += [f"{name}: {value}" for name, value in request.headers]
+    if request.body or request.method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(request.body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
+
+
+def parse_response(buf: bytes | bytearray, head_request: bool = False,
+                   at_eof: bool = False) -> tuple[int, bool, int] | None:
+    """The first complete answer in ``buf``: (status, keep-alive, bytes used), or None while
+    incomplete. ``at_eof``: the server closed, which ends a body without a length.
+    Informational (1xx) answers are skipped. Raises ValueError on a malformed answer."""
+    start = 0
+    while True:
+        hend = buf.find(b"\r\n\r\n", start)
+        if hend < 0:
+            if at_eof:
+                raise ValueError("connection closed inside an answer's head")
+            return None
+        status, length, keep = _parse_head(bytes(buf[start:hend]), head_request)
+        body = hend + 4
+        if 100 <= status < 200:
+            start = body
+            continue
+        if length >= 0:
+            end = body + length
+            if len(buf) < end:
+                if at_eof:
+                    raise ValueError("connection closed inside an answer's body")
+                return None
+            return status, keep, end
+        if length == CHUNKED:
+            end = _chunked_end(buf, body)
+            if end < 0:
+                if at_eof:
+                    raise ValueError("connection closed inside a chunked body")
+                return None
+            return status, keep, end
+        return (status, False, len(buf)) if at_eof else None  # until close
+
+
+def _parse_head(head: bytes, head_request: bool) -> tuple[int, int, bool]:
+    """(status, body length or CHUNKED or UNTIL_CLOSE, keep-alive) of a response head."""
+    if not head.startswith(b"HTTP/1.") or len(head) < 12 or head[12:13] not in (b" ", b"\r", b""):
+        raise ValueError(f"not an HTTP/1.x status line: {head[:40]!r}")
+    try:
+        status = int(head[9:12])
+    except ValueError:
+        raise ValueError(f"bad status in {head[:40]!r}") from None
+    lower = head.lower()
+    connection = _header(lower, b"connection")
+    tokens = {t.strip() for t in connection.split(b",")} if connection is not None else set()
+    keep = b"keep-alive" in tokens if head[7:8] == b"0" else b"close" not in tokens
+    if head_request or status in (204, 304) or 100 <= status < 200:
+        return status, 0, keep
+    coding = _header(lower, b"transfer-encoding")
+    if coding is not None and b"chunked" in coding:
+        return status, CHUNKED, keep
+    length = _header(lower, b"content-length")
+    if length is not None:
+        try:
+            return status, int(length), keep
+        except ValueError:
+            raise ValueError(f"bad Content-Length {length!r}") from None
+    return status, UNTIL_CLOSE, False
+
+
+def _header(lower_head: bytes, name: bytes) -> bytes | None:
+    at = lower_head.find(b"\r\n" + name + b":")
+    if at < 0:
+        return None
+    at += len(name) + 3
+    end = lower_head.find(b"\r\n", at)
+    return lower_head[at:end if end >= 0 else None].strip()
+
+
+def _chunked_end(buf: bytes | bytearray, at: int) -> int:
+    """Where a chunked body starting at ``at`` ends (after its trailers), or -1 if not yet."""
+    while True:
+        eol = buf.find(b"\r\n", at)
+        if eol < 0:
+            return -1
+        try:
+            size = int(bytes(buf[at:eol]).split(b";", 1)[0], 16)
+        except ValueError:
+            raise ValueError(f"bad chunk size {bytes(buf[at:eol])[:20]!r}") from None
+        if size == 0:
+            if buf[eol + 2:eol + 4] == b"\r\n":
+                return eol + 4
+            end = buf.find(b"\r\n\r\n", eol)
+            return -1 if end < 0 else end + 4
+        at = eol + 2 + size + 2
+        if len(buf) < at:
+            return -1
+
+
+# The generator.
+
+
+class _Conn:
+    """One client connection: at most one request outstanding on it."""
+
+    __slots__ = ("addr", "payload", "sock", "connecting", "reused", "out", "buf", "sent_at",
+                 "origin", "measured", "retried", "ready_at")
+
+    def __init__(self, addr: tuple[str, int], payload: bytes) -> None:
+        self.addr = addr
+        self.payload = payload
+        self.sock: socket.socket | None = None
+        self.connecting = False
+        self.reused = False  # whether the outstanding request went out on an older connection
+        self.out = b""  # what is still to be written of the request
+        self.buf = bytearray()
+        self.sent_at = 0.0  # None-free: 0 means nothing outstanding
+        self.origin = 0.0  # where the latency runs from: sent_at, or the intended time
+        self.measured = False
+        self.retried = False
+        self.ready_at = 0.0
+
+
+def generate(
+    endpoints: Sequence[tuple[str, int]],
+    request: Rendered,
+    duration_s: float,
+    connections: int,
+    rate: float | None,
+    timeout_s: float,
+    warmup_s: float,
+) -> dict[str, Any]:
+    """Run both phases in this process (the child's side of :func:`run_load`); the result's
+    fields, latencies as the bytes of a sorted ``array('d')`` of milliseconds."""
+    gc.disable()  # a bounded run; no collector pauses inside latencies
+    cpu0 = _cpu_s()
+    payloads = [wire_request(request, h, p) for h, p in endpoints]
+    conns = [_Conn(endpoints[i % len(endpoints)], payloads[i % len(endpoints)])
+             for i in range(connections)]
+    head_request = request.method == "HEAD"
+    may_retry = request.method in IDEMPOTENT
+    sel = selectors.DefaultSelector()
+    clock = time.perf_counter
+    idle: deque[_Conn] = deque(conns)
+    resting: list[_Conn] = []
+    busy: set[_Conn] = set()
+    queue: deque[tuple[float, bool]] = deque()  # fixed rate: (intended time, measured), due
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    sent = completed = errors = 0
+
+    start = clock()
+    t0 = start + warmup_s
+    t_end = t0 + duration_s
+    interval = 1.0 / rate if rate else 0.0
+    warm_n = math.ceil(warmup_s * rate - 1e-9) if rate else 0
+    total_n = warm_n + (math.ceil(duration_s * rate - 1e-9) if rate else 0)
+    next_i = 0
+
+    def due(i: int) -> float:
+        return start + i * interval if i < warm_n else t0 + (i - warm_n) * interval
+
+    def close(conn: _Conn) -> None:
+        if conn.sock is not None:
+            sel.unregister(conn.sock)
+            conn.sock.close()
+            conn.sock = None
+        conn.buf.clear()
+        conn.connecting = False
+
+    def fail(conn: _Conn, rest: bool) -> None:
+        """The outstanding request ended without an answer."""
+        nonlocal errors
+        busy.discard(conn)
+        if conn.measured:
+            errors += 1
+        close(conn)
+        if rest:
+            conn.ready_at = clock() + RECONNECT_PAUSE_S
+            resting.append(conn)
+        else:
+            idle.append(conn)
+
+    def write(conn: _Conn) -> None:
+        """Write what is left of the request (a new connection, or a partial send)."""
+        assert conn.sock is not None
+        try:
+            n = conn.sock.send(conn.out)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            lost(conn)
+            return
+        conn.out = conn.out[n:]
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
+        sel.modify(conn.sock, events, conn)
+
+    def begin(conn: _Conn, origin: float | None, measured: bool) -> None:
+        """Send the next request on ``conn`` (``origin``: its intended time, if any)."""
+        nonlocal sent
+        now = clock()
+        conn.sent_at = now
+        conn.origin = now if origin is None else origin
+        conn.measured = measured
+        conn.retried = False
+        if measured:
+            sent += 1
+        busy.add(conn)
+        transmit(conn)
+
+    def transmit(conn: _Conn) -> None:
+        conn.out = conn.payload
+        if conn.sock is not None:  # keep-alive: the common case, one send()
+            conn.reused = True
+            try:
+                n = conn.sock.send(conn.payload)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                lost(conn)
+                return
+            if n == len(conn.payload):
+                conn.out = b""
+            else:
+                conn.out = conn.payload[n:]
+                sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+            return
+        conn.reused = False
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(conn.addr)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            sock.close()
+            fail(conn, rest=True)
+            return
+        conn.sock = sock
+        conn.connecting = code != 0
+        sel.register(sock, selectors.EVENT_WRITE, conn)
+        if not conn.connecting:
+            write(conn)
+
+    def lost(conn: _Conn) -> None:
+        """The connection broke before an answer: resend once if it was a stale keep-alive."""
+        stale = conn.reused and not conn.buf and may_retry and not conn.retried
+        was_new = not conn.reused
+        if stale:
+            close(conn)
+            conn.retried = True
+            transmit(conn)
+        else:
+            fail(conn, rest=was_new)
+
+    def answered(conn: _Conn, status: int, keep: bool, now: float) -> None:
+        nonlocal completed, errors
+        busy.discard(conn)
+        if conn.measured:
+            completed += 1
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append((now - conn.origin) * 1000.0)
+            if status >= 500:
+                errors += 1
+        if keep:
+            conn.buf.clear()
+        else:
+            close(conn)
+        idle.append(conn)
+
+    def readable(conn: _Conn, now: float) -> None:
+        sock = conn.sock
+        assert sock is not None
+        try:
+            data = sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            lost(conn)
+            return
+        if conn not in busy:  # bytes or a close on an idle connection: drop it
+            close(conn)
+            return
+        if not data:
+            if not conn.buf:
+                lost(conn)
+                return
+            parse_buf: bytes | bytearray = conn.buf
+            at_eof = True
+        elif conn.buf:
+            conn.buf += data
+            parse_buf, at_eof = conn.buf, False
+        else:
+            parse_buf, at_eof = data, False
+        try:
+            done = parse_response(parse_buf, head_request, at_eof)
+        except ValueError:
+            fail(conn, rest=False)
+            return
+        if done is None:
+            if parse_buf is data:
+                conn.buf += data
+            return
+        status, keep, used = done
+        answered(conn, status, keep and used == len(parse_buf) and not at_eof, now)
+
+    def connected(conn: _Conn) -> None:
+        assert conn.sock is not None
+        if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            fail(conn, rest=True)
+            return
+        conn.connecting = False
+        sel.modify(conn.sock, selectors.EVENT_READ, conn)
+        write(conn)
+
+    next_scan = start
+    while True:
+        now = clock()
+        if resting:
+            for conn in [c for c in resting if c.ready_at <= now]:
+                resting.remove(conn)
+                idle.append(conn)
+        sending = now < t_end
+        if rate:
+            while next_i < total_n and due(next_i) <= now:
+                queue.append((due(next_i), next_i >= warm_n))
+                next_i += 1
+            while queue and idle and sending:
+                intended, measured = queue.popleft()
+                begin(idle.popleft(), intended, measured)
+        elif sending:
+            while idle:
+                begin(idle.popleft(), None, now >= t0)
+        if not sending and not any(c.measured for c in busy):
+            break
+        if now >= next_scan:
+            next_scan = now + TIMEOUT_SCAN_S
+            for conn in [c for c in busy if now - c.sent_at > timeout_s]:
+                fail(conn, rest=False)
+        wait = TIMEOUT_SCAN_S if busy else 0.05
+        if sending:
+            wait = min(wait, t_end - now)
+            if rate and next_i < total_n and idle:
+                wait = min(wait, due(next_i) - now)
+            if resting:
+                wait = min(wait, min(c.ready_at for c in resting) - now)
+        wait = max(wait, 0.0)
+        if wait > 0 and (rate or wait < PRECISE_WAIT_S):
+            # epoll's timeout is in whole milliseconds (rounded up): select() on the epoll
+            # descriptor itself wakes to the microsecond, on the same events.
+            select.select([sel.fileno()], [], [], wait)
+            wait = 0.0
+        events = sel.select(wait)
+        now = clock()
+        for key, mask in events:
+            conn = key.data
+            if key.fileobj is not conn.sock:  # closed (and maybe reopened) earlier in this batch
+                continue
+            if conn.connecting:
+                connected(conn)
+            else:
+                if mask & selectors.EVENT_WRITE and conn.out:
+                    write(conn)
+                if mask & selectors.EVENT_READ and conn.sock is not None:
+                    readable(conn, now)
+    end = clock()
+    backlog = sum(1 for _, measured in queue if measured)
+    for conn in conns:
+        close(conn)
+    sel.close()
+    latencies.sort()
+    return {
+        "duration_s": end - t0,
+        "sent": sent,
+        "completed": completed,
+        "errors": errors,
+        "statuses": statuses,
+        "latencies_ms": array.array("d", latencies).tobytes(),
+        "rate": rate,
+        "backlog": backlog,
+        "client_cpu_s": _cpu_s() - cpu0,
+    }
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
