@@ -30,6 +30,7 @@ import pytest
 from harness.cli import REQUIRE_DOCKER_ENV
 from harness.processes import PARENT_ENV
 from harness.providers.binary import embedded_binary, local_binary
+from harness.report.gate_report import gate_schema
 from harness.report.json_report import schema as report_schema
 
 pytest_plugins = ["pytester"]  # tests of the harness's own pytest plugin
@@ -97,7 +98,8 @@ def run_cli() -> Callable[..., CliResult]:
         if "--json" in args:  # every report a test makes must match the published schema
             out = Path(cwd, args[args.index("--json") + 1])
             if out.is_file():
-                jsonschema.validate(json.loads(out.read_text()), report_schema())
+                schema = gate_schema() if args[0] == "gate" else report_schema()
+                jsonschema.validate(json.loads(out.read_text()), schema)
         return CliResult(proc.returncode, stdout, stderr)
 
     return run

@@ -47,6 +47,7 @@ from harness.evidence import Stamp
 from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
 from harness.providers import RedisServer
+from harness.redis_proxy import RedisProxy
 from harness.scenario import Scenario
 from harness.traffic import ENGINES, Client, Engine, Record, Target, fresh_requests
 
@@ -80,7 +81,7 @@ def client_addresses() -> Iterator[str]:
 def send_bursts(
     fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str],
     values: Iterator[list[str]] | None = None, faults: Sequence[Fault] = (),
-    redis: RedisServer | None = None, proxy: object = None,
+    redis: RedisServer | None = None, proxy: RedisProxy | None = None,
 ) -> list[Burst]:
     """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
     and the next ``{identity}`` values), until the run is settled or its deadline is too near

@@ -1,9 +1,10 @@
 """The release gate: the before/after check of a worker-count change, in one command.
 
 For each shape (``WORKERSxTHREADS``, ``@M`` for M instances): the throttle verdict as ``run``
-gives it (:func:`harness.runner.run_matrix`), then a load phase on a fresh fleet of that shape
-(:func:`harness.load.run_load`) metered for CPU, memory and Redis (:mod:`harness.fleet_usage`).
-The last shape is compared with the first against the budgets (:mod:`harness.budgets`).
+gives it (:func:`harness.runner.run_matrix`; anything but a pass blocks the change), then a
+load phase on a fresh fleet of that shape (:func:`harness.load.run_load`) metered for CPU,
+memory and Redis (:mod:`harness.fleet_usage`). The last shape is compared with the first
+against the budgets (:mod:`harness.budgets`).
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ class Shape:
         return self.workers * self.threads * self.instances
 
     def applied(self, scenario: Scenario) -> Scenario:
+        """``scenario`` at this shape, expected exact: a gate lets through only a throttle
+        proven to hold (a scenario's ``violation`` expectations are for known-bad controls)."""
         return replace(scenario, workers=(self.workers,), threads=self.threads,
-                       instances=self.instances)
+                       instances=self.instances, expect="exact", expect_by_workers={})
 
 
 def parse_shape(text: str) -> Shape:

@@ -147,7 +147,7 @@ def _in_child(job: dict[str, Any], limit_s: float) -> LoadResult:
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": path}
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from harness.load import _child_main; _child_main()"],
+        [sys.executable, "-P", "-c", "from harness.load import _child_main; _child_main()"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -175,7 +175,8 @@ def _child_main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills
     job = pickle.loads(sys.stdin.buffer.read())
     _die_with_parent(job.pop("parent"))
-    fields = generate(**job)
+    gc.disable()  # a bounded run: no collector pauses inside latencies
+    fields = _generate(**job)
     sys.stdout.buffer.write(pickle.dumps(fields))
     sys.stdout.buffer.flush()
 
@@ -202,8 +203,9 @@ def wire_request(request: Rendered, host: str, port: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
 
 
-def parse_response(buf: bytes | bytearray, head_request: bool = False,
-                   at_eof: bool = False) -> tuple[int, bool, int] | None:
+def parse_response(
+    buf: bytes | bytearray, head_request: bool = False, at_eof: bool = False
+) -> tuple[int, bool, int] | None:
     """The first complete answer in ``buf``: (status, keep-alive, bytes used), or None while
     incomplete. ``at_eof``: the server closed, which ends a body without a length.
     Informational (1xx) answers are skipped. Raises ValueError on a malformed answer."""
@@ -268,7 +270,7 @@ def _header(lower_head: bytes, name: bytes) -> bytes | None:
         return None
     at += len(name) + 3
     end = lower_head.find(b"\r\n", at)
-    return lower_head[at:end if end >= 0 else None].strip()
+    return lower_head[at : end if end >= 0 else None].strip()
 
 
 def _chunked_end(buf: bytes | bytearray, at: int) -> int:
@@ -282,7 +284,7 @@ def _chunked_end(buf: bytes | bytearray, at: int) -> int:
         except ValueError:
             raise ValueError(f"bad chunk size {bytes(buf[at:eol])[:20]!r}") from None
         if size == 0:
-            if buf[eol + 2:eol + 4] == b"\r\n":
+            if buf[eol + 2 : eol + 4] == b"\r\n":
                 return eol + 4
             end = buf.find(b"\r\n\r\n", eol)
             return -1 if end < 0 else end + 4
@@ -297,8 +299,20 @@ def _chunked_end(buf: bytes | bytearray, at: int) -> int:
 class _Conn:
     """One client connection: at most one request outstanding on it."""
 
-    __slots__ = ("addr", "payload", "sock", "connecting", "reused", "out", "buf", "sent_at",
-                 "origin", "measured", "retried", "ready_at")
+    __slots__ = (
+        "addr",
+        "payload",
+        "sock",
+        "connecting",
+        "reused",
+        "out",
+        "buf",
+        "sent_at",
+        "origin",
+        "measured",
+        "retried",
+        "ready_at",
+    )
 
     def __init__(self, addr: tuple[str, int], payload: bytes) -> None:
         self.addr = addr
@@ -315,7 +329,7 @@ class _Conn:
         self.ready_at = 0.0
 
 
-def generate(
+def _generate(
     endpoints: Sequence[tuple[str, int]],
     request: Rendered,
     duration_s: float,
@@ -326,11 +340,12 @@ def generate(
 ) -> dict[str, Any]:
     """Run both phases in this process (the child's side of :func:`run_load`); the result's
     fields, latencies as the bytes of a sorted ``array('d')`` of milliseconds."""
-    gc.disable()  # a bounded run; no collector pauses inside latencies
     cpu0 = _cpu_s()
     payloads = [wire_request(request, h, p) for h, p in endpoints]
-    conns = [_Conn(endpoints[i % len(endpoints)], payloads[i % len(endpoints)])
-             for i in range(connections)]
+    conns = [
+        _Conn(endpoints[i % len(endpoints)], payloads[i % len(endpoints)])
+        for i in range(connections)
+    ]
     head_request = request.method == "HEAD"
     may_retry = request.method in IDEMPOTENT
     sel = selectors.DefaultSelector()
@@ -506,6 +521,7 @@ def generate(
         write(conn)
 
     next_scan = start
+    flushed = False
     while True:
         now = clock()
         if resting:
@@ -517,9 +533,11 @@ def generate(
             while next_i < total_n and due(next_i) <= now:
                 queue.append((due(next_i), next_i >= warm_n))
                 next_i += 1
-            while queue and idle and sending:
+            # Past the end, requests due before it still go once, on connections idle now.
+            while queue and idle and (sending or not flushed):
                 intended, measured = queue.popleft()
                 begin(idle.popleft(), intended, measured)
+            flushed = not sending
         elif sending:
             while idle:
                 begin(idle.popleft(), None, now >= t0)

@@ -122,7 +122,8 @@ class SessionRuns:
         if workeroutput is not None:  # an xdist worker: hand the runs over, write nothing
             redis = self.report.redis  # its password stays with the worker
             workeroutput[HANDOVER] = pickle.dumps(replace(
-                self.report, redis=redis and replace(redis, url=redact_url(redis.url))))
+                self.report,
+                redis=redis and replace(redis, url=redact_url(redis.url), restart=None)))
             return
         self.report.runs.sort(key=lambda r: r.scenario)  # by test: the same with or without xdist
         for flag, write in REPORTS.items():

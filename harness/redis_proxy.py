@@ -17,8 +17,9 @@ Faults:
 
 Control channel: a Unix socket in the proxy's private temporary directory, which the child
 creates once its listener is bound (a successful connect means ready) and which has one
-connection, the parent's. Commands are lines (``outage``, ``restore``), each answered with
-``ok`` once it has taken effect (the reset sockets closed), or ``error MESSAGE``. The child
+connection, the parent's. Commands are lines (``outage``, ``restore``, ``stats``), each answered
+with ``ok`` once it has taken effect (the reset sockets closed; ``ok N`` for ``stats``: the
+client connections accepted so far), or ``error MESSAGE``. The child
 exits when that connection ends, as well as on its parent-death signal.
 """
 
@@ -84,18 +85,24 @@ class RedisProxy:
         """Forward new connections again."""
         self._command("restore")
 
-    def _command(self, command: str) -> None:
+    def connections(self) -> int:
+        """How many connections clients (the app) have opened through the proxy so far."""
+        return int(self._command("stats"))
+
+    def _command(self, command: str) -> str:
+        """Send ``command``; the rest of its ``ok`` reply."""
         with self._lock:
             try:
                 self._control.sendall(f"{command}\n".encode())
                 reply = _read_line(self._control)
             except OSError as exc:
                 reply = f"error {exc}"
-        if reply != "ok":
+        if reply != "ok" and not reply.startswith("ok "):
             raise InfrastructureError(
                 f"the Redis proxy did not acknowledge {command!r}: {reply or 'no answer'}",
                 detail=processes.log_tail(self._log),
             )
+        return reply[3:]
 
 
 @contextmanager
@@ -229,6 +236,7 @@ class _Client(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.client = transport
+        self.proxy.accepted += 1
         if self.proxy.down:
             self.closed = True
             _reset(transport)
@@ -349,6 +357,7 @@ class _Proxy:
         self.delay = latency_ms / 1000.0
         self.down = False
         self.controlled = False
+        self.accepted = 0  # client connections so far
         self.pairs: set[_Client] = set()
 
     def command(self, line: str) -> str:
@@ -360,6 +369,8 @@ class _Proxy:
         if line == "restore":
             self.down = False
             return "ok"
+        if line == "stats":
+            return f"ok {self.accepted}"
         return f"error unknown command {line!r}"
 
 

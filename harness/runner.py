@@ -196,7 +196,7 @@ def _one_run(
                 spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
                 for fault in faults:
                     if isinstance(fault, RedisLatency):
-                        fault.measure(redis.url, proxy.url(redis.url))
+                        fault.measure(redis.url, proxy)
             fleet = stack.enter_context(gunicorn_fleet(spec))
             started = time.monotonic()
             bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from harness.checker import Burst, Claim
 from harness.fleet import Fleet
 from harness.providers import RedisServer
+from harness.redis_proxy import RedisProxy
 from harness.traffic.records import Client, Target
 
 KINDS = ("worker-kill", "redis-restart", "redis-outage", "redis-latency")
@@ -95,7 +96,7 @@ class FaultContext:
     deadline: float  # time.monotonic(): the run's traffic ends by then
     started: float  # time.monotonic() when the run's traffic started
     fresh_client: Callable[[], Client | None]  # a client no burst has used
-    proxy: Any = None  # the RedisProxy in front of Redis, for the faults of PROXIED
+    proxy: RedisProxy | None = None  # in front of Redis, for the faults of PROXIED
 
     def at_s(self, now: float) -> float:
         return now - self.started

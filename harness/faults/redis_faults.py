@@ -16,6 +16,7 @@ import redis
 
 from harness.checker import Burst
 from harness.faults import FaultContext, FaultOutcome
+from harness.redis_proxy import RedisProxy
 from harness.request_template import Statuses
 from harness.traffic import Record, fresh_requests
 
@@ -130,6 +131,9 @@ class RedisOutage:
         client = ctx.fresh_client()
         if client is None or ctx.proxy is None:
             return
+        if not ctx.proxy.connections():
+            self.result = not_applied(self.kind)
+            return
         wave = max(2, ctx.target.capacity)
         statuses = ctx.claim.statuses
         n = 0
@@ -204,24 +208,41 @@ class RedisLatency:
     def __init__(self, latency_ms: float) -> None:
         self.latency_ms = latency_ms
         self.rtt: tuple[float, float] | None = None
+        self.own_connections = 0  # the measure's, through the proxy
+        self.app_connected = True
 
-    def measure(self, direct_url: str, proxied_url: str) -> None:
-        self.rtt = (_median_ping_ms(proxied_url), _median_ping_ms(direct_url))
+    def measure(self, direct_url: str, proxy: RedisProxy) -> None:
+        """Round trips through ``proxy`` and directly, before the app starts."""
+        self.rtt = (_median_ping_ms(proxy.url(direct_url)), _median_ping_ms(direct_url))
+        self.own_connections = proxy.connections()
 
     def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
 
     def lost_workers(self) -> frozenset[str]:
         return frozenset()
 
-    def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None: ...
+    def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None:
+        self.app_connected = (
+            ctx.proxy is not None and ctx.proxy.connections() > self.own_connections)
 
     def outcome(self) -> FaultOutcome:
+        if not self.app_connected:
+            return not_applied(self.kind)
         proxied, direct = self.rtt or (float("nan"), float("nan"))
         return FaultOutcome(self.kind, 0.0, "added", (
             f"{self.latency_ms:g} ms added between the app and Redis: a round trip took "
             f"{proxied:.2f} ms (direct {direct:.2f} ms)"
         ), {"latency_ms": self.latency_ms, "rtt_ms": round(proxied, 3),
             "direct_rtt_ms": round(direct, 3)})
+
+
+def not_applied(kind: str) -> FaultOutcome:
+    """The outcome of a fault on Redis that the app never saw: it did not connect through
+    the proxy in its ``REDIS_URL``, so it takes its Redis from elsewhere (or uses none)."""
+    return FaultOutcome(kind, None, "not-applied", (
+        "the app never connected to Redis through REDIS_URL during the first burst (it takes "
+        "its Redis from elsewhere, or uses none), so the fault could not reach it: read the "
+        "Redis URL from REDIS_URL to test this fault"), as_expected=False)
 
 
 def _median_ping_ms(url: str) -> float:

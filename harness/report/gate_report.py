@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ def gate_dict(report: GateReport, exit_code: int) -> dict[str, Any]:
                    "version": m.redis.version} if m.redis else None),
         "versions": m.versions,
     }
+
+
+def gate_schema() -> dict[str, Any]:
+    """The JSON Schema of the gate's report (shipped in the package)."""
+    return dict(json.loads(files("harness").joinpath("report/gate.schema.json").read_text()))
 
 
 def write_gate_json(report: GateReport, exit_code: int, path: Path) -> None:

@@ -1,7 +1,12 @@
--- wrk script for load_fidelity.py. WRK_PORTS: one 127.0.0.1 port per wrk thread, in turn
--- (thread.addr), so that connections spread evenly over gunicorn instances; WRK_DELAY_MS:
--- if set, each connection waits that long after every answer (wrk's only pacing); done()
--- prints the summary with p95, which --latency does not.
+-- wrk script for load_fidelity.py.
+-- WRK_PORTS: one 127.0.0.1 port per wrk thread, in turn (thread.addr), so that connections
+--   spread evenly over gunicorn instances.
+-- WRK_RATE: if set, a fixed arrival rate (requests/s over the WRK_THREADS threads): each keeps
+--   a uniform schedule of slots, and a connection that is free claims the next slot and waits
+--   for it through delay() (whole milliseconds, wrk's unit); slots that are already past go
+--   at once, as in wrk2. Latency still runs from the actual send. The wall clock comes from
+--   clock_gettime through LuaJIT's FFI (wrk's Lua has none).
+-- done() prints the summary with p95, which --latency does not.
 
 local ports = {}
 for port in string.gmatch(os.getenv("WRK_PORTS") or "", "%d+") do
@@ -16,10 +21,33 @@ function setup(thread)
   end
 end
 
-local delay_ms = tonumber(os.getenv("WRK_DELAY_MS") or "")
-if delay_ms then
+local rate = tonumber(os.getenv("WRK_RATE") or "")
+if rate then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } fidelity_timespec;
+    int clock_gettime(int clock, fidelity_timespec *ts);
+  ]]
+  local ts = ffi.new("fidelity_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval_ms = 1000 * tonumber(os.getenv("WRK_THREADS") or "1") / rate
+  local next_ms = nil
+
   function delay()
-    return delay_ms
+    local now = now_ms()
+    if next_ms == nil then
+      next_ms = now
+    end
+    local slot = next_ms
+    next_ms = next_ms + interval_ms
+    local wait = slot - now
+    if wait <= 0 then
+      return 0
+    end
+    return math.floor(wait + 0.5)
   end
 end
 
