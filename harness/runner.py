@@ -2,7 +2,8 @@
 
 Data flows one way: scenarios in, :class:`RunResult` records out (to an observer as they
 happen, and in the returned :class:`MatrixReport`). Reports render results; they never decide.
-What a run sends to its fleet is :func:`harness.bursts.send_bursts`'s business.
+What a run sends to its fleet is :func:`harness.bursts.send_bursts`'s business; a run with
+faults on Redis gives the app a proxy in front of Redis (:mod:`harness.redis_proxy`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from urllib.parse import urlsplit
 from harness.bursts import client_addresses, identity_values, send_bursts
 from harness.checker import Burst, Verdict, judge
 from harness.errors import HarnessError, UsageError
-from harness.faults import PROXIED, REDIS_FAULTS, FaultOutcome, FaultSpec
+from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
 from harness.providers.base import glob_escape
-from harness.redis_proxy import redis_proxy
+from harness.redis_proxy import RedisProxy, redis_proxy
 from harness.redis_state import RedisState, snapshot
 from harness.request_template import RequestTemplate, Statuses
 from harness.resources import ensure_fd_budget
@@ -156,6 +157,23 @@ def check_faults_allowed(faults: Sequence[FaultSpec], scenario: str, redis: Redi
                          "cannot restart its Redis")
 
 
+def _fault_proxy(
+    stack: ExitStack, scenario: Scenario, redis: RedisServer, faults: Sequence[Fault]
+) -> RedisProxy | None:
+    """The proxy the app reaches Redis through, where a fault needs one (its latency set, and
+    measured), kept running by ``stack``; else None."""
+    if not any(f.kind in PROXIED for f in scenario.faults):
+        return None
+    where = urlsplit(redis.url)
+    latency = sum(f.latency_ms for f in scenario.faults)
+    proxy = stack.enter_context(
+        redis_proxy(where.hostname or "127.0.0.1", where.port or 6379, latency_ms=latency))
+    for fault in faults:
+        if isinstance(fault, RedisLatency):
+            fault.measure(redis.url, proxy)
+    return proxy
+
+
 def _one_run(
     scenario: Scenario, workers: int, redis: RedisServer, prefix: str,
     addresses: Iterator[str], values: Iterator[list[str]],
@@ -186,17 +204,9 @@ def _one_run(
     faults = make_faults(scenario.faults, scenario.expect_outage)
     try:
         with ExitStack() as stack:
-            proxy = None
-            if any(f.kind in PROXIED for f in scenario.faults):
-                where = urlsplit(redis.url)
-                latency = sum(f.latency_ms for f in scenario.faults)
-                proxy = stack.enter_context(
-                    redis_proxy(where.hostname or "127.0.0.1", where.port or 6379,
-                                latency_ms=latency))
+            proxy = _fault_proxy(stack, scenario, redis, faults)
+            if proxy is not None:
                 spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
-                for fault in faults:
-                    if isinstance(fault, RedisLatency):
-                        fault.measure(redis.url, proxy)
             fleet = stack.enter_context(gunicorn_fleet(spec))
             started = time.monotonic()
             bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis,

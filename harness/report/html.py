@@ -103,6 +103,9 @@ def _run_section(number: int, r: RunResult) -> str:
     ]
     if v.hint:
         parts.append(f'<p class="reason"><b>hint:</b> {escape(v.hint)}</p>')
+    for f in r.faults:
+        parts.append(f'<p class="reason"><b>fault {escape(f.kind)}</b> ({escape(f.outcome)}'
+                     f'{"" if f.as_expected else ", not as expected"}): {escape(f.summary)}</p>')
     chosen = decisive(r.bursts, v.bursts)
     if len(chosen) < len(v.bursts):
         parts.append(f'<p class="muted">{len(chosen)} of {len(v.bursts)} bursts drawn: those '

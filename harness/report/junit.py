@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.runner import MatrixReport, RunResult
+from harness.runner import VERDICT_FOR, MatrixReport, RunResult
 
 SUITE = "throttle-harness"
 
@@ -67,7 +67,13 @@ def _case(r: RunResult, name: str) -> ET.Element:
                f"({r.window} window): admitted {v.accepted_per_burst()} per burst, limit "
                f"{r.limit}; {t.sent} sent, {t.rejected} refused, {t.errors} errors")
     body = f"{numbers}\n{v.reason}" + (f"\nhint: {v.hint}" if v.hint else "")
-    if not r.as_expected:
+    body += "".join(f"\nfault {f.kind}: {f.summary}" for f in r.faults)
+    missed = [f for f in r.faults if not f.as_expected]
+    if not r.as_expected and missed and v.kind == VERDICT_FOR[r.expect]:
+        message = f"fault {missed[0].kind}: {missed[0].outcome}: {missed[0].summary}"
+        ET.SubElement(case, "failure", type="throttle.fault",
+                      message=_clean(message)).text = _clean(body)
+    elif not r.as_expected:
         kind = "error" if v.kind == "error" else "failure"
         message = (f"expected {_wanted(r)}, got {v.kind}: admitted {v.accepted_per_burst()} "
                    f"per burst, limit {r.limit}; {v.reason}")

@@ -23,7 +23,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
             *(_row(r) for r in report.runs),
             "",
         ]
-    reasons = [r for r in report.runs if not r.as_expected or r.verdict.hint]
+    reasons = [r for r in report.runs if not r.as_expected or r.verdict.hint or r.faults]
     if reasons:
         lines += ["### Why", ""]
         for r in reasons:
@@ -31,6 +31,10 @@ def render(report: MatrixReport, exit_code: int) -> str:
                          f"{_cell(r.verdict.reason)}")
             if r.verdict.hint:
                 lines.append(f"  - hint: {_cell(r.verdict.hint)}")
+            for f in r.faults:
+                flag = "" if f.as_expected else " **(not as expected)**"
+                lines.append(f"  - fault {_cell(f.kind)}: {_cell(f.outcome)}{flag}: "
+                             f"{_cell(f.summary)}")
         lines.append("")
     lines += [f"- note: {_cell(note)}" for note in report.notes]
     if report.redis:

@@ -166,3 +166,30 @@ def test_junit_names_are_unique_and_class_names_have_no_dots() -> None:
 def test_a_report_holds_the_start_time_not_the_end() -> None:
     report = MatrixReport(started_at=0.0)
     assert 'timestamp="1970-01-01T00:00:00"' in junit.render(report, 0)
+
+
+def test_a_fault_not_as_expected_fails_the_run_in_every_report() -> None:
+    from dataclasses import replace
+
+    from harness.faults import FaultOutcome
+    from harness.report import markdown
+
+    outage = FaultOutcome("redis-outage", 1.0, "fail-open", "the app admitted 40 of 40",
+                          as_expected=False)
+    latency = FaultOutcome("redis-latency", 0.0, "added", "5 ms added")
+    r = replace(run([exact()], scenario="outage"), faults=(outage, latency), instances=2)
+    assert r.verdict.kind == "pass" and not r.as_expected and r.shape == "2x2@2"
+    report = MatrixReport(runs=[r])
+    text = junit.render(report, 1)
+    xmlschema.XMLSchema(JUNIT_XSD).validate(text)
+    case = ET.fromstring(text).find("testsuite/testcase")
+    assert case is not None and case.get("name") == "outage 2x2@2"
+    failure = case.find("failure")
+    assert failure is not None and failure.get("type") == "throttle.fault"
+    assert "fault redis-outage: fail-open" in (failure.get("message") or "")
+    assert "fault redis-latency: 5 ms added" in (failure.text or "")
+    md = markdown.render(report, 1)
+    assert "fault redis-outage: fail-open **(not as expected)**" in md
+    assert "fault redis-latency: added:" in md
+    page = html.render(report, 1)
+    assert "fault redis-outage</b> (fail-open, not as expected)" in page
