@@ -6,11 +6,11 @@ the endpoints (as a load balancer would), for ``warmup_s`` (not measured) and th
 
 - **Closed loop** (``rate`` None): each connection sends its next request as soon as the
   previous answer is in; latency runs from the actual send. This measures capacity.
-- **Fixed arrival rate**: request *i* is due at ``t0 + i / rate`` and goes out on the
-  connection idle longest; while every connection is busy it waits for one. Its latency runs
-  from the *intended* time, not the actual send, so that a stalled server cannot hide its
-  stall by slowing the client down (coordinated omission; wrk2's correction). Due requests no
-  connection was free to start before the end are the ``backlog``.
+- **Fixed arrival rate**: request *i* is due at ``t0 + i / rate``; while every connection is
+  busy it waits for one. Its latency runs from the *intended* time, not the actual send, so
+  that a stalled server cannot hide its stall by slowing the client down (coordinated
+  omission; wrk2's correction). Due requests that no connection was free to start before the
+  end are the ``backlog``.
 
 A request belongs to the measured phase when it is sent (closed loop) or due (fixed rate) at
 or after its start. Sending stops at the end of the phase; answers still outstanding are
@@ -20,14 +20,26 @@ protocol errors and timeouts are errors; any other status (429 from a throttle, 
 A keep-alive connection the server closed is reopened; an idempotent request that met such a
 stale connection before any byte of its answer is sent again once, not counted twice.
 
-The generator runs in a child process (``python -c``), with one ``selectors`` loop and no
-threads: in the caller's process it would share the GIL with the harness's own threads (a
-display refreshing, a watchdog), whose turns stall it for up to the 5 ms switch interval and
-show as latency. The child never outlives the caller: it is killed when :func:`run_load`
-leaves early (an exception, Ctrl-C), has the kernel's parent-death signal on Linux, and ends by
-itself once its phases are over. Answers are parsed by a small hand parser (status line,
-``Content-Length``, chunked, read-until-close, ``Connection``), which costs a few microseconds
-per answer where h11 costs tens; the tests check it against h11.
+The generators are child processes (``python -P -c``), one per usable core up to
+``MAX_PROCESSES``, each a single-threaded epoll loop: process *k* of *P* owns connections
+*k*, *k + P*, … (so the round-robin over endpoints holds) and, at a fixed rate, requests
+*k*, *k + P*, … of the schedule; a request waits for a connection of its own process. They
+start together (ready, then a common start time on the system-wide monotonic clock).
+Measured on the 2-core development VM (``tests/benchmarks/load_fidelity.py`` and the numbers
+behind it):
+
+- In the caller's process the generator shares the GIL with the harness's threads: a thread
+  doing 10 ms of Python every 0.25 s (a usage sampler) took p95 at 700 requests/s from 2.7 ms
+  to 7.4 ms; in a child it cannot.
+- One process is a serialisation point on a busy machine: against a fast endpoint (DRF,
+  ~3,800 requests/s) it reached 0.81x wrk's throughput; two reached 0.95x.
+- Answers are parsed by a small hand parser (status line, ``Content-Length``, chunked,
+  read-until-close, ``Connection``; the tests check it against h11): 2.5 µs per answer where
+  h11 takes 32, and 65 µs of client CPU per request in all instead of 155.
+
+A child never outlives the caller: :func:`run_load` kills them when it leaves early (an
+exception, Ctrl-C), they have the kernel's parent-death signal on Linux, and each ends by
+itself once its phases are over.
 """
 
 from __future__ import annotations
@@ -41,27 +53,30 @@ import os
 import pickle
 import resource
 import select
-import selectors
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from harness.errors import InfrastructureError
 from harness.ports import LOOPBACK
+from harness.processes import PARENT_ENV
 from harness.request_template import Rendered
 
 RECV_BYTES = 65536
 RECONNECT_PAUSE_S = 0.01  # a connection whose connect failed waits this long before its next try
 TIMEOUT_SCAN_S = 0.01  # how often outstanding requests are checked against ``timeout_s``
 PRECISE_WAIT_S = 0.005  # shorter waits (and all at a fixed rate) select() to the microsecond
-CHILD_GRACE_S = 30.0  # the child's start-up and hand-over, beyond the phases themselves
+CHILD_GRACE_S = 30.0  # the children's start-up and hand-over, beyond the phases themselves
+START_MARGIN_S = 0.02  # from the go to the common start, for every child to be woken
+MAX_PROCESSES = 4
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 CHUNKED = -1
 UNTIL_CLOSE = -2
@@ -129,54 +144,149 @@ def run_load(
         raise ValueError("duration_s and timeout_s must be positive, warmup_s not negative")
     if rate is not None and not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"rate must be a positive number of requests per second, not {rate}")
-    job = {
-        "parent": os.getpid(),
-        "endpoints": [(h, int(p)) for h, p in endpoints],
-        "request": request,
-        "duration_s": float(duration_s),
-        "connections": int(connections),
-        "rate": None if rate is None else float(rate),
-        "timeout_s": float(timeout_s),
-        "warmup_s": float(warmup_s),
-    }
-    return _in_child(job, warmup_s + duration_s + timeout_s + CHILD_GRACE_S)
+    addresses = [(h, int(p)) for h, p in endpoints]
+    per_connection = [addresses[i % len(addresses)] for i in range(connections)]
+    count = generator_processes(connections)
+    jobs = [
+        {
+            "addresses": per_connection[k::count],
+            "request": request,
+            "duration_s": float(duration_s),
+            "rate": None if rate is None else float(rate),
+            "phase": k,
+            "stride": count,
+            "timeout_s": float(timeout_s),
+            "warmup_s": float(warmup_s),
+        }
+        for k in range(count)
+    ]
+    parts = _in_children(jobs, warmup_s + duration_s + timeout_s + CHILD_GRACE_S)
+    latencies = array.array("d")
+    statuses: Counter[int] = Counter()
+    for part in parts:
+        latencies.frombytes(part["latencies_ms"])
+        statuses.update(part["statuses"])
+    return LoadResult(
+        duration_s=max(part["duration_s"] for part in parts),
+        sent=sum(part["sent"] for part in parts),
+        completed=sum(part["completed"] for part in parts),
+        errors=sum(part["errors"] for part in parts),
+        statuses=dict(sorted(statuses.items())),
+        latencies_ms=tuple(sorted(latencies)),
+        rate=rate,
+        backlog=sum(part["backlog"] for part in parts),
+        client_cpu_s=sum(part["client_cpu_s"] for part in parts),
+    )
 
 
-def _in_child(job: dict[str, Any], limit_s: float) -> LoadResult:
+def generator_processes(connections: int) -> int:
+    """How many processes share the connections: one per usable core, up to
+    ``MAX_PROCESSES``."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(connections, cores, MAX_PROCESSES))
+
+
+def _in_children(jobs: list[dict[str, Any]], limit_s: float) -> list[dict[str, Any]]:
+    """Run each job in a child of its own, all started at once; their results' fields."""
     root = str(Path(__file__).resolve().parent.parent)
     path = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path}
-    proc = subprocess.Popen(
-        [sys.executable, "-P", "-c", "from harness.load import _child_main; _child_main()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
+    # PARENT_ENV, as processes.spawn sets it: what finds a child left behind (tests do)
+    env = {**os.environ, "PYTHONPATH": path, PARENT_ENV: str(os.getpid())}
+    deadline = time.monotonic() + limit_s
+    procs: list[subprocess.Popen[bytes]] = []
+    logs: list[IO[bytes]] = []
     try:
-        out, err = proc.communicate(pickle.dumps(job), timeout=limit_s)
+        for job in jobs:
+            logs.append(tempfile.TemporaryFile())
+            proc = subprocess.Popen(
+                [sys.executable, "-P", "-c", "from harness.load import _child_main; _child_main()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=logs[-1],
+                env=env,
+            )
+            procs.append(proc)
+            _send(proc, pickle.dumps({**job, "parent": os.getpid()}), logs[-1])
+        for proc, log in zip(procs, logs, strict=True):  # each one ready to go
+            if _read(proc, deadline, 1) != b"R":
+                raise _failed(proc, log)
+        start = pickle.dumps(time.monotonic() + START_MARGIN_S)
+        for proc, log in zip(procs, logs, strict=True):
+            _send(proc, start, log)
+            assert proc.stdin is not None
+            proc.stdin.close()
+        parts = []
+        for proc, log in zip(procs, logs, strict=True):
+            out = _read(proc, deadline)
+            if proc.wait(timeout=max(deadline - time.monotonic(), 0.1)) != 0 or not out:
+                raise _failed(proc, log)
+            parts.append(pickle.loads(out))
+        return parts
     except subprocess.TimeoutExpired:
         raise LoadError(f"the load generator did not finish within {limit_s:.0f} s") from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
             proc.wait()
-    if proc.returncode != 0 or not out:
-        tail = err.decode(errors="replace").strip().splitlines()[-5:]
-        raise LoadError(f"the load generator failed (exit {proc.returncode})", "\n".join(tail))
-    fields = pickle.loads(out)
-    latencies = array.array("d")
-    latencies.frombytes(fields.pop("latencies_ms"))
-    return LoadResult(latencies_ms=tuple(latencies), **fields)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    pipe.close()
+        for log in logs:
+            log.close()
+
+
+def _send(proc: subprocess.Popen[bytes], data: bytes, log: IO[bytes]) -> None:
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.flush()
+    except BrokenPipeError:
+        proc.wait()
+        raise _failed(proc, log) from None
+
+
+def _read(proc: subprocess.Popen[bytes], deadline: float, size: int = -1) -> bytes:
+    """``size`` bytes of the child's output (all of it: -1), by ``deadline``; fewer at its end."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    chunks: list[bytes] = []
+    got = 0
+    while size < 0 or got < size:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise subprocess.TimeoutExpired(proc.args, 0)
+        chunk = os.read(fd, RECV_BYTES if size < 0 else size - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _failed(proc: subprocess.Popen[bytes], log: IO[bytes]) -> LoadError:
+    if proc.poll() is None:
+        proc.kill()
+    code = proc.wait()
+    log.seek(0)
+    tail = log.read().decode(errors="replace").strip().splitlines()[-5:]
+    return LoadError(f"the load generator failed (exit {code})", "\n".join(tail))
 
 
 def _child_main() -> None:
-    """The child's side: the job from stdin, the result's fields to stdout."""
+    """A child's side: its job from stdin, ``R`` once ready, the start time (the parent's
+    ``time.monotonic()``, system-wide) from stdin, the result's fields to stdout."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills
-    job = pickle.loads(sys.stdin.buffer.read())
+    job = pickle.load(sys.stdin.buffer)
     _die_with_parent(job.pop("parent"))
     gc.disable()  # a bounded run: no collector pauses inside latencies
-    fields = _generate(**job)
+    sys.stdout.buffer.write(b"R")
+    sys.stdout.buffer.flush()
+    start = pickle.load(sys.stdin.buffer)
+    fields = _generate(start=start, **job)
     sys.stdout.buffer.write(pickle.dumps(fields))
     sys.stdout.buffer.flush()
 
@@ -295,6 +405,10 @@ def _chunked_end(buf: bytes | bytearray, at: int) -> int:
 
 # The generator.
 
+_IN = select.POLLIN
+_OUT = select.POLLOUT
+_BROKEN = select.POLLERR | select.POLLHUP
+
 
 class _Conn:
     """One client connection: at most one request outstanding on it."""
@@ -303,7 +417,10 @@ class _Conn:
         "addr",
         "payload",
         "sock",
+        "fd",
+        "epoch",
         "connecting",
+        "busy",
         "reused",
         "out",
         "buf",
@@ -318,77 +435,144 @@ class _Conn:
         self.addr = addr
         self.payload = payload
         self.sock: socket.socket | None = None
+        self.fd = -1
+        self.epoch = -1  # the poll round in which the socket was opened
         self.connecting = False
-        self.reused = False  # whether the outstanding request went out on an older connection
-        self.out = b""  # what is still to be written of the request
+        self.busy = False  # a request is outstanding
+        self.reused = False  # it went out on a connection that had served one before
+        self.out = b""  # what is still to be written of it
         self.buf = bytearray()
-        self.sent_at = 0.0  # None-free: 0 means nothing outstanding
-        self.origin = 0.0  # where the latency runs from: sent_at, or the intended time
+        self.sent_at = 0.0
+        self.origin = 0.0  # where its latency runs from: sent_at, or the intended time
         self.measured = False
         self.retried = False
         self.ready_at = 0.0
 
 
+def _poller() -> tuple[Any, float, int | None]:
+    """epoll where there is one, else poll (same interface): the poller, what its timeout is
+    counted in (per second), and a descriptor select() can wait on for a precise timeout."""
+    if hasattr(select, "epoll"):
+        epoll = select.epoll()
+        return epoll, 1.0, epoll.fileno()
+    return select.poll(), 1000.0, None
+
+
 def _generate(
-    endpoints: Sequence[tuple[str, int]],
+    addresses: Sequence[tuple[str, int]],
     request: Rendered,
     duration_s: float,
-    connections: int,
     rate: float | None,
+    phase: int,
+    stride: int,
     timeout_s: float,
     warmup_s: float,
+    start: float,
 ) -> dict[str, Any]:
-    """Run both phases in this process (the child's side of :func:`run_load`); the result's
-    fields, latencies as the bytes of a sorted ``array('d')`` of milliseconds."""
+    """Run both phases from ``start`` (``time.monotonic()``) on one connection per address
+    (the child's side of :func:`run_load`). At a fixed rate, this process sends requests
+    ``phase``, ``phase + stride``, … of the whole schedule. Returns the result's fields,
+    latencies as the bytes of a sorted ``array('d')`` of milliseconds."""
     cpu0 = _cpu_s()
-    payloads = [wire_request(request, h, p) for h, p in endpoints]
-    conns = [
-        _Conn(endpoints[i % len(endpoints)], payloads[i % len(endpoints)])
-        for i in range(connections)
-    ]
+    payloads = {a: wire_request(request, *a) for a in set(addresses)}
+    conns = [_Conn(a, payloads[a]) for a in addresses]
     head_request = request.method == "HEAD"
     may_retry = request.method in IDEMPOTENT
-    sel = selectors.DefaultSelector()
-    clock = time.perf_counter
+    poller, per_second, wait_fd = _poller()
+    by_fd: dict[int, _Conn] = {}
+    clock = time.monotonic
     idle: deque[_Conn] = deque(conns)
     resting: list[_Conn] = []
-    busy: set[_Conn] = set()
     queue: deque[tuple[float, bool]] = deque()  # fixed rate: (intended time, measured), due
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     sent = completed = errors = 0
+    epoch = 0
 
-    start = clock()
     t0 = start + warmup_s
     t_end = t0 + duration_s
     interval = 1.0 / rate if rate else 0.0
     warm_n = math.ceil(warmup_s * rate - 1e-9) if rate else 0
     total_n = warm_n + (math.ceil(duration_s * rate - 1e-9) if rate else 0)
-    next_i = 0
+    next_i = phase
 
     def due(i: int) -> float:
         return start + i * interval if i < warm_n else t0 + (i - warm_n) * interval
 
     def close(conn: _Conn) -> None:
         if conn.sock is not None:
-            sel.unregister(conn.sock)
+            poller.unregister(conn.fd)
+            del by_fd[conn.fd]
             conn.sock.close()
             conn.sock = None
         conn.buf.clear()
         conn.connecting = False
 
+    def free(conn: _Conn, now: float) -> None:
+        """``conn`` has nothing outstanding: in a closed loop it sends the next request."""
+        conn.busy = False
+        if rate is None and now < t_end:
+            begin(conn, None, now >= t0)
+        else:
+            idle.append(conn)
+
     def fail(conn: _Conn, rest: bool) -> None:
         """The outstanding request ended without an answer."""
         nonlocal errors
-        busy.discard(conn)
         if conn.measured:
             errors += 1
         close(conn)
-        if rest:
+        if rest:  # the connect failed: pause before the next try
+            conn.busy = False
             conn.ready_at = clock() + RECONNECT_PAUSE_S
             resting.append(conn)
         else:
-            idle.append(conn)
+            free(conn, clock())
+
+    def begin(conn: _Conn, origin: float | None, measured: bool) -> None:
+        """Send the next request on ``conn`` (``origin``: its intended time, if any)."""
+        nonlocal sent
+        now = clock()
+        conn.sent_at = now
+        conn.origin = now if origin is None else origin
+        conn.measured = measured
+        conn.retried = False
+        conn.busy = True
+        if measured:
+            sent += 1
+        transmit(conn)
+
+    def transmit(conn: _Conn) -> None:
+        sock = conn.sock
+        if sock is not None:  # keep-alive: the common case, one send()
+            conn.reused = True
+            try:
+                n = sock.send(conn.payload)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                lost(conn)
+                return
+            if n < len(conn.payload):
+                conn.out = conn.payload[n:]
+                poller.modify(conn.fd, _IN | _OUT)
+            return
+        conn.reused = False
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        code = sock.connect_ex(conn.addr)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
+            sock.close()
+            fail(conn, rest=True)
+            return
+        conn.sock, conn.fd, conn.epoch = sock, sock.fileno(), epoch
+        by_fd[conn.fd] = conn
+        conn.connecting = code != 0
+        conn.out = conn.payload
+        poller.register(conn.fd, _OUT)
+        if not conn.connecting:
+            write(conn)
 
     def write(conn: _Conn) -> None:
         """Write what is left of the request (a new connection, or a partial send)."""
@@ -401,115 +585,7 @@ def _generate(
             lost(conn)
             return
         conn.out = conn.out[n:]
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if conn.out else 0)
-        sel.modify(conn.sock, events, conn)
-
-    def begin(conn: _Conn, origin: float | None, measured: bool) -> None:
-        """Send the next request on ``conn`` (``origin``: its intended time, if any)."""
-        nonlocal sent
-        now = clock()
-        conn.sent_at = now
-        conn.origin = now if origin is None else origin
-        conn.measured = measured
-        conn.retried = False
-        if measured:
-            sent += 1
-        busy.add(conn)
-        transmit(conn)
-
-    def transmit(conn: _Conn) -> None:
-        conn.out = conn.payload
-        if conn.sock is not None:  # keep-alive: the common case, one send()
-            conn.reused = True
-            try:
-                n = conn.sock.send(conn.payload)
-            except BlockingIOError:
-                n = 0
-            except OSError:
-                lost(conn)
-                return
-            if n == len(conn.payload):
-                conn.out = b""
-            else:
-                conn.out = conn.payload[n:]
-                sel.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
-            return
-        conn.reused = False
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        code = sock.connect_ex(conn.addr)
-        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EAGAIN):
-            sock.close()
-            fail(conn, rest=True)
-            return
-        conn.sock = sock
-        conn.connecting = code != 0
-        sel.register(sock, selectors.EVENT_WRITE, conn)
-        if not conn.connecting:
-            write(conn)
-
-    def lost(conn: _Conn) -> None:
-        """The connection broke before an answer: resend once if it was a stale keep-alive."""
-        stale = conn.reused and not conn.buf and may_retry and not conn.retried
-        was_new = not conn.reused
-        if stale:
-            close(conn)
-            conn.retried = True
-            transmit(conn)
-        else:
-            fail(conn, rest=was_new)
-
-    def answered(conn: _Conn, status: int, keep: bool, now: float) -> None:
-        nonlocal completed, errors
-        busy.discard(conn)
-        if conn.measured:
-            completed += 1
-            statuses[status] = statuses.get(status, 0) + 1
-            latencies.append((now - conn.origin) * 1000.0)
-            if status >= 500:
-                errors += 1
-        if keep:
-            conn.buf.clear()
-        else:
-            close(conn)
-        idle.append(conn)
-
-    def readable(conn: _Conn, now: float) -> None:
-        sock = conn.sock
-        assert sock is not None
-        try:
-            data = sock.recv(RECV_BYTES)
-        except BlockingIOError:
-            return
-        except OSError:
-            lost(conn)
-            return
-        if conn not in busy:  # bytes or a close on an idle connection: drop it
-            close(conn)
-            return
-        if not data:
-            if not conn.buf:
-                lost(conn)
-                return
-            parse_buf: bytes | bytearray = conn.buf
-            at_eof = True
-        elif conn.buf:
-            conn.buf += data
-            parse_buf, at_eof = conn.buf, False
-        else:
-            parse_buf, at_eof = data, False
-        try:
-            done = parse_response(parse_buf, head_request, at_eof)
-        except ValueError:
-            fail(conn, rest=False)
-            return
-        if done is None:
-            if parse_buf is data:
-                conn.buf += data
-            return
-        status, keep, used = done
-        answered(conn, status, keep and used == len(parse_buf) and not at_eof, now)
+        poller.modify(conn.fd, _IN | _OUT if conn.out else _IN)
 
     def connected(conn: _Conn) -> None:
         assert conn.sock is not None
@@ -517,9 +593,69 @@ def _generate(
             fail(conn, rest=True)
             return
         conn.connecting = False
-        sel.modify(conn.sock, selectors.EVENT_READ, conn)
         write(conn)
 
+    def lost(conn: _Conn) -> None:
+        """The connection broke before an answer: resend once if it was a stale keep-alive."""
+        if conn.reused and not conn.buf and may_retry and not conn.retried:
+            close(conn)
+            conn.retried = True
+            transmit(conn)
+        else:
+            fail(conn, rest=not conn.reused)
+
+    def readable(conn: _Conn, now: float) -> None:
+        nonlocal completed, errors
+        sock = conn.sock
+        assert sock is not None
+        try:
+            data = sock.recv(RECV_BYTES)
+        except BlockingIOError:
+            return
+        except OSError:
+            if conn.busy:
+                lost(conn)
+            else:
+                close(conn)
+            return
+        if not conn.busy:  # bytes or a close on an idle connection: drop it
+            close(conn)
+            return
+        buf = conn.buf
+        if not data:
+            if not buf:
+                lost(conn)
+                return
+            parsed: bytes | bytearray = buf
+        elif buf:
+            buf += data
+            parsed = buf
+        else:
+            parsed = data
+        try:
+            done = parse_response(parsed, head_request, not data)
+        except ValueError:
+            fail(conn, rest=False)
+            return
+        if done is None:
+            if parsed is data:
+                buf += data
+            return
+        status, keep, used = done
+        if conn.measured:
+            completed += 1
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append((now - conn.origin) * 1000.0)
+            if status >= 500:
+                errors += 1
+        if keep and data and used == len(parsed):
+            buf.clear()
+        else:
+            close(conn)
+        free(conn, now)
+
+    while clock() < start:  # the other generators start together with this one
+        time.sleep(start - clock())
     next_scan = start
     flushed = False
     while True:
@@ -532,7 +668,7 @@ def _generate(
         if rate:
             while next_i < total_n and due(next_i) <= now:
                 queue.append((due(next_i), next_i >= warm_n))
-                next_i += 1
+                next_i += stride
             # Past the end, requests due before it still go once, on connections idle now.
             while queue and idle and (sending or not flushed):
                 intended, measured = queue.popleft()
@@ -541,43 +677,46 @@ def _generate(
         elif sending:
             while idle:
                 begin(idle.popleft(), None, now >= t0)
-        if not sending and not any(c.measured for c in busy):
+        if not sending and not any(c.busy and c.measured for c in conns):
             break
         if now >= next_scan:
             next_scan = now + TIMEOUT_SCAN_S
-            for conn in [c for c in busy if now - c.sent_at > timeout_s]:
-                fail(conn, rest=False)
-        wait = TIMEOUT_SCAN_S if busy else 0.05
+            for conn in conns:
+                if conn.busy and now - conn.sent_at > timeout_s:
+                    fail(conn, rest=False)
+        wait = TIMEOUT_SCAN_S
         if sending:
-            wait = min(wait, t_end - now)
-            if rate and next_i < total_n and idle:
+            if t_end - now < wait:
+                wait = t_end - now
+            if rate and idle and next_i < total_n:
                 wait = min(wait, due(next_i) - now)
             if resting:
                 wait = min(wait, min(c.ready_at for c in resting) - now)
-        wait = max(wait, 0.0)
-        if wait > 0 and (rate or wait < PRECISE_WAIT_S):
-            # epoll's timeout is in whole milliseconds (rounded up): select() on the epoll
-            # descriptor itself wakes to the microsecond, on the same events.
-            select.select([sel.fileno()], [], [], wait)
+        if wait > 0 and wait_fd is not None and (rate or wait < PRECISE_WAIT_S):
+            # epoll counts its timeout in whole milliseconds (rounded up): select() on the
+            # epoll descriptor wakes to the microsecond, on the same events.
+            select.select([wait_fd], [], [], wait)
             wait = 0.0
-        events = sel.select(wait)
+        events = poller.poll(max(wait, 0.0) * per_second)
+        epoch += 1
         now = clock()
-        for key, mask in events:
-            conn = key.data
-            if key.fileobj is not conn.sock:  # closed (and maybe reopened) earlier in this batch
+        for fd, mask in events:
+            ready = by_fd.get(fd)
+            if ready is None or ready.epoch == epoch:  # closed, or a new socket on an old fd
                 continue
-            if conn.connecting:
-                connected(conn)
-            else:
-                if mask & selectors.EVENT_WRITE and conn.out:
-                    write(conn)
-                if mask & selectors.EVENT_READ and conn.sock is not None:
-                    readable(conn, now)
+            if ready.connecting:
+                connected(ready)
+                continue
+            if mask & _OUT and ready.out:
+                write(ready)
+            if mask & (_IN | _BROKEN) and ready.sock is not None:
+                readable(ready, now)
     end = clock()
     backlog = sum(1 for _, measured in queue if measured)
     for conn in conns:
         close(conn)
-    sel.close()
+    if hasattr(poller, "close"):  # poll objects have none
+        poller.close()
     latencies.sort()
     return {
         "duration_s": end - t0,

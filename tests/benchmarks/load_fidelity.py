@@ -10,18 +10,20 @@ rate it never reaches), then, ``--reps`` times and alternating which client goes
 2. **Latency at a fixed rate** R (``--load``: 50% of wrk's median capacity by default), both
    clients at the same R over the same C connections. Gate: the median of run_load p95 / wrk
    p95 within [0.8, 1.2]. Debian's wrk (4.1) has no fixed-rate mode (wrk2 has). The fairest
-   stand-in found is a wrk2-like schedule in wrk's Lua: each wrk thread keeps uniform slots
-   ``1/R`` apart (per thread: ``threads/R``), and a free connection claims the next slot and
-   waits for it through ``delay()``, with the wall clock read through LuaJIT's FFI. The offered
-   load then has the same shape as run_load's (``t0 + i/R``, each request waiting for a free
-   connection). What differs: wrk times from the actual send and sends on whole milliseconds
-   (its timer unit); run_load times from the intended send (no coordinated omission), so it
-   also counts its own lateness. Below saturation both should agree.
-   Rejected: a fixed ``delay()`` after every answer (what wrk's docs show). Its connections
-   start together and stay in phase, so requests arrive in bursts of C; measured, wrk's p50
-   and p95 came out 1.1-2x run_load's at the same mean rate, a difference in the offered load
-   rather than in measurement. Also rejected: wrk's closed-loop latency at a low connection
-   count, a different arrival process (back to back), not a rate.
+   stand-in found is run_load's own schedule written in wrk's Lua: slot g is due at
+   ``t0 + g/R``, wrk thread k takes the slots g = k (mod threads) (as run_load's generator
+   process k does), and a free connection claims its thread's next slot and waits for it
+   through ``delay()``; the wall clock comes from LuaJIT's FFI. What still differs: wrk times
+   from the actual send and sends on whole milliseconds (its timer unit); run_load times from
+   the intended send (no coordinated omission), so it also counts its own lateness (measured:
+   0.1 ms at p50, 0.45 ms at p95 at 800 requests/s on this box). Below saturation the two
+   should agree. Rejected, measured: a fixed ``delay()`` after every answer (what wrk's docs
+   show): its connections start together and stay in phase, so requests arrive in bursts and
+   wrk's p50/p95 came out 1.1-2x run_load's at the same mean rate, a difference in the offered
+   load, not in measurement; and per-thread schedules without a common origin: the two
+   instances then sometimes work at once and compete for the cores (wrk p95 ~20% higher).
+   Also rejected: wrk's closed-loop latency at a low connection count, a different arrival
+   process (back to back), not a rate.
 
 Layout: by default ``--workers`` gunicorn instances of one worker each (``split``), with
 connections spread evenly by both clients (run_load round-robin over the endpoints, wrk one

@@ -5,6 +5,7 @@ on counts, never on speed."""
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from types import FrameType
 import psutil
 import pytest
 
+from harness import load
 from harness.load import LoadResult, run_load
 from harness.ports import LOOPBACK, free_port
 from harness.request_template import Rendered
@@ -43,6 +45,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # head and body go in two writes: no delayed-ACK stall
     server: _Server
 
     def setup(self) -> None:
@@ -199,6 +202,24 @@ def test_a_stale_keep_alive_is_retried_only_when_idempotent(servers: list[_Serve
     assert get.completed > 0 and get.errors == 0
     post = _settled(run_load([_endpoint(servers[1])], _get("/lie", "POST"), connections=2, **QUICK))
     assert post.completed > 0 and post.errors > 0
+
+
+def test_the_poll_fallback(servers: list[_Server], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where there is no epoll, poll() does the same (in this process, one generator)."""
+    monkeypatch.setattr(load, "_poller", lambda: (select.poll(), 1000.0, None))
+    fields = load._generate(
+        addresses=[_endpoint(servers[0])] * 2,
+        request=_get("/ok"),
+        duration_s=0.3,
+        rate=200.0,
+        phase=0,
+        stride=1,
+        timeout_s=5.0,
+        warmup_s=0.1,
+        start=time.monotonic(),
+    )
+    assert fields["sent"] + fields["backlog"] == 60
+    assert fields["completed"] > 0 and fields["errors"] == 0
 
 
 def test_rejects_what_it_does_not_load() -> None:
