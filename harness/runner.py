@@ -8,6 +8,7 @@ faults on Redis gives the app a proxy in front of Redis (:mod:`harness.redis_pro
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator, Sequence
@@ -216,8 +217,11 @@ def _one_run(
         pattern = scenario.redis_keys or ("*" if redis.owned else glob_escape(prefix) + "*")
         with redis.client() as client:
             state = snapshot(client, pattern, scenario.rate.period_s)
-    finally:
-        redis.clear(prefix)
+    except BaseException:
+        with contextlib.suppress(HarnessError):  # the first error is the one to tell
+            redis.clear(prefix)
+        raise
+    redis.clear(prefix)
     return RunResult(
         scenario=scenario.name,
         workers=workers,

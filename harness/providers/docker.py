@@ -35,7 +35,7 @@ import redis
 
 from harness.cleanup import on_death_remove_container
 from harness.errors import RedisUnavailable
-from harness.ports import LOOPBACK
+from harness.ports import LOOPBACK, free_port
 from harness.providers.base import RedisServer, redact_secrets, server_version
 from harness.providers.url import is_loopback
 
@@ -146,8 +146,10 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
         container.with_name(name)
         container.with_command(_redis_argv(password))
         container.with_kwargs(labels={CONTAINER_LABEL: "docker"})
-        # Publish on 127.0.0.1 only, on a port the engine picks (docker SDK binding syntax).
-        container.ports[str(_REDIS_PORT)] = (LOOPBACK,)
+        # Publish on 127.0.0.1 only (docker SDK binding syntax), on a free port chosen here:
+        # one the engine picked would change when the container restarts (the redis-restart
+        # fault), and the app's REDIS_URL with it.
+        container.ports[str(_REDIS_PORT)] = (LOOPBACK, free_port())
         if hasattr(container, "waiting_for"):  # newer testcontainers: readiness is ours (below)
             container.waiting_for(None)
 

@@ -121,6 +121,7 @@ def start_fleet(app: str, instances: int, workers: int, threads: int) -> list[tu
                     f"{LOOPBACK}:{port}",
                     "--log-level",
                     "warning",
+                    "--no-control-socket",  # several gunicorns at once would share one
                     target,
                 ],
                 env=env,

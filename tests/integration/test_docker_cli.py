@@ -126,3 +126,18 @@ def test_ctrl_c_removes_the_container(engine: Any, no_leftovers: None) -> None:
         _, stderr = finish(proc, timeout=60)
     assert proc.returncode == 130, stderr
     assert not set(c.id for c in harness_containers(engine)) - before
+
+
+def test_faults_on_a_container_redis(
+    run_cli: RunCli, tmp_path: Path, engine: Any, no_leftovers: None
+) -> None:
+    # The container is restarted (and keeps its published port) and cut off through the proxy.
+    out = tmp_path / "faults.json"
+    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--redis", "docker",
+                     "--fault", "redis-restart", "--fault", "redis-outage", "--json", str(out))
+    assert result.code == 0, result.stdout + result.stderr
+    (run,) = json.loads(out.read_text())["runs"]
+    restart, outage = run["faults"]
+    assert restart["outcome"] == "reset" and restart["after"]["admitted"] == 100
+    assert outage["outcome"] == "errors" and outage["recovered"] is True
+    assert run["verdict"] == "pass", run["reason"]

@@ -54,7 +54,7 @@ def test_interrupt_with_a_fault_proxy_stops_it_too(redis_spec: str) -> None:
 
 
 def _load_generator(parent: int) -> bool:
-    return any("_child_main" in " ".join(p.cmdline())
+    return any("child_main" in " ".join(p.cmdline())
                for p in psutil.Process(parent).children(recursive=True))
 
 

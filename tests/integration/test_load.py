@@ -19,7 +19,7 @@ from types import FrameType
 import psutil
 import pytest
 
-from harness import load
+from harness import load_generator
 from harness.load import LoadResult, run_load
 from harness.ports import LOOPBACK, free_port
 from harness.request_template import Rendered
@@ -206,8 +206,8 @@ def test_a_stale_keep_alive_is_retried_only_when_idempotent(servers: list[_Serve
 
 def test_the_poll_fallback(servers: list[_Server], monkeypatch: pytest.MonkeyPatch) -> None:
     """Where there is no epoll, poll() does the same (in this process, one generator)."""
-    monkeypatch.setattr(load, "_poller", lambda: (select.poll(), 1000.0, None))
-    fields = load._generate(
+    monkeypatch.setattr(load_generator, "_poller", lambda: (select.poll(), 1000.0, None))
+    fields = load_generator._generate(
         addresses=[_endpoint(servers[0])] * 2,
         request=_get("/ok"),
         duration_s=0.3,
@@ -237,7 +237,7 @@ def _generators(parent: psutil.Process) -> list[psutil.Process]:
     found = []
     for child in parent.children(recursive=True):
         try:
-            if "_child_main" in " ".join(child.cmdline()):
+            if "child_main" in " ".join(child.cmdline()):
                 found.append(child)
         except psutil.Error:
             pass

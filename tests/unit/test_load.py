@@ -8,7 +8,8 @@ import math
 import h11
 import pytest
 
-from harness.load import LoadResult, parse_response, wire_request
+from harness.load import LoadResult
+from harness.load_wire import parse_response, wire_request
 from harness.request_template import RequestTemplate
 
 RESPONSES = {
