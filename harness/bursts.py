@@ -20,8 +20,9 @@ which tell "no throttle at all" from "a throttle every request raced past". With
 the last burst's exhausted client then tries client-address headers a misconfigured app may
 trust (``BYPASS_HEADERS``).
 
-Faults (:mod:`harness.faults`) act during the first burst and right after it; its requests left
-without an answer inside a worker that died are indeterminate.
+Faults (:mod:`harness.faults`) act during the first burst and right after it (and then at least
+one burst follows); the requests left without an answer inside a worker that died are
+indeterminate.
 """
 
 from __future__ import annotations
@@ -108,7 +109,10 @@ def send_bursts(
     findings: list[list[BurstFinding]] = []
     longest = 0.0
     overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
-    while _wants_burst(findings, scenario.bursts, claim, overlap_possible):
+    fault_between = any(f.acts_after_first_burst for f in faults)
+    while _wants_burst(findings, scenario.bursts, claim, overlap_possible) or (
+        fault_between and len(rounds) == 1  # a fault after the first: one burst after it
+    ):
         if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
         ):
@@ -127,10 +131,10 @@ def send_bursts(
             engine, fleet, target, count, claim, clients, f"b{len(rounds) + 1}", deadline,
             align, mid_first_burst if faults and not rounds else None, faults,
         ))
+        longest = max(longest, time.monotonic() - started)
         if len(rounds) == 1:
             for fault in faults:
                 fault.after_first_burst(ctx, rounds[0])
-        longest = max(longest, time.monotonic() - started)
         findings.append([find(b, claim) for b in rounds[-1]])
     if scenario.bypass_check and findings and findings[-1][-1].tally.rejected:
         rounds[-1][-1] = _with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted

@@ -2,13 +2,16 @@
 read from ``/proc`` (Linux), and what Redis sees meanwhile.
 
 CPU use is the fleet's CPU seconds over the wall time, as a share of the whole machine (100% =
-every core busy), as a host's monitoring shows it. Memory is sampled while the load runs: the
-arbiter and its workers' RSS at the sample with the largest total (``total``), and the mean of
-the workers' RSS (``per_worker``).
+every core busy), as a host's monitoring shows it; a worker that exits during the phase is
+counted through its arbiter's reaped-children time. Memory is sampled while the load runs
+(every ``SAMPLE_S``): the arbiter and its workers' RSS at the sample with the largest total
+(``total``), and the mean of the workers' RSS then (``per_worker``). Redis is read with
+``INFO`` over one connection of the meter's own, whose commands are left out.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -35,31 +38,50 @@ class Usage:
 
 @dataclass(frozen=True)
 class RedisLoad:
-    clients: int  # connected clients at the busiest sample (the harness's own not counted)
-    ops_per_s: float
+    clients: int  # connected clients at the busiest sample (the meter's own not counted)
+    ops_per_s: float  # NaN when Redis could not be read
 
 
 def children(pid: int) -> list[int]:
-    """The child processes of ``pid``."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return found
+    """The child processes of ``pid`` (from ``/proc/PID/task/*/children`` where the kernel has
+    it, else from every process's parent pid)."""
+    tasks = list(Path(f"/proc/{pid}/task").glob("*"))
+    if tasks and (tasks[0] / "children").exists():
+        found = []
+        for task in tasks:
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except (OSError, ValueError):
+                continue
+        return found
+    return [p for p in _all_pids() if _parent(p) == pid]
 
 
-def _stat(pid: int) -> tuple[float, float] | None:
-    """(CPU seconds, including reaped children's, RSS bytes) of one process."""
+def _all_pids() -> list[int]:
+    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+
+
+def _fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/PID/stat`` after the command name (state first)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2:].split()
+
+
+def _parent(pid: int) -> int | None:
+    fields = _fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def _stat(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, including reaped children's, RSS bytes) of one process."""
+    fields = _fields(pid)
+    if fields is None:
+        return None
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    rss_pages = int(fields[21])
-    return (utime + stime + cutime + cstime) / _TICKS, rss_pages * _PAGE
+    return (utime + stime + cutime + cstime) / _TICKS, int(fields[21]) * _PAGE
 
 
 @dataclass
@@ -77,23 +99,19 @@ class UsageMeter:
 
     def __init__(self, arbiters: Sequence[int], redis_url: str | None = None) -> None:
         self.arbiters = list(arbiters)
-        self.redis_url = redis_url
+        self._redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
         self._samples = _Samples()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._started = 0.0
-        self._elapsed = 0.0
-        self._commands = 0
-
-    def _processes(self) -> tuple[list[int], list[int]]:
-        workers = [c for a in self.arbiters for c in children(a)]
-        return self.arbiters, workers
+        self._commands: int | None = None
+        self._infos = 0  # INFO commands this meter sent after the first
 
     def _sample(self, cpu: dict[int, float]) -> None:
-        arbiters, workers = self._processes()
+        workers = [c for a in self.arbiters for c in children(a)]
         total = 0.0
         worker_rss = []
-        for pid in [*arbiters, *workers]:
+        for pid in [*self.arbiters, *workers]:
             got = _stat(pid)
             if got is None:
                 continue
@@ -105,17 +123,19 @@ class UsageMeter:
         if total > s.best_total:
             s.best_total, s.best_workers = total, worker_rss
         s.most_workers = max(s.most_workers, len(worker_rss))
-        if self.redis_url:
-            s.redis_clients = max(s.redis_clients, self._redis_info()[0])
+        info = self._redis_info()
+        if info is not None:
+            s.redis_clients = max(s.redis_clients, info[0])
 
-    def _redis_info(self) -> tuple[int, int]:
-        """(connected clients but this one, commands processed so far)."""
-        assert self.redis_url is not None
+    def _redis_info(self) -> tuple[int, int] | None:
+        """(connected clients but the meter's, commands processed so far); None if unread."""
+        if self._redis is None:
+            return None
         try:
-            with redis.Redis.from_url(self.redis_url, socket_timeout=2) as client:
-                info = client.info()
+            info = self._redis.info()
         except redis.exceptions.RedisError:
-            return 0, 0
+            return None
+        self._infos += self._commands is not None
         clients = int(info.get("connected_clients", 1)) - 1
         return clients, int(info.get("total_commands_processed", 0))
 
@@ -124,30 +144,41 @@ class UsageMeter:
             self._sample({})
 
     def start(self) -> None:
-        if self.redis_url:
-            self._commands = self._redis_info()[1]
+        info = self._redis_info()  # connects (and authenticates) before the count starts
+        self._commands = info[1] if info else None
         self._sample(self._samples.start_cpu)
         self._started = time.monotonic()
         self._thread.start()
 
     def stop(self) -> tuple[Usage, RedisLoad]:
-        self._stop.set()
-        self._thread.join()
-        self._elapsed = max(1e-6, time.monotonic() - self._started)
+        self._halt()
+        elapsed = max(1e-6, time.monotonic() - self._started)
         self._sample(self._samples.end_cpu)
-        commands = self._redis_info()[1] - self._commands if self.redis_url else 0
         s = self._samples
-        cpu_s = sum(t - s.start_cpu.get(pid, 0.0) for pid, t in s.end_cpu.items())
+        # Totals, not per-process deltas: a worker gone since the start is in its arbiter's
+        # reaped-children time at the end, and must not count twice.
+        cpu_s = sum(s.end_cpu.values()) - sum(s.start_cpu.values())
         workers = s.best_workers
         usage = Usage(
-            cpu_percent=100 * cpu_s / (self._elapsed * (os.cpu_count() or 1)),
+            cpu_percent=100 * max(0.0, cpu_s) / (elapsed * (os.cpu_count() or 1)),
             rss_total_mb=s.best_total / _MB,
-            rss_per_worker_mb=(sum(workers) / len(workers) / _MB) if workers else 0.0,
+            rss_per_worker_mb=(sum(workers) / len(workers) / _MB) if workers else math.nan,
             workers=s.most_workers,
         )
-        # this meter's own INFO calls (one per sample, and two more) are left out
-        samples = 2 + int(self._elapsed / SAMPLE_S)
-        return usage, RedisLoad(s.redis_clients, max(0, commands - samples) / self._elapsed)
+        info = self._redis_info()
+        ops = math.nan
+        if info is not None and self._commands is not None:
+            # Redis counts a command once answered: the last count holds the first INFO and
+            # the samples', as many as were sent after the first
+            ops = max(0, info[1] - self._commands - self._infos) / elapsed
+        if self._redis is not None:
+            self._redis.close()
+        return usage, RedisLoad(s.redis_clients, ops)
+
+    def _halt(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
 
 
 @contextmanager
@@ -158,6 +189,6 @@ def metered(arbiters: Sequence[int], redis_url: str | None) -> Iterator[UsageMet
     try:
         yield meter
     finally:
-        if not meter._stop.is_set():
-            meter._stop.set()
-            meter._thread.join()
+        meter._halt()
+        if meter._redis is not None:
+            meter._redis.close()

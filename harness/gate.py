@@ -9,6 +9,7 @@ against the budgets (:mod:`harness.budgets`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import secrets
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field, replace
 
 from harness.budgets import Budget, BudgetCheck, check
 from harness.bursts import identity_values
-from harness.errors import UsageError
+from harness.errors import HarnessError, UsageError
 from harness.fleet import FleetSpec, gunicorn_fleet
 from harness.fleet_usage import RedisLoad, Usage, metered
 from harness.load import LoadResult, run_load
@@ -32,24 +33,30 @@ _SHAPE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?:@\s*(\d+))?\s*$")
 
 @dataclass(frozen=True)
 class Shape:
+    """WORKERSxTHREADS, on ``instances`` gunicorn servers (None: as many as the scenario's)."""
+
     workers: int
     threads: int
-    instances: int = 1
+    instances: int | None = None
 
     @property
     def text(self) -> str:
         return f"{self.workers}x{self.threads}" + (
-            f"@{self.instances}" if self.instances > 1 else "")
+            f"@{self.instances}" if self.instances and self.instances > 1 else "")
 
     @property
     def capacity(self) -> int:
-        return self.workers * self.threads * self.instances
+        return self.workers * self.threads * (self.instances or 1)
+
+    def resolved(self, scenario: Scenario) -> Shape:
+        return replace(self, instances=self.instances or scenario.instances)
 
     def applied(self, scenario: Scenario) -> Scenario:
         """``scenario`` at this shape, expected exact: a gate lets through only a throttle
         proven to hold (a scenario's ``violation`` expectations are for known-bad controls)."""
         return replace(scenario, workers=(self.workers,), threads=self.threads,
-                       instances=self.instances, expect="exact", expect_by_workers={})
+                       instances=self.instances or scenario.instances, expect="exact",
+                       expect_by_workers={})
 
 
 def parse_shape(text: str) -> Shape:
@@ -58,7 +65,7 @@ def parse_shape(text: str) -> Shape:
     if not m or int(m[1]) < 1 or int(m[2]) < 1 or (m[3] is not None and int(m[3]) < 1):
         raise UsageError(f"shape {text!r}: expected WORKERSxTHREADS such as 2x2, or 2x2@3 for "
                          "3 instances")
-    return Shape(int(m[1]), int(m[2]), int(m[3] or 1))
+    return Shape(int(m[1]), int(m[2]), int(m[3]) if m[3] else None)
 
 
 @dataclass(frozen=True)
@@ -120,7 +127,9 @@ def run_gate(
 ) -> GateReport:
     """Fill ``report`` (its shapes, budgets and options set): the verdict of every shape, then
     each one's load phase, then the budget checks. Errors propagate after cleanup, ``report``
-    holding what was done."""
+    holding what was done. Faults of the scenario apply to the verdict runs, not to the load
+    phases."""
+    report.shapes = [s.resolved(scenario) for s in report.shapes]
     shaped = [s.applied(scenario) for s in report.shapes]
     run_matrix(shaped, redis, observer, report.matrix)
     connections = report.options.connections_for(report.shapes)
@@ -165,6 +174,9 @@ def _load_phase(
                 load = run_load(endpoints, request, duration_s=options.duration_s,
                                 connections=connections, rate=options.rate, warmup_s=0)
                 usage, rload = meter.stop()
-    finally:
-        redis.clear(prefix)
+    except BaseException:
+        with contextlib.suppress(HarnessError):  # the first error is the one to tell
+            redis.clear(prefix)
+        raise
+    redis.clear(prefix)
     return load, usage, rload

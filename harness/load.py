@@ -98,7 +98,9 @@ class LoadResult:
 
     @property
     def error_rate(self) -> float:
-        return self.errors / max(self.sent, 1)
+        """Errors among the requests due: a request a fixed rate never got to send in time
+        (the backlog) failed its client as surely as one that timed out."""
+        return (self.errors + self.backlog) / max(self.sent + self.backlog, 1)
 
     def percentile(self, q: float) -> float:
         """The latency (ms) that ``q`` percent of completed requests did not exceed (nearest

@@ -67,6 +67,7 @@ class RedisProxy:
     _control: socket.socket = field(repr=False)
     _log: Path = field(repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _harness_connections: int = field(default=0, repr=False)
 
     def url(self, upstream_url: str) -> str:
         """``upstream_url`` with its host and port replaced by the proxy's (the password, db
@@ -86,8 +87,16 @@ class RedisProxy:
         self._command("restore")
 
     def connections(self) -> int:
-        """How many connections clients (the app) have opened through the proxy so far."""
+        """How many connections clients have opened through the proxy so far."""
         return int(self._command("stats"))
+
+    def mark_harness_done(self) -> None:
+        """From now on only the app connects: :meth:`app_connections` counts from here."""
+        self._harness_connections = self.connections()
+
+    def app_connections(self) -> int:
+        """Connections opened since :meth:`mark_harness_done` (all, without the mark)."""
+        return self.connections() - self._harness_connections
 
     def _command(self, command: str) -> str:
         """Send ``command``; the rest of its ``ok`` reply."""

@@ -172,6 +172,7 @@ def _fault_proxy(
     for fault in faults:
         if isinstance(fault, RedisLatency):
             fault.measure(redis.url, proxy)
+    proxy.mark_harness_done()
     return proxy
 
 

@@ -218,6 +218,9 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             if data.get("expect_outage") is not None else None
         ),
     )
+    if scenario.port is not None and scenario.port + scenario.instances - 1 > MAX_PORT:
+        raise v.error(f"port {scenario.port} with {scenario.instances} instances needs ports "
+                      f"up to {scenario.port + scenario.instances - 1}, past {MAX_PORT}")
     kinds = [f.kind for f in scenario.faults]
     if len(set(kinds)) < len(kinds):
         raise v.error(f"faults: each fault at most once, not {kinds}")

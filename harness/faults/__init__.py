@@ -103,7 +103,11 @@ class FaultContext:
 
 
 class Fault(Protocol):
-    """Hooks on a run's traffic; each is called on every fault, which acts in the ones it needs."""
+    """Hooks on a run's traffic; each is called on every fault, which acts in the ones it needs.
+    ``acts_after_first_burst``: the traffic then sends at least one burst after it."""
+
+    kind: str
+    acts_after_first_burst: bool
 
     def mid_first_burst(self, ctx: FaultContext, released: int) -> None:
         """After each step of the first burst is sent (``released`` so far)."""

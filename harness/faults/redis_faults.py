@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import redis
 
 from harness.checker import Burst
+from harness.errors import RedisUnavailable
 from harness.faults import FaultContext, FaultOutcome
 from harness.redis_proxy import RedisProxy
 from harness.request_template import Statuses
@@ -47,6 +48,7 @@ class RedisRestart:
     limit, try again as many times: what it is admitted is what the restart gave away."""
 
     kind = "redis-restart"
+    acts_after_first_burst = True
 
     def __init__(self) -> None:
         self.result: FaultOutcome | None = None
@@ -117,6 +119,7 @@ class RedisOutage:
     until the app answers normally again."""
 
     kind = "redis-outage"
+    acts_after_first_burst = True
 
     def __init__(self, expect: str | None = None) -> None:
         self.expect = expect
@@ -131,7 +134,7 @@ class RedisOutage:
         client = ctx.fresh_client()
         if client is None or ctx.proxy is None:
             return
-        if not ctx.proxy.connections():
+        if not ctx.proxy.app_connections():
             self.result = not_applied(self.kind)
             return
         wave = max(2, ctx.target.capacity)
@@ -176,9 +179,14 @@ class RedisOutage:
             outcome = "errors"
             what = (f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of "
                     f"{counts['sent']}")
-        back = (f"answered normally again {recovered_s:.2f}s after Redis was back"
-                if recovered_s is not None else
-                f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back")
+        waited = time.monotonic() - restored
+        if recovered_s is not None:
+            back = f"answered normally again {recovered_s:.2f}s after Redis was back"
+        elif waited < RECOVERY_TIMEOUT_S:
+            back = (f"was not answering normally yet when the run's deadline came, {waited:.2f}s "
+                    "after Redis was back (raise --timeout)")
+        else:
+            back = f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back"
         summary = (f"Redis unreachable for {down_s:.2f}s, {ctx.at_s(began):.2f}s into the run: "
                    f"the app {what} ({outcome}); it {back}")
         expected = recovered_s is not None and (
@@ -204,17 +212,17 @@ class RedisLatency:
     holds the round trip measured through the proxy and directly."""
 
     kind = "redis-latency"
+    acts_after_first_burst = False
 
     def __init__(self, latency_ms: float) -> None:
         self.latency_ms = latency_ms
         self.rtt: tuple[float, float] | None = None
-        self.own_connections = 0  # the measure's, through the proxy
         self.app_connected = True
 
     def measure(self, direct_url: str, proxy: RedisProxy) -> None:
         """Round trips through ``proxy`` and directly, before the app starts."""
-        self.rtt = (_median_ping_ms(proxy.url(direct_url)), _median_ping_ms(direct_url))
-        self.own_connections = proxy.connections()
+        self.rtt = (_median_ping_ms(proxy.url(direct_url), self.latency_ms),
+                    _median_ping_ms(direct_url, 0.0))
 
     def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
 
@@ -222,8 +230,7 @@ class RedisLatency:
         return frozenset()
 
     def after_first_burst(self, ctx: FaultContext, first: Sequence[Burst]) -> None:
-        self.app_connected = (
-            ctx.proxy is not None and ctx.proxy.connections() > self.own_connections)
+        self.app_connected = ctx.proxy is not None and ctx.proxy.app_connections() > 0
 
     def outcome(self) -> FaultOutcome:
         if not self.app_connected:
@@ -245,12 +252,19 @@ def not_applied(kind: str) -> FaultOutcome:
         "Redis URL from REDIS_URL to test this fault"), as_expected=False)
 
 
-def _median_ping_ms(url: str) -> float:
-    with redis.Redis.from_url(url, socket_timeout=5) as client:
-        client.ping()  # connect first
-        took = []
-        for _ in range(PINGS):
-            t0 = time.perf_counter()
-            client.ping()
-            took.append((time.perf_counter() - t0) * 1000)
+def _median_ping_ms(url: str, latency_ms: float) -> float:
+    """The median of a few PING round trips to ``url`` (fewer where each is slow)."""
+    pings = PINGS if latency_ms < 100 else 3
+    try:
+        with redis.Redis.from_url(url, socket_timeout=5 + latency_ms / 1000) as client:
+            client.ping()  # connect first
+            took = []
+            for _ in range(pings):
+                t0 = time.perf_counter()
+                client.ping()
+                took.append((time.perf_counter() - t0) * 1000)
+    except redis.exceptions.RedisError as exc:
+        raise RedisUnavailable(
+            f"redis-latency: Redis did not answer a PING through the fault proxy: "
+            f"{type(exc).__name__}") from None
     return statistics.median(took)

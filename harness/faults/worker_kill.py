@@ -17,12 +17,14 @@ from collections.abc import Sequence
 from harness.checker import Burst
 from harness.faults import FaultContext, FaultOutcome
 from harness.fleet import worker_pid
+from harness.fleet_usage import children
 
 WAIT_INSIDE_S = 0.2
 
 
 class WorkerKill:
     kind = "worker-kill"
+    acts_after_first_burst = False
 
     def __init__(self) -> None:
         self.killed: str | None = None
@@ -32,7 +34,7 @@ class WorkerKill:
         self.note = ""
 
     def mid_first_burst(self, ctx: FaultContext, released: int) -> None:
-        if self.killed is not None or released < max(1, ctx.claim.limit // 2):
+        if self.at_s is not None or released < max(1, ctx.claim.limit // 2):
             return
         until = time.monotonic() + WAIT_INSIDE_S
         inside: Counter[str] = Counter()
@@ -44,10 +46,15 @@ class WorkerKill:
             time.sleep(0.001)
         victim = inside.most_common(1)[0][0] if inside else sorted(ctx.fleet.worker_ids)[0]
         self.at_s = ctx.at_s(time.monotonic())
+        pid = worker_pid(victim)
+        if pid not in {c for arbiter in ctx.fleet.arbiters for c in children(arbiter)}:
+            self.note = f"worker {victim} was no longer a child of this fleet's gunicorn"
+            return  # never signal a pid that may have been reused by another process
         try:
-            os.kill(worker_pid(victim), signal.SIGKILL)
-        except ProcessLookupError:
-            self.note = f"worker {victim} had already exited"
+            os.kill(pid, signal.SIGKILL)
+        except OSError as exc:
+            self.note = f"worker {victim} could not be killed: {exc.strerror or exc}"
+            return
         self.killed = victim
         self.inside = inside.get(victim, 0)
 
@@ -59,16 +66,14 @@ class WorkerKill:
 
     def outcome(self) -> FaultOutcome:
         if self.killed is None:
-            return FaultOutcome(self.kind, None, "not-fired",
-                                "no worker was killed: the first burst released too few requests",
+            why = self.note or "the first burst released too few requests"
+            return FaultOutcome(self.kind, None, "not-fired", f"no worker was killed: {why}",
                                 as_expected=False)
         summary = (
             f"worker {self.killed} was killed (SIGKILL) {self.at_s:.2f}s into the run with "
             f"{self.inside} request(s) inside the app; {self.indeterminate} got no answer and "
             "count as indeterminate"
         )
-        if self.note:
-            summary += f" ({self.note})"
         return FaultOutcome(self.kind, self.at_s, "killed", summary, {
             "worker": self.killed, "inside": self.inside, "indeterminate": self.indeterminate,
         })

@@ -111,7 +111,14 @@ def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
                         nonlocal proc
                         if proc is not None:
                             processes.stop(proc)
-                        proc = processes.spawn(argv, os.environ, log)
+                        try:
+                            proc = processes.spawn(argv, os.environ, log)
+                        except OSError as exc:
+                            proc = None
+                            raise RedisUnavailable(
+                                f"cannot run redis-server ({binary}) again after a restart: "
+                                f"{exc.strerror or exc}"
+                            ) from None
                         if not _wait_ready(proc, url):
                             tail = redact_secrets(processes.log_tail(log), url)
                             raise RedisUnavailable(

@@ -168,7 +168,12 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
             ) from None
 
         def restart() -> None:
-            container.get_wrapped_container().restart(timeout=1)
+            try:
+                container.get_wrapped_container().restart(timeout=1)
+            except Exception as exc:  # the docker SDK's and requests' errors alike
+                raise RedisUnavailable(
+                    f"--redis docker: {image} could not be restarted: {_one_line(exc)}"
+                ) from None
             if _wait_ready(container, image, password) != url:
                 raise RedisUnavailable(
                     f"--redis docker: {image} came back on another port after a restart"

@@ -135,6 +135,8 @@ def test_result_arithmetic() -> None:
     assert result.percentile(0.1) == 1.0
     with pytest.raises(ValueError):
         result.percentile(0)
+    behind = LoadResult(2.0, 10, 10, 0, {200: 10}, (1.0,) * 10, rate=10.0, backlog=10)
+    assert behind.error_rate == 0.5  # half the schedule never went out in time
     empty = LoadResult(0.0, 0, 0, 0, {}, ())
     assert math.isnan(empty.percentile(95))
     assert empty.throughput_rps == 0.0 and empty.error_rate == 0.0

@@ -64,6 +64,7 @@ def test_scenario_keys_for_instances_and_faults(tmp_path: Path) -> None:
     ('faults = ["worker-kill", "worker-kill"]', "each fault at most once"),
     ('expect_outage = "closed"', "needs the redis-outage fault"),
     ('faults = ["redis-outage"]\nexpect_outage = "sometimes"', "expect_outage must be one of"),
+    ('port = 65535\ninstances = 2', "ports up to 65536"),
 ])
 def test_bad_scenario_keys_are_usage_errors(tmp_path: Path, extra: str, complaint: str) -> None:
     path = tmp_path / "s.toml"
@@ -134,10 +135,21 @@ def test_accepted_and_served_per_instance() -> None:
 
 @pytest.mark.parametrize(("text", "shape"), [
     ("1x2", Shape(1, 2)), ("2x2", Shape(2, 2)), ("4x1@3", Shape(4, 1, 3)), (" 2 x 4 ", Shape(2, 4)),
+    ("2x2@1", Shape(2, 2, 1)),
 ])
 def test_shapes(text: str, shape: Shape) -> None:
     assert parse_shape(text) == shape
-    assert parse_shape(shape.text) == shape
+    assert parse_shape(shape.text).text == shape.text
+
+
+def test_a_shape_without_instances_takes_the_scenarios(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text('app = "m:app"\nrate = "5/s"\ninstances = 3\nexpect = "violation"\n')
+    (s,) = load_scenarios([path], {})
+    assert parse_shape("2x2").resolved(s) == Shape(2, 2, 3)
+    assert parse_shape("2x2@1").resolved(s) == Shape(2, 2, 1)
+    gated = parse_shape("2x2").applied(s)
+    assert (gated.instances, gated.workers, gated.expect) == (3, (2,), "exact")
 
 
 @pytest.mark.parametrize("text", ["2", "0x2", "2x0", "2x2@0", "two", "2x2@", "-1x2"])
