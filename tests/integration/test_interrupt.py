@@ -54,8 +54,15 @@ def test_interrupt_with_a_fault_proxy_stops_it_too(redis_spec: str) -> None:
 
 
 def _load_generator(parent: int) -> bool:
-    return any("child_main" in " ".join(p.cmdline())
-               for p in psutil.Process(parent).children(recursive=True))
+    """Whether a load generator runs under ``parent`` (children that exit meanwhile, or are
+    zombies waiting to be reaped, do not count)."""
+    for child in psutil.Process(parent).children(recursive=True):
+        try:
+            if "child_main" in " ".join(child.cmdline()):
+                return True
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            continue
+    return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
