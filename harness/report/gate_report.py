@@ -87,6 +87,7 @@ def gate_dict(report: GateReport, exit_code: int) -> dict[str, Any]:
         "budgets": [{"budget": c.budget.text, "metric": c.budget.metric,
                      "from": _num(c.before, 3), "to": _num(c.after, 3),
                      "allowed": _num(c.allowed, 3), "ok": c.ok} for c in report.checks],
+        "notes": m.notes,
         "runs": [_run_dict(r) for r in m.runs],
         "redis": ({"provider": m.redis.provider, "url": redact_url(m.redis.url),
                    "version": m.redis.version} if m.redis else None),
@@ -162,6 +163,7 @@ def render_gate_markdown(report: GateReport, exit_code: int) -> str:
         lines.append("")
     for r in report.matrix.runs:
         lines.append(f"- **{_cell(r.scenario)} {r.shape}**: {_cell(r.verdict.reason)}")
+    lines += [f"- note: {_cell(note)}" for note in report.matrix.notes]
     units = ", ".join(f"{k} {u}" for k, (u, _, _) in METRICS.items() if u)
     lines += ["", f"- units: {_cell(units)}", ""]
     return "\n".join(lines)
