@@ -75,7 +75,14 @@ class RedisRestart:
         since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records),
                                         default=0.0)
         window_passed = since_burst >= ctx.claim.period_s
-        if counts["admitted"] and not window_passed:
+        exhausted = any(ctx.claim.statuses.refused(r.status) for r in burst.records)
+        if counts["admitted"] and not exhausted:
+            outcome = "not-exhausted"
+            summary = (
+                f"Redis restarted {ctx.at_s(began):.2f}s into the run, but the first burst's "
+                f"client was never refused before it (admitted {before}): nothing to tell"
+            )
+        elif counts["admitted"] and not window_passed:
             outcome = "reset"
             summary = (
                 f"Redis restarted {ctx.at_s(began):.2f}s into the run ({down_s:.2f}s): the "
