@@ -181,9 +181,13 @@ def _gate(run_cli: RunCli, redis_spec: str, out: Path, *args: str) -> CliResult:
 def test_gate_passes_a_clean_change(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "gate.json"
     result = _gate(run_cli, redis_spec, out, "scenarios/atomic-lua.toml", "--from", "1x2",
-                   "--to", "2x2", "--budget", "errors=0", "--budget", "rss=+500MB")
+                   "--to", "2x2", "--budget", "errors=0", "--budget", "rss=+500MB",
+                   "--arrival-rate", "200")
     data = json.loads(out.read_text())
     assert result.code == 0, result.stdout + result.stderr
+    assert data["load"]["rate"] == 200
+    for shape in data["shapes"]:  # a fixed rate: 200 requests due in the measured second
+        assert 190 <= shape["load"]["sent"] + shape["load"]["backlog"] <= 210
     assert data["ok"] is True and [s["shape"] for s in data["shapes"]] == ["1x2", "2x2"]
     for shape in data["shapes"]:
         assert shape["verdict"] == "pass"
