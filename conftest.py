@@ -79,8 +79,11 @@ def run_cli() -> Callable[..., CliResult]:
     """Run ``python -m harness ARGS`` in a subprocess; fail if it left any process running."""
 
     def run(
-        *args: str, timeout: float = 600, env: dict[str, str] | None = None,
-        cwd: Path = ROOT, soft_nofile: int | None = None,
+        *args: str,
+        timeout: float = 600,
+        env: dict[str, str] | None = None,
+        cwd: Path = ROOT,
+        soft_nofile: int | None = None,
     ) -> CliResult:
         def limit_files() -> None:  # runs in the child: as `ulimit -Sn N` would
             if soft_nofile is not None:
@@ -89,8 +92,12 @@ def run_cli() -> Callable[..., CliResult]:
 
         proc = subprocess.Popen(
             [sys.executable, "-m", "harness", *args],
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**cli_environment(), **(env or {})}, preexec_fn=limit_files,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**cli_environment(), **(env or {})},
+            preexec_fn=limit_files,
         )
         stdout, stderr = proc.communicate(timeout=timeout)
         left = leftovers(proc.pid)
@@ -132,8 +139,9 @@ def wait_for_gunicorn(parent: int, timeout_s: float = 60) -> None:
     while time.monotonic() < deadline:
         for proc in psutil.process_iter(["cmdline"]):
             try:
-                if ("gunicorn" in " ".join(proc.info["cmdline"] or [])
-                        and proc.environ().get(PARENT_ENV) == str(parent)):
+                if "gunicorn" in " ".join(proc.info["cmdline"] or []) and proc.environ().get(
+                    PARENT_ENV
+                ) == str(parent):
                     return
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
@@ -159,8 +167,12 @@ def harness_process(*args: str) -> Iterator[subprocess.Popen[str]]:
     """``python -m harness run ARGS`` in the background; killed (and reaped) if still running
     when the block ends."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "run", *args], cwd=ROOT, env=cli_environment(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "harness", "run", *args],
+        cwd=ROOT,
+        env=cli_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         yield proc

@@ -50,8 +50,10 @@ class BudgetCheck:
         unit = METRICS[self.budget.metric][0]
         bound = "at least" if METRICS[self.budget.metric][1] else "at most"
         state = "ok" if self.ok else "BREACHED"
-        return (f"{self.budget.text}: {_fmt(self.before)} -> {_fmt(self.after)} {unit} "
-                f"({bound} {_fmt(self.allowed)} allowed): {state}").replace("  ", " ")
+        return (
+            f"{self.budget.text}: {_fmt(self.before)} -> {_fmt(self.after)} {unit} "
+            f"({bound} {_fmt(self.allowed)} allowed): {state}"
+        ).replace("  ", " ")
 
 
 def _fmt(x: float) -> str:
@@ -63,8 +65,9 @@ def parse_budget(text: str) -> Budget:
     metric, sep, value = text.partition("=")
     metric = metric.strip().lower().replace("-", "_")
     if not sep or metric not in METRICS:
-        raise ValueError(f"budget {text!r}: expected METRIC=VALUE with METRIC one of "
-                         f"{', '.join(METRICS)}")
+        raise ValueError(
+            f"budget {text!r}: expected METRIC=VALUE with METRIC one of {', '.join(METRICS)}"
+        )
     m = _VALUE.match(value)
     if not m:
         raise ValueError(f"budget {text!r}: {value!r} is not a value such as +10%, +200MB or 0")

@@ -62,8 +62,7 @@ STAMP_WAIT_S = 0.5
 RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
 RECOVERY_MARGIN_S = 0.05
 RECOVERY_REQUESTS = 4
-BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP",
-                  "CF-Connecting-IP")
+BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP", "CF-Connecting-IP")
 BYPASS_TRIES = 3  # requests per header, each with an address of its own
 
 
@@ -80,17 +79,29 @@ def client_addresses() -> Iterator[str]:
 
 
 def send_bursts(
-    fleet: Fleet, scenario: Scenario, claim: Claim, addresses: Iterator[str],
-    values: Iterator[list[str]] | None = None, faults: Sequence[Fault] = (),
-    redis: RedisServer | None = None, proxy: RedisProxy | None = None,
+    fleet: Fleet,
+    scenario: Scenario,
+    claim: Claim,
+    addresses: Iterator[str],
+    values: Iterator[list[str]] | None = None,
+    faults: Sequence[Fault] = (),
+    redis: RedisServer | None = None,
+    proxy: RedisProxy | None = None,
 ) -> list[Burst]:
     """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
     and the next ``{identity}`` values), until the run is settled or its deadline is too near
     for another; one :class:`Burst` per client of each. ``faults`` act on ``fleet``, ``redis``
     and the ``proxy`` in front of it."""
     engine = ENGINES[scenario.traffic]
-    target = Target(fleet.host, fleet.port, claim.workers, claim.threads, scenario.request,
-                    claim.statuses, fleet.ports[1:])
+    target = Target(
+        fleet.host,
+        fleet.port,
+        claim.workers,
+        claim.threads,
+        scenario.request,
+        claim.statuses,
+        fleet.ports[1:],
+    )
     deadline = time.monotonic() + scenario.timeout_s
     values = values if values is not None else identity_values(scenario)
 
@@ -98,8 +109,7 @@ def send_bursts(
         batch = next(values, [])
         return Client(next(addresses), batch[0]) if batch else None
 
-    ctx = FaultContext(fleet, redis, target, claim, deadline, time.monotonic(), fresh_client,
-                       proxy)
+    ctx = FaultContext(fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy)
 
     def mid_first_burst(released: int) -> None:
         for fault in faults:
@@ -127,10 +137,21 @@ def send_bursts(
         if claim.period_s <= ALIGN_PERIOD_S:  # a different phase each time, past a clock edge
             align = (claim.period_s, (len(rounds) % 3) * claim.period_s / 3)
         started = time.monotonic()
-        rounds.append(_one_round(
-            engine, fleet, target, count, claim, clients, f"b{len(rounds) + 1}", deadline,
-            align, mid_first_burst if faults and not rounds else None, faults,
-        ))
+        rounds.append(
+            _one_round(
+                engine,
+                fleet,
+                target,
+                count,
+                claim,
+                clients,
+                f"b{len(rounds) + 1}",
+                deadline,
+                align,
+                mid_first_burst if faults and not rounds else None,
+                faults,
+            )
+        )
         longest = max(longest, time.monotonic() - started)
         if len(rounds) == 1:
             for fault in faults:
@@ -153,7 +174,7 @@ def identity_values(scenario: Scenario) -> Iterator[list[str]]:
     if scenario.identity_values:
         values = scenario.identity_values
         for start in range(0, len(values) - n + 1, n):
-            yield list(values[start:start + n])
+            yield list(values[start : start + n])
         return
     tag = secrets.token_hex(3)
     for start in itertools.count(1, n):
@@ -175,8 +196,12 @@ def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
     headers.append("")
     extras.append(())
     records = fresh_requests(
-        target, [f"{burst.tag}x-{i}" for i in range(len(extras))], identity=burst.identity,
-        value=burst.value, deadline=deadline, extra_headers=extras,
+        target,
+        [f"{burst.tag}x-{i}" for i in range(len(extras))],
+        identity=burst.identity,
+        value=burst.value,
+        deadline=deadline,
+        extra_headers=extras,
     )
     return replace(burst, bypass=tuple(zip(headers, records, strict=True)))
 
@@ -200,8 +225,11 @@ def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) 
         return burst
     time.sleep(max(0.0, wait))
     records = fresh_requests(
-        target, [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
-        identity=burst.identity, value=burst.value, deadline=deadline,
+        target,
+        [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
+        identity=burst.identity,
+        value=burst.value,
+        deadline=deadline,
     )
     return replace(burst, recovery=records)
 
@@ -230,28 +258,52 @@ def _wants_burst(
 
 
 def _one_round(
-    engine: Engine, fleet: Fleet, target: Target, count: int, claim: Claim,
-    clients: Sequence[Client], tag: str, deadline: float, align: tuple[float, float] | None,
-    on_release: Callable[[int], None] | None = None, faults: Sequence[Fault] = (),
+    engine: Engine,
+    fleet: Fleet,
+    target: Target,
+    count: int,
+    claim: Claim,
+    clients: Sequence[Client],
+    tag: str,
+    deadline: float,
+    align: tuple[float, float] | None,
+    on_release: Callable[[int], None] | None = None,
+    faults: Sequence[Fault] = (),
 ) -> list[Burst]:
     """One burst from ``clients``, as one :class:`Burst` per client. Requests that provably
     never reached the app (no response, and the probe never saw them) are sent again, and a
     client over-admitted with nothing refused is followed by a few confirmation requests.
     Unanswered requests that were inside a worker a fault killed are indeterminate."""
-    records = engine(target, count, clients=clients, limit=claim.limit, tag=tag,
-                     deadline=deadline, align=align, on_release=on_release)
+    records = engine(
+        target,
+        count,
+        clients=clients,
+        limit=claim.limit,
+        tag=tag,
+        deadline=deadline,
+        align=align,
+        on_release=on_release,
+    )
     client_of = {c.address: c for c in clients}
     stamps = fleet.read_stamps()
     for _ in range(RESEND_ROUNDS):
-        lost = [r for r in records if r.status is None and r.request_id not in stamps
-                and not (r.error or "").startswith("not sent")]
+        lost = [
+            r
+            for r in records
+            if r.status is None
+            and r.request_id not in stamps
+            and not (r.error or "").startswith("not sent")
+        ]
         if not lost or time.monotonic() >= deadline:
             break
         for address in dict.fromkeys(r.identity for r in lost):
             theirs = [r for r in lost if r.identity == address]
             again = fresh_requests(
-                target, [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in theirs],
-                identity=address, value=client_of[address].value, deadline=deadline,
+                target,
+                [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in theirs],
+                identity=address,
+                value=client_of[address].value,
+                deadline=deadline,
             )
             for old, new in zip(theirs, again, strict=True):
                 records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
@@ -259,27 +311,43 @@ def _one_round(
     stamps = _settled_stamps(fleet, records, stamps, deadline)
     dead = frozenset().union(*(f.lost_workers() for f in faults))
     indeterminate = frozenset(
-        r.request_id for r in records
+        r.request_id
+        for r in records
         if r.status is None and r.request_id in stamps and stamps[r.request_id].worker in dead
     )
     bursts = []
     confirmed = False
     for c, client in enumerate(clients):
-        mine = records[c * count:(c + 1) * count]
+        mine = records[c * count : (c + 1) * count]
         accepted = sum(claim.statuses.admitted(r.status) for r in mine)
         nothing_refused = not any(claim.statuses.refused(r.status) for r in mine)
         confirmation: list[Record] = []
-        if accepted > claim.limit and nothing_refused and not confirmed and (
-            time.monotonic() < deadline
+        if (
+            accepted > claim.limit
+            and nothing_refused
+            and not confirmed
+            and (time.monotonic() < deadline)
         ):
             confirmed = True  # one client's confirmation tells it for every client
             confirmation = fresh_requests(
-                target, [f"{tag}c-{i}" for i in range(CONFIRMATIONS)], identity=client.address,
-                value=client.value, deadline=deadline,
+                target,
+                [f"{tag}c-{i}" for i in range(CONFIRMATIONS)],
+                identity=client.address,
+                value=client.value,
+                deadline=deadline,
             )
         ours = {r.request_id: stamps[r.request_id] for r in mine if r.request_id in stamps}
-        bursts.append(Burst(client.address, mine, ours, tag, confirmation, value=client.value,
-                            indeterminate=indeterminate & {r.request_id for r in mine}))
+        bursts.append(
+            Burst(
+                client.address,
+                mine,
+                ours,
+                tag,
+                confirmation,
+                value=client.value,
+                indeterminate=indeterminate & {r.request_id for r in mine},
+            )
+        )
     return bursts
 
 
@@ -296,5 +364,3 @@ def _settled_stamps(
         time.sleep(0.005)
         stamps = fleet.read_stamps()
     return stamps
-
-

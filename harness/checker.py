@@ -160,7 +160,8 @@ class Verdict:
 
 
 def tally(
-    records: Sequence[Record], statuses: Statuses | None = None,
+    records: Sequence[Record],
+    statuses: Statuses | None = None,
     indeterminate: frozenset[str] = frozenset(),
 ) -> Tally:
     """Count a history: admitted, refused (by default 2xx and 429, see :class:`Statuses`),
@@ -217,9 +218,17 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     confirmed = _answered(burst.confirmation, claim.statuses)
     later = _answered(burst.recovery, claim.statuses)
     recovered = (later[0], later[1]) if later else None
-    return BurstFinding(burst.identity, burst.value, burst.round, t, fit, ov,
-                        confirmed[1] if confirmed else None, recovered,
-                        _bypassed(burst.bypass, claim.statuses))
+    return BurstFinding(
+        burst.identity,
+        burst.value,
+        burst.round,
+        t,
+        fit,
+        ov,
+        confirmed[1] if confirmed else None,
+        recovered,
+        _bypassed(burst.bypass, claim.statuses),
+    )
 
 
 def _bypassed(
@@ -231,8 +240,11 @@ def _bypassed(
         return ()
     headers = dict.fromkeys(h for h, _ in attempts if h)
     return tuple(
-        (h, sum(statuses.admitted(r.status) for x, r in attempts if x == h),
-         sum(x == h for x, _ in attempts))
+        (
+            h,
+            sum(statuses.admitted(r.status) for x, r in attempts if x == h),
+            sum(x == h for x, _ in attempts),
+        )
         for h in headers
     )
 
@@ -285,9 +297,11 @@ def edge_chance(findings: Sequence[BurstFinding], period_s: float) -> float:
     dist = [1.0]  # dist[k]: chance that exactly k of the bursts so far had an edge inside
     for f in findings:
         p = min(1.0, f.tally.span_s / period_s) if f.fit.kind != "edge" else f.fit.edge_chance
-        dist = [(dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
-                for k in range(len(dist) + 1)]
-    independent = min(1.0, sum(dist[len(edges):]))
+        dist = [
+            (dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
+            for k in range(len(dist) + 1)
+        ]
+    independent = min(1.0, sum(dist[len(edges) :]))
     return max(independent, _shared_phase(edges, period_s))
 
 
@@ -369,13 +383,17 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     under = [f for f in findings if under_admitted(f, claim)]
     if under:
         worst = min(under, key=lambda f: f.tally.accepted)
-        hint = ("the throttle rejected requests it should admit (stale state from an earlier "
-                "run, or a limit lower than claimed?)")
+        hint = (
+            "the throttle rejected requests it should admit (stale state from an earlier "
+            "run, or a limit lower than claimed?)"
+        )
         together = _together(worst, findings)
         admitted = sum(f.tally.accepted for f in together)
         short = sum(under_admitted(g, claim) for g in together)
-        if len(together) > 1 and short >= len(together) - 1 and (
-            admitted <= claim.limit + claim.workers * claim.threads
+        if (
+            len(together) > 1
+            and short >= len(together) - 1
+            and (admitted <= claim.limit + claim.workers * claim.threads)
         ):
             hint = (
                 f"the {len(together)} clients of burst {worst.round} were admitted {admitted} "
@@ -444,8 +462,10 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         f"(in {strong} of {len(findings)} bursts)"
     )
     if t.indeterminate:
-        reason += (f"; {t.indeterminate} request(s) died with their worker, counted or not: "
-                   "every burst's admissions fit with them either way")
+        reason += (
+            f"; {t.indeterminate} request(s) died with their worker, counted or not: "
+            "every burst's admissions fit with them either way"
+        )
     if recovered:
         reason += f"; recovered a period later ({recovered[0][0]} admitted, none refused)"
     tried = [h for f in findings for h, _, _ in f.bypassed]
@@ -478,7 +498,8 @@ def _strongest(findings: Sequence[BurstFinding]) -> Overlap:
     """The strongest crossing of the limit any burst had."""
     return max(
         (f.overlap for f in findings),
-        key=lambda ov: (ov.at_crossing or 0, ov.crossing_workers), default=Overlap(),
+        key=lambda ov: (ov.at_crossing or 0, ov.crossing_workers),
+        default=Overlap(),
     )
 
 
@@ -488,8 +509,10 @@ def _summaries(findings: Sequence[BurstFinding]) -> str:
         return ", ".join(f.summary() for f in findings)
     admitted = [f.tally.accepted for f in findings]
     sent = [f.tally.sent for f in findings]
-    return (f"{min(admitted)}-{max(admitted)} admitted of {min(sent)}-{max(sent)} sent, "
-            f"{len(findings)} clients")
+    return (
+        f"{min(admitted)}-{max(admitted)} admitted of {min(sent)}-{max(sent)} sent, "
+        f"{len(findings)} clients"
+    )
 
 
 def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:
@@ -512,8 +535,14 @@ def _over_admission_hint(
 ) -> str:
     """A diagnosis only where the evidence supports one."""
     t = f.tally
-    confirmed = next((g.confirmed_rejected for g in _together(f, findings or [f])
-                      if g.confirmed_rejected is not None), None)
+    confirmed = next(
+        (
+            g.confirmed_rejected
+            for g in _together(f, findings or [f])
+            if g.confirmed_rejected is not None
+        ),
+        None,
+    )
     if t.rejected == 0:
         if confirmed == 0:
             return (
@@ -534,9 +563,7 @@ def _over_admission_hint(
             f"{claim.limit}), so the state is shared, but concurrent requests overwrote each "
             "other's count: the throttle's read-check-write is not atomic"
         )
-    per_worker = all(
-        t.accepted_by.get(w, 0) == min(n, claim.limit) for w, n in t.served_by.items()
-    )
+    per_worker = all(t.accepted_by.get(w, 0) == min(n, claim.limit) for w, n in t.served_by.items())
     if t.workers_seen > 1 and per_worker:
         return (
             f"each of the {t.workers_seen} workers admitted exactly min(its requests, "
@@ -558,6 +585,8 @@ def _error_hint(t: Tally) -> str:
     if "HTTP 405" in t.error_samples:
         return "check --method: the endpoint does not take it"
     if any(s in t.error_samples for s in ("HTTP 401", "HTTP 403", "HTTP 503")):
-        return ("a throttle that refuses with 403 or 503 needs --reject-status; an endpoint "
-                "whose admitted requests answer 401 (a failed login) needs --accept-status")
+        return (
+            "a throttle that refuses with 403 or 503 needs --reject-status; an endpoint "
+            "whose admitted requests answer 401 (a failed login) needs --accept-status"
+        )
     return ""

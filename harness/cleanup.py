@@ -103,8 +103,11 @@ def _start_reaper() -> int:
         _reaper = subprocess.Popen(
             [sys.executable, "-P", "-c", _BOOTSTRAP, _HARNESS_ROOT],
             env={**os.environ, PARENT_ENV: str(os.getpid())},
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True, bufsize=0,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            bufsize=0,
         )
     except OSError:
         return -1

@@ -55,11 +55,14 @@ from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, checked_path
 
 Writer = Callable[[MatrixReport, int, Path], None]
 W = TypeVar("W")
-REPORTS: dict[str, Writer] = {"--json": write_json, "--markdown": write_markdown,
-                              "--junit": write_junit, "--html": write_html}
+REPORTS: dict[str, Writer] = {
+    "--json": write_json,
+    "--markdown": write_markdown,
+    "--junit": write_junit,
+    "--html": write_html,
+}
 GateWriter = Callable[[GateReport, int, Path], None]
-GATE_REPORTS: dict[str, GateWriter] = {"--json": write_gate_json,
-                                       "--markdown": write_gate_markdown}
+GATE_REPORTS: dict[str, GateWriter] = {"--json": write_gate_json, "--markdown": write_gate_markdown}
 REQUIRE_DOCKER_ENV = "THROTTLE_HARNESS_REQUIRE_DOCKER"
 
 
@@ -85,10 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scenario_flags(run)
     run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
     run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
-    run.add_argument("--instances", type=int, metavar="M",
-                     help="gunicorn servers per run, each of workers x threads, on the same "
-                     "Redis, the traffic spread over them in turn as a round-robin load "
-                     "balancer would (default: 1)")
+    run.add_argument(
+        "--instances",
+        type=int,
+        metavar="M",
+        help="gunicorn servers per run, each of workers x threads, on the same "
+        "Redis, the traffic spread over them in turn as a round-robin load "
+        "balancer would (default: 1)",
+    )
     _add_report_flags(run)
     gate = sub.add_parser(
         "gate",
@@ -107,87 +114,188 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
     """The flags that describe a scenario (and override every scenario file's values)."""
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO.toml")
     run.add_argument("--app", help="the WSGI callable to serve, MODULE:CALLABLE")
-    run.add_argument("--pythonpath", action="append", metavar="DIR",
-                     help="a directory to import the app from (repeatable)")
-    run.add_argument("--env", action="append", metavar="KEY=VALUE",
-                     help="an environment variable for the app (repeatable)")
+    run.add_argument(
+        "--pythonpath",
+        action="append",
+        metavar="DIR",
+        help="a directory to import the app from (repeatable)",
+    )
+    run.add_argument(
+        "--env",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an environment variable for the app (repeatable)",
+    )
     run.add_argument("--path", help="the throttled URL path, such as /api/items/")
     run.add_argument("--method", help="GET (default), POST, PUT, PATCH or DELETE")
-    run.add_argument("--header", action="append", dest="headers", metavar="'NAME: VALUE'",
-                     help="a request header (repeatable); may hold {identity}")
-    run.add_argument("--data", metavar="TEXT|@FILE",
-                     help="a request body (a form unless a Content-Type header says otherwise); "
-                     "may hold {identity}")
-    run.add_argument("--accept-status", metavar="S[,S...]",
-                     help="statuses of admitted requests (default: any 2xx)")
-    run.add_argument("--reject-status", metavar="S[,S...]",
-                     help="statuses of requests the throttle refused (default: 429)")
-    run.add_argument("--identities", type=int, metavar="N",
-                     help="clients per burst, each with its own address and {identity} value "
-                     "(default: 1); --requests is per client")
-    run.add_argument("--identity-file", metavar="FILE",
-                     help="{identity} values, one a line, used in order (default: client-TAG-1, "
-                     "client-TAG-2, ... with a random TAG)")
-    run.add_argument("--bypass-check", action="store_true", default=None,
-                     help="past the limit, try client-address headers a misconfigured app may "
-                     "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
-                     "CF-Connecting-IP)")
-    run.add_argument("--redis-keys", metavar="PATTERN",
-                     help="the app's keys to report after each run (a SCAN pattern such as "
-                     "'throttle*'; default: every key of a Redis the harness started, else "
-                     "those under the run's key prefix); read only")
+    run.add_argument(
+        "--header",
+        action="append",
+        dest="headers",
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable); may hold {identity}",
+    )
+    run.add_argument(
+        "--data",
+        metavar="TEXT|@FILE",
+        help="a request body (a form unless a Content-Type header says otherwise); "
+        "may hold {identity}",
+    )
+    run.add_argument(
+        "--accept-status",
+        metavar="S[,S...]",
+        help="statuses of admitted requests (default: any 2xx)",
+    )
+    run.add_argument(
+        "--reject-status",
+        metavar="S[,S...]",
+        help="statuses of requests the throttle refused (default: 429)",
+    )
+    run.add_argument(
+        "--identities",
+        type=int,
+        metavar="N",
+        help="clients per burst, each with its own address and {identity} value "
+        "(default: 1); --requests is per client",
+    )
+    run.add_argument(
+        "--identity-file",
+        metavar="FILE",
+        help="{identity} values, one a line, used in order (default: client-TAG-1, "
+        "client-TAG-2, ... with a random TAG)",
+    )
+    run.add_argument(
+        "--bypass-check",
+        action="store_true",
+        default=None,
+        help="past the limit, try client-address headers a misconfigured app may "
+        "trust (X-Forwarded-For, X-Real-IP, Forwarded, True-Client-IP, "
+        "CF-Connecting-IP)",
+    )
+    run.add_argument(
+        "--redis-keys",
+        metavar="PATTERN",
+        help="the app's keys to report after each run (a SCAN pattern such as "
+        "'throttle*'; default: every key of a Redis the harness started, else "
+        "those under the run's key prefix); read only",
+    )
     run.add_argument("--rate", help="the limit to prove, in DRF syntax: 100/hour, 5/s, 10/min")
-    run.add_argument("--window", choices=WINDOWS, metavar="|".join(WINDOWS),
-                     help="the throttle's window algorithm; any (default) allows whatever a "
-                     "correct sliding, fixed (unknown phase), fixed-clock or token-bucket "
-                     "throttle could admit")
-    run.add_argument("--requests", type=int, metavar="N",
-                     help="requests per run (default: 4x the limit)")
+    run.add_argument(
+        "--window",
+        choices=WINDOWS,
+        metavar="|".join(WINDOWS),
+        help="the throttle's window algorithm; any (default) allows whatever a "
+        "correct sliding, fixed (unknown phase), fixed-clock or token-bucket "
+        "throttle could admit",
+    )
+    run.add_argument(
+        "--requests", type=int, metavar="N", help="requests per run (default: 4x the limit)"
+    )
     run.add_argument("--traffic", choices=TRAFFIC_SHAPES, help="burst (default) or sequential")
     run.add_argument("--expect", choices=EXPECTATIONS, help="what every run should show")
-    run.add_argument("--min-workers-seen", type=int, metavar="N",
-                     help="workers that must serve a run for a pass (default: all)")
-    run.add_argument("--bursts", type=int, metavar="K",
-                     help="bursts per run, each from a fresh client address (default: 3; more "
-                     "when an over-admission could be a window edge, or a burst's requests did "
-                     "not overlap in the app at the limit)")
-    run.add_argument("--timeout", type=float, metavar="SECONDS",
-                     help="a run's traffic ends by then, whatever the server does (default: 120)")
+    run.add_argument(
+        "--min-workers-seen",
+        type=int,
+        metavar="N",
+        help="workers that must serve a run for a pass (default: all)",
+    )
+    run.add_argument(
+        "--bursts",
+        type=int,
+        metavar="K",
+        help="bursts per run, each from a fresh client address (default: 3; more "
+        "when an over-admission could be a window edge, or a burst's requests did "
+        "not overlap in the app at the limit)",
+    )
+    run.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a run's traffic ends by then, whatever the server does (default: 120)",
+    )
     run.add_argument("--port", type=int, help="bind gunicorn to this port (default: a free one)")
-    run.add_argument("--redis", default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
-                     metavar="SPEC", help=SPEC_HELP)
-    run.add_argument("--require-docker", action="store_true",
-                     help=f"fail (exit 3) instead of falling back when no Docker engine "
-                     f"answers; also {REQUIRE_DOCKER_ENV}=1")
-    run.add_argument("--fault", action="append", dest="faults", metavar="KIND",
-                     help="a fault to inject (repeatable): worker-kill, redis-restart, "
-                     "redis-outage, redis-latency=MS; those on Redis need a Redis the harness "
-                     "starts")
-    run.add_argument("--expect-outage", choices=OUTAGE_EXPECTATIONS, dest="expect_outage",
-                     help="with --fault redis-outage: what the app must do while Redis is "
-                     "unreachable (open: admit, closed: refuse); anything else is a failure")
+    run.add_argument(
+        "--redis",
+        default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
+        metavar="SPEC",
+        help=SPEC_HELP,
+    )
+    run.add_argument(
+        "--require-docker",
+        action="store_true",
+        help=f"fail (exit 3) instead of falling back when no Docker engine "
+        f"answers; also {REQUIRE_DOCKER_ENV}=1",
+    )
+    run.add_argument(
+        "--fault",
+        action="append",
+        dest="faults",
+        metavar="KIND",
+        help="a fault to inject (repeatable): worker-kill, redis-restart, "
+        "redis-outage, redis-latency=MS; those on Redis need a Redis the harness "
+        "starts",
+    )
+    run.add_argument(
+        "--expect-outage",
+        choices=OUTAGE_EXPECTATIONS,
+        dest="expect_outage",
+        help="with --fault redis-outage: what the app must do while Redis is "
+        "unreachable (open: admit, closed: refuse); anything else is a failure",
+    )
 
 
 def _add_report_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--json", type=Path, metavar="FILE", help="write the JSON report here")
-    run.add_argument("--markdown", type=Path, metavar="FILE",
-                     help="write a Markdown summary here (a CI job summary, a pull-request "
-                     "comment)")
-    run.add_argument("--junit", type=Path, metavar="FILE",
-                     help="write a JUnit XML report here: one test case per scenario and "
-                     "worker count, for CI test dashboards")
-    run.add_argument("--html", type=Path, metavar="FILE",
-                     help="write a self-contained HTML report here: the verdicts and, per run, "
-                     "each worker's requests over time against the limit")
+    run.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write a Markdown summary here (a CI job summary, a pull-request comment)",
+    )
+    run.add_argument(
+        "--junit",
+        type=Path,
+        metavar="FILE",
+        help="write a JUnit XML report here: one test case per scenario and "
+        "worker count, for CI test dashboards",
+    )
+    run.add_argument(
+        "--html",
+        type=Path,
+        metavar="FILE",
+        help="write a self-contained HTML report here: the verdicts and, per run, "
+        "each worker's requests over time against the limit",
+    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The scenario keys given on the command line, in scenario-file form."""
     found: dict[str, Any] = {}
-    for key in ("app", "path", "rate", "window", "threads", "requests", "traffic", "expect",
-                "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-                "reject_status", "bypass_check", "redis_keys", "identities",
-                "identity_file", "instances", "faults", "expect_outage"):
+    for key in (
+        "app",
+        "path",
+        "rate",
+        "window",
+        "threads",
+        "requests",
+        "traffic",
+        "expect",
+        "port",
+        "bursts",
+        "timeout",
+        "method",
+        "headers",
+        "data",
+        "accept_status",
+        "reject_status",
+        "bypass_check",
+        "redis_keys",
+        "identities",
+        "identity_file",
+        "instances",
+        "faults",
+        "expect_outage",
+    ):
         if getattr(args, key, None) is not None:
             found[key] = getattr(args, key)
     if args.min_workers_seen is not None:
@@ -225,12 +333,16 @@ def _check_report_path(flag: str, path: Path) -> None:
     except (OSError, RuntimeError) as exc:  # a symlink loop
         raise UsageError(f"{flag} {path}: {exc}") from None
     if target.is_dir():
-        raise UsageError(f"{flag} {path}: is a directory; name a file in it, such as {path}/"
-                         "throttle-report")
+        raise UsageError(
+            f"{flag} {path}: is a directory; name a file in it, such as {path}/throttle-report"
+        )
     if not target.parent.is_dir():
         raise UsageError(f"{flag} {path}: directory {path.parent} does not exist")
-    writable = os.access(target, os.W_OK) if target.exists() else os.access(
-        target.parent, os.W_OK | os.X_OK)
+    writable = (
+        os.access(target, os.W_OK)
+        if target.exists()
+        else os.access(target.parent, os.W_OK | os.X_OK)
+    )
     if not writable:
         raise UsageError(f"{flag} {path}: not writable")
 
@@ -238,8 +350,12 @@ def _check_report_path(flag: str, path: Path) -> None:
 def _print_error(err: Console, message: str, detail: str = "") -> None:
     err.print(f"throttle-harness: error: {message}", markup=False, soft_wrap=True)
     if detail:
-        err.print("\n".join("  | " + ln for ln in detail.splitlines()), markup=False,
-                  style="dim", soft_wrap=True)
+        err.print(
+            "\n".join("  | " + ln for ln in detail.splitlines()),
+            markup=False,
+            style="dim",
+            soft_wrap=True,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,15 +404,16 @@ def _interrupted(err: Console, report: MatrixReport) -> int:
 
 
 def _write_reports(
-    writers: dict[Path, tuple[str, Callable[[Any, int, Path], None]]], report: object,
-    code: int, err: Console,
+    writers: dict[Path, tuple[str, Callable[[Any, int, Path], None]]],
+    report: object,
+    code: int,
+    err: Console,
 ) -> int:
     for path, (kind, write) in writers.items():
         try:
             write(report, code, path)
         except OSError as exc:
-            _print_error(err, f"cannot write the {kind} report to {path}: "
-                         f"{exc.strerror or exc}")
+            _print_error(err, f"cannot write the {kind} report to {path}: {exc.strerror or exc}")
             if code == EXIT_OK:  # a failure to report is a failure; a worse code stays
                 code = EXIT_INFRASTRUCTURE
     return code
@@ -329,32 +446,68 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def add_gate_flags(gate: argparse.ArgumentParser) -> None:
-    gate.add_argument("--from", dest="from_shape", required=True, metavar="WxT[@M]",
-                      help="the shape in production now: WORKERSxTHREADS, @M for M instances")
-    gate.add_argument("--to", dest="to_shape", required=True, metavar="WxT[@M]",
-                      help="the shape to move to")
-    gate.add_argument("--duration", type=float, default=DEFAULT_DURATION_S, metavar="SECONDS",
-                      help=f"each shape's load phase, after a {WARMUP_S:g} s warm-up "
-                      f"(default: {DEFAULT_DURATION_S:g})")
-    gate.add_argument("--connections", type=int, metavar="N",
-                      help="concurrent keep-alive connections of the load (default: 4 per "
-                      "thread of the larger shape, at least 8; the same for every shape)")
-    gate.add_argument("--arrival-rate", type=float, metavar="REQ/S", dest="arrival_rate",
-                      help="send at this fixed rate instead of as fast as answers come; "
-                      "latency then runs from each request's intended time (no coordinated "
-                      "omission)")
-    gate.add_argument("--load-path", metavar="PATH", dest="load_path",
-                      help="the endpoint to load (default: the scenario's path)")
-    gate.add_argument("--budget", action="append", default=[], metavar="METRIC=VALUE",
-                      help="how much worse the new shape may be (repeatable): p95=+10%%, "
-                      "rss=+200MB, errors=0, throughput=-10%%, cpu=80; metrics: "
-                      + ", ".join(METRICS))
-    gate.add_argument("--json", type=Path, metavar="FILE",
-                      help="write the gate's JSON report here ({ok, shapes: [{shape, verdict, "
-                      "throughput_rps, latency_ms, error_rate, cpu_percent, rss_mb, "
-                      "redis_clients, redis_ops_per_s}], budgets})")
-    gate.add_argument("--markdown", type=Path, metavar="FILE",
-                      help="write the side-by-side table as Markdown here")
+    gate.add_argument(
+        "--from",
+        dest="from_shape",
+        required=True,
+        metavar="WxT[@M]",
+        help="the shape in production now: WORKERSxTHREADS, @M for M instances",
+    )
+    gate.add_argument(
+        "--to", dest="to_shape", required=True, metavar="WxT[@M]", help="the shape to move to"
+    )
+    gate.add_argument(
+        "--duration",
+        type=float,
+        default=DEFAULT_DURATION_S,
+        metavar="SECONDS",
+        help=f"each shape's load phase, after a {WARMUP_S:g} s warm-up "
+        f"(default: {DEFAULT_DURATION_S:g})",
+    )
+    gate.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="concurrent keep-alive connections of the load (default: 4 per "
+        "thread of the larger shape, at least 8; the same for every shape)",
+    )
+    gate.add_argument(
+        "--arrival-rate",
+        type=float,
+        metavar="REQ/S",
+        dest="arrival_rate",
+        help="send at this fixed rate instead of as fast as answers come; "
+        "latency then runs from each request's intended time (no coordinated "
+        "omission)",
+    )
+    gate.add_argument(
+        "--load-path",
+        metavar="PATH",
+        dest="load_path",
+        help="the endpoint to load (default: the scenario's path)",
+    )
+    gate.add_argument(
+        "--budget",
+        action="append",
+        default=[],
+        metavar="METRIC=VALUE",
+        help="how much worse the new shape may be (repeatable): p95=+10%%, "
+        "rss=+200MB, errors=0, throughput=-10%%, cpu=80; metrics: " + ", ".join(METRICS),
+    )
+    gate.add_argument(
+        "--json",
+        type=Path,
+        metavar="FILE",
+        help="write the gate's JSON report here ({ok, shapes: [{shape, verdict, "
+        "throughput_rps, latency_ms, error_rate, cpu_percent, rss_mb, "
+        "redis_clients, redis_ops_per_s}], budgets})",
+    )
+    gate.add_argument(
+        "--markdown",
+        type=Path,
+        metavar="FILE",
+        help="write the side-by-side table as Markdown here",
+    )
 
 
 def _gate_report(args: argparse.Namespace) -> GateReport:
@@ -364,7 +517,8 @@ def _gate_report(args: argparse.Namespace) -> GateReport:
     if args.connections is not None and args.connections < 1:
         raise UsageError(f"--connections {args.connections}: at least 1")
     if args.arrival_rate is not None and not (
-            args.arrival_rate > 0 and math.isfinite(args.arrival_rate)):
+        args.arrival_rate > 0 and math.isfinite(args.arrival_rate)
+    ):
         raise UsageError(f"--arrival-rate {args.arrival_rate:g}: requests per second above 0")
     budgets = []
     for text in args.budget:
@@ -374,7 +528,8 @@ def _gate_report(args: argparse.Namespace) -> GateReport:
             raise UsageError(f"--budget: {exc}") from None
     path = checked_path(args.load_path, "--load-path") if args.load_path else None
     return GateReport(
-        shapes=[parse_shape(args.from_shape), parse_shape(args.to_shape)], budgets=budgets,
+        shapes=[parse_shape(args.from_shape), parse_shape(args.to_shape)],
+        budgets=budgets,
         options=LoadOptions(args.duration, args.connections or 0, args.arrival_rate, path),
     )
 

@@ -131,8 +131,14 @@ def gunicorn_fleet(spec: FleetSpec) -> Iterator[Fleet]:
             ids |= workers
             dirs.append(status_dir)
             pids.append(proc.pid)
-        yield Fleet(LOOPBACK, tuple(ports), frozenset(ids), time.monotonic() - started,
-                    tuple(dirs), tuple(pids))
+        yield Fleet(
+            LOOPBACK,
+            tuple(ports),
+            frozenset(ids),
+            time.monotonic() - started,
+            tuple(dirs),
+            tuple(pids),
+        )
 
 
 @contextmanager
@@ -155,19 +161,31 @@ def _instance(
 def _argv(spec: FleetSpec, port: int) -> list[str]:
     # The user's arguments come first: the ones after them (the harness's) win.
     return [
-        sys.executable, "-m", "gunicorn",
-        "--config", "python:harness.gunicorn_config",
-        "--graceful-timeout", "2",
-        "--log-level", "warning",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--config",
+        "python:harness.gunicorn_config",
+        "--graceful-timeout",
+        "2",
+        "--log-level",
+        "warning",
         *spec.gunicorn_args,
-        "--bind", f"{LOOPBACK}:{port}",
-        "--workers", str(spec.workers),
-        "--threads", str(spec.threads),
-        "--worker-class", "gthread" if spec.threads > 1 else "sync",
+        "--bind",
+        f"{LOOPBACK}:{port}",
+        "--workers",
+        str(spec.workers),
+        "--threads",
+        str(spec.threads),
+        "--worker-class",
+        "gthread" if spec.threads > 1 else "sync",
         "--no-control-socket",
-        "--keep-alive", str(KEEP_ALIVE_S),
-        "--worker-connections", str(max(1000, spec.connections + 64)),
-        "--backlog", str(listen_backlog(spec.connections)),
+        "--keep-alive",
+        str(KEEP_ALIVE_S),
+        "--worker-connections",
+        str(max(1000, spec.connections + 64)),
+        "--backlog",
+        str(listen_backlog(spec.connections)),
         "harness.probe:application",
     ]
 
@@ -208,8 +226,7 @@ def _wait_for_workers(
         if not answered:
             time.sleep(0.05)  # not listening yet
     raise FleetStartError(
-        f"only {len(seen)} of {spec.workers} gunicorn workers answered within "
-        f"{READY_TIMEOUT_S:g}s",
+        f"only {len(seen)} of {spec.workers} gunicorn workers answered within {READY_TIMEOUT_S:g}s",
         detail=processes.log_tail(log),
     )
 

@@ -42,7 +42,8 @@ class Shape:
     @property
     def text(self) -> str:
         return f"{self.workers}x{self.threads}" + (
-            f"@{self.instances}" if self.instances and self.instances > 1 else "")
+            f"@{self.instances}" if self.instances and self.instances > 1 else ""
+        )
 
     @property
     def capacity(self) -> int:
@@ -54,17 +55,23 @@ class Shape:
     def applied(self, scenario: Scenario) -> Scenario:
         """``scenario`` at this shape, expected exact: a gate lets through only a throttle
         proven to hold (a scenario's ``violation`` expectations are for known-bad controls)."""
-        return replace(scenario, workers=(self.workers,), threads=self.threads,
-                       instances=self.instances or scenario.instances, expect="exact",
-                       expect_by_workers={})
+        return replace(
+            scenario,
+            workers=(self.workers,),
+            threads=self.threads,
+            instances=self.instances or scenario.instances,
+            expect="exact",
+            expect_by_workers={},
+        )
 
 
 def parse_shape(text: str) -> Shape:
     """``2x2`` or ``2x2@3``; UsageError otherwise."""
     m = _SHAPE.match(text)
     if not m or int(m[1]) < 1 or int(m[2]) < 1 or (m[3] is not None and int(m[3]) < 1):
-        raise UsageError(f"shape {text!r}: expected WORKERSxTHREADS such as 2x2, or 2x2@3 for "
-                         "3 instances")
+        raise UsageError(
+            f"shape {text!r}: expected WORKERSxTHREADS such as 2x2, or 2x2@3 for 3 instances"
+        )
     return Shape(int(m[1]), int(m[2]), int(m[3]) if m[3] else None)
 
 
@@ -118,8 +125,11 @@ class GateReport:
 
     @property
     def ok(self) -> bool:
-        return (self.verdicts_ok and len(self.results) == len(self.shapes)
-                and all(c.ok for c in self.checks))
+        return (
+            self.verdicts_ok
+            and len(self.results) == len(self.shapes)
+            and all(c.ok for c in self.checks)
+        )
 
 
 def run_gate(
@@ -135,15 +145,21 @@ def run_gate(
     connections = report.options.connections_for(report.shapes)
     session = secrets.token_hex(4)
     for shape, scen, run in zip(report.shapes, shaped, report.matrix.runs, strict=True):
-        load, usage, rload = _load_phase(scen, redis, report.options, connections,
-                                         f"throttle-harness:gate-{session}:{shape.text}:")
+        load, usage, rload = _load_phase(
+            scen,
+            redis,
+            report.options,
+            connections,
+            f"throttle-harness:gate-{session}:{shape.text}:",
+        )
         report.results.append(ShapeResult(shape, run, load, usage, rload))
         refused = sum(n for status, n in load.statuses.items() if scen.statuses.refused(status))
         if load.completed and refused > load.completed / 2:
             report.matrix.notes.append(
                 f"{100 * refused / load.completed:.0f}% of the load at {shape.text} was refused "
                 "by the throttle: it measures the refusal path (use --load-path for an "
-                "endpoint the throttle leaves alone)")
+                "endpoint the throttle leaves alone)"
+            )
     before, after = report.results[0].metrics(), report.results[-1].metrics()
     report.checks = [check(b, before[b.metric], after[b.metric]) for b in report.budgets]
     return report
@@ -155,11 +171,19 @@ def _load_phase(
     """A fresh fleet of the scenario's shape, warmed up, then loaded and metered."""
     redis.clear(prefix)
     spec = FleetSpec(
-        app=scenario.app, workers=scenario.workers[0], threads=scenario.threads,
+        app=scenario.app,
+        workers=scenario.workers[0],
+        threads=scenario.threads,
         pythonpath=scenario.pythonpath,
-        env={**scenario.env, "REDIS_URL": redis.url, "THROTTLE_HARNESS_KEY_PREFIX": prefix,
-             "THROTTLE_HARNESS_RATE": scenario.rate.text},
-        port=scenario.port, gunicorn_args=scenario.gunicorn_args, connections=connections,
+        env={
+            **scenario.env,
+            "REDIS_URL": redis.url,
+            "THROTTLE_HARNESS_KEY_PREFIX": prefix,
+            "THROTTLE_HARNESS_RATE": scenario.rate.text,
+        },
+        port=scenario.port,
+        gunicorn_args=scenario.gunicorn_args,
+        connections=connections,
         instances=scenario.instances,
     )
     value = next(identity_values(scenario))[0]
@@ -168,11 +192,23 @@ def _load_phase(
     try:
         with gunicorn_fleet(spec) as fleet:
             endpoints = [(fleet.host, port) for port in fleet.ports]
-            run_load(endpoints, request, duration_s=WARMUP_S, connections=connections,
-                     rate=options.rate, warmup_s=0)
+            run_load(
+                endpoints,
+                request,
+                duration_s=WARMUP_S,
+                connections=connections,
+                rate=options.rate,
+                warmup_s=0,
+            )
             with metered(fleet.arbiters, redis.url) as meter:
-                load = run_load(endpoints, request, duration_s=options.duration_s,
-                                connections=connections, rate=options.rate, warmup_s=0)
+                load = run_load(
+                    endpoints,
+                    request,
+                    duration_s=options.duration_s,
+                    connections=connections,
+                    rate=options.rate,
+                    warmup_s=0,
+                )
                 usage, rload = meter.stop()
     except BaseException:
         with contextlib.suppress(HarnessError):  # the first error is the one to tell

@@ -29,6 +29,7 @@ TIMEOUT_SCAN_S = 0.01  # how often outstanding requests are checked against ``ti
 PRECISE_WAIT_S = 0.005  # shorter waits (and all at a fixed rate) select() to the microsecond
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
+
 def child_main() -> None:
     """A child's side: its job from stdin, ``R`` once ready, the start time (the parent's
     ``time.monotonic()``, system-wide) from stdin, the result's fields to stdout."""

@@ -103,8 +103,11 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
     process = _Process.current()
     worker = process.worker
     if environ.get("PATH_INFO") == PROBE_PATH:
-        headers = [("Content-Type", "text/plain"), (WORKER_HEADER, worker),
-                   (PARENT_HEADER, str(os.getppid()))]
+        headers = [
+            ("Content-Type", "text/plain"),
+            (WORKER_HEADER, worker),
+            (PARENT_HEADER, str(os.getppid())),
+        ]
         start_response("200 OK", headers)
         return [worker.encode()]
 

@@ -40,8 +40,11 @@ from harness.scenario import build_scenario
 from harness.traffic import Record
 
 DEFAULT_WORKERS = (2,)
-REPORTS = {"--throttle-html": write_html, "--throttle-json": write_json,
-           "--throttle-markdown": write_markdown}
+REPORTS = {
+    "--throttle-html": write_html,
+    "--throttle-json": write_json,
+    "--throttle-markdown": write_markdown,
+}
 HANDOVER = "throttle_harness_report"  # an xdist worker's runs (pickled) in its workeroutput
 
 
@@ -72,23 +75,33 @@ class ThrottleResult:
     def summary(self) -> str:
         v = self.run.verdict
         hint = f" (hint: {v.hint})" if v.hint else ""
-        return (f"{self.run.scenario} {self.run.shape}: {v.kind} - "
-                f"{v.reason}{hint}")
+        return f"{self.run.scenario} {self.run.shape}: {v.kind} - {v.reason}{hint}"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("throttle", "throttle-harness")
-    group.addoption("--throttle-redis", metavar="SPEC",
-                    default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
-                    help="the Redis of throttle checks: embedded (default), local, "
-                    "docker[:IMAGE], auto or redis://127.0.0.1:PORT/DB")
-    group.addoption("--throttle-workers", metavar="N[,N...]", default=None,
-                    help="worker counts for tests that use the throttle_workers fixture "
-                    "(default: 2)")
+    group.addoption(
+        "--throttle-redis",
+        metavar="SPEC",
+        default=os.environ.get("THROTTLE_HARNESS_REDIS", DEFAULT_SPEC),
+        help="the Redis of throttle checks: embedded (default), local, "
+        "docker[:IMAGE], auto or redis://127.0.0.1:PORT/DB",
+    )
+    group.addoption(
+        "--throttle-workers",
+        metavar="N[,N...]",
+        default=None,
+        help="worker counts for tests that use the throttle_workers fixture (default: 2)",
+    )
     for flag in REPORTS:
-        group.addoption(flag, metavar="FILE", type=Path, default=None,
-                        help=f"write a {flag.rpartition('-')[2].upper()} report of every "
-                        "throttle check of the session here")
+        group.addoption(
+            flag,
+            metavar="FILE",
+            type=Path,
+            default=None,
+            help=f"write a {flag.rpartition('-')[2].upper()} report of every "
+            "throttle check of the session here",
+        )
 
 
 @dataclass
@@ -121,9 +134,12 @@ class SessionRuns:
         workeroutput = getattr(self.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: hand the runs over, write nothing
             redis = self.report.redis  # its password stays with the worker
-            workeroutput[HANDOVER] = pickle.dumps(replace(
-                self.report,
-                redis=redis and replace(redis, url=redact_url(redis.url), restart=None)))
+            workeroutput[HANDOVER] = pickle.dumps(
+                replace(
+                    self.report,
+                    redis=redis and replace(redis, url=redact_url(redis.url), restart=None),
+                )
+            )
             return
         self.report.runs.sort(key=lambda r: r.scenario)  # by test: the same with or without xdist
         for flag, write in REPORTS.items():

@@ -124,18 +124,30 @@ def redis_proxy(
         raise ValueError(f"latency_ms must be >= 0, not {latency_ms}")
     with temp_dir("throttle-harness-proxy-") as workdir:
         log, control_path = workdir / "proxy.log", workdir / "control.sock"
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (_HARNESS_ROOT, os.environ.get("PYTHONPATH")) if p
-        )}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (_HARNESS_ROOT, os.environ.get("PYTHONPATH")) if p
+            ),
+        }
         proc: subprocess.Popen[bytes] | None = None
         control: socket.socket | None = None
         try:
             for attempt in range(1, _START_ATTEMPTS + 1):
                 port = free_port()
                 argv = [
-                    sys.executable, "-P", "-m", "harness.redis_proxy", "--listen-port", str(port),
-                    "--upstream", f"{upstream_host}:{upstream_port}",
-                    "--latency-ms", repr(latency_ms), "--control", str(control_path),
+                    sys.executable,
+                    "-P",
+                    "-m",
+                    "harness.redis_proxy",
+                    "--listen-port",
+                    str(port),
+                    "--upstream",
+                    f"{upstream_host}:{upstream_port}",
+                    "--latency-ms",
+                    repr(latency_ms),
+                    "--control",
+                    str(control_path),
                 ]
                 proc = processes.spawn(argv, env, log)
                 control = _connect_control(proc, control_path)
@@ -428,8 +440,11 @@ async def _serve(args: argparse.Namespace) -> None:
         raise SystemExit(1) from None
     done: asyncio.Future[None] = loop.create_future()
     control = await loop.create_unix_server(lambda: _Control(proxy, done), args.control)
-    print(f"forwarding {LOOPBACK}:{args.listen_port} to {args.upstream}"
-          f" with {args.latency_ms} ms of latency", flush=True)
+    print(
+        f"forwarding {LOOPBACK}:{args.listen_port} to {args.upstream}"
+        f" with {args.latency_ms} ms of latency",
+        flush=True,
+    )
     await done  # the parent closed the control connection, or exited
     control.close()
     server.close()

@@ -16,8 +16,14 @@ import redis
 SAMPLE = 10  # keys described one by one in the report
 MAX_KEYS = 10_000  # keys looked at, at most
 FAR_FACTOR = 2.0  # a time to live above this many windows is flagged
-_SIZE = {"string": "strlen", "list": "llen", "hash": "hlen", "set": "scard", "zset": "zcard",
-         "stream": "xlen"}
+_SIZE = {
+    "string": "strlen",
+    "list": "llen",
+    "hash": "hlen",
+    "set": "scard",
+    "zset": "zcard",
+    "stream": "xlen",
+}
 
 
 @dataclass(frozen=True)
@@ -83,7 +89,7 @@ def _snapshot(client: redis.Redis, pattern: str, period_s: float) -> RedisState:
         keys.append(key)
     infos: list[KeyInfo] = []
     for start in range(0, len(keys), 500):
-        batch = keys[start:start + 500]
+        batch = keys[start : start + 500]
         with client.pipeline(transaction=False) as pipe:
             for key in batch:
                 pipe.type(key)

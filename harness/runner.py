@@ -62,7 +62,8 @@ class RunResult:
     @property
     def as_expected(self) -> bool:
         return self.verdict.kind == VERDICT_FOR[self.expect] and all(
-            f.as_expected for f in self.faults)
+            f.as_expected for f in self.faults
+        )
 
     @property
     def shape(self) -> str:
@@ -154,8 +155,10 @@ def check_faults_allowed(faults: Sequence[FaultSpec], scenario: str, redis: Redi
             "embedded, local or docker"
         )
     if "redis-restart" in kinds and redis.restart is None:
-        raise UsageError(f"{scenario}: fault redis-restart: the {redis.provider} provider "
-                         "cannot restart its Redis")
+        raise UsageError(
+            f"{scenario}: fault redis-restart: the {redis.provider} provider "
+            "cannot restart its Redis"
+        )
 
 
 def _fault_proxy(
@@ -168,7 +171,8 @@ def _fault_proxy(
     where = urlsplit(redis.url)
     latency = sum(f.latency_ms for f in scenario.faults)
     proxy = stack.enter_context(
-        redis_proxy(where.hostname or "127.0.0.1", where.port or 6379, latency_ms=latency))
+        redis_proxy(where.hostname or "127.0.0.1", where.port or 6379, latency_ms=latency)
+    )
     for fault in faults:
         if isinstance(fault, RedisLatency):
             fault.measure(redis.url, proxy)
@@ -177,8 +181,12 @@ def _fault_proxy(
 
 
 def _one_run(
-    scenario: Scenario, workers: int, redis: RedisServer, prefix: str,
-    addresses: Iterator[str], values: Iterator[list[str]],
+    scenario: Scenario,
+    workers: int,
+    redis: RedisServer,
+    prefix: str,
+    addresses: Iterator[str],
+    values: Iterator[list[str]],
 ) -> RunResult:
     """One fleet, several bursts. The run has its own key prefix and each burst its own client
     address (a fresh throttle identity even in a Redis the harness may not flush, whatever the
@@ -211,8 +219,7 @@ def _one_run(
                 spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
             fleet = stack.enter_context(gunicorn_fleet(spec))
             started = time.monotonic()
-            bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis,
-                                 proxy)
+            bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis, proxy)
             traffic_s = time.monotonic() - started
         # A Redis the harness started holds this run's keys only; any other, those it prefixed.
         pattern = scenario.redis_keys or ("*" if redis.owned else glob_escape(prefix) + "*")

@@ -42,11 +42,37 @@ EXPECTATIONS: tuple[Expectation, ...] = ("exact", "violation")
 WINDOWS: tuple[str, ...] = WINDOW_NAMES  # "any" (the default) first
 TRAFFIC_SHAPES = ("burst", "sequential")
 FIELDS = (
-    "name", "description", "app", "pythonpath", "env", "path", "rate", "window", "workers",
-    "threads", "requests", "traffic", "expect", "expect_by_workers", "min_workers_seen",
-    "gunicorn_args", "port", "bursts", "timeout", "method", "headers", "data", "accept_status",
-    "reject_status", "bypass_check", "redis_keys", "identities", "identity_file", "instances",
-    "faults", "expect_outage",
+    "name",
+    "description",
+    "app",
+    "pythonpath",
+    "env",
+    "path",
+    "rate",
+    "window",
+    "workers",
+    "threads",
+    "requests",
+    "traffic",
+    "expect",
+    "expect_by_workers",
+    "min_workers_seen",
+    "gunicorn_args",
+    "port",
+    "bursts",
+    "timeout",
+    "method",
+    "headers",
+    "data",
+    "accept_status",
+    "reject_status",
+    "bypass_check",
+    "redis_keys",
+    "identities",
+    "identity_file",
+    "instances",
+    "faults",
+    "expect_outage",
 )
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
@@ -104,8 +130,12 @@ class Scenario:
         """What a run with ``workers`` per instance must show (the workers of every instance
         count)."""
         return Claim(
-            limit=self.rate.limit, period_s=self.rate.period_s, workers=workers * self.instances,
-            threads=self.threads, window=self.window, min_workers_seen=self.min_workers_seen,
+            limit=self.rate.limit,
+            period_s=self.rate.period_s,
+            workers=workers * self.instances,
+            threads=self.threads,
+            window=self.window,
+            min_workers_seen=self.min_workers_seen,
             statuses=self.statuses,
         )
 
@@ -187,7 +217,8 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         },
         min_workers_seen=(
             v.positive("min_workers_seen", data["min_workers_seen"])
-            if data.get("min_workers_seen") is not None else None
+            if data.get("min_workers_seen") is not None
+            else None
         ),
         gunicorn_args=v.gunicorn_args(data.get("gunicorn_args", [])),
         port=v.port(data["port"]) if data.get("port") is not None else None,
@@ -198,14 +229,16 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
             v.parsed("headers", parse_header, v.string("headers", h))
             for h in v.list_of("headers", data.get("headers", []))
         ),
-        data=v.parsed("data", lambda t: parse_body(t, base_dir),
-                      v.string("data", data.get("data", ""))),
+        data=v.parsed(
+            "data", lambda t: parse_body(t, base_dir), v.string("data", data.get("data", ""))
+        ),
         statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
         bypass_check=v.boolean("bypass_check", data.get("bypass_check", False)),
         redis_keys=v.string("redis_keys", data.get("redis_keys", "")),
         identities=identities,
         identity_values=v.parsed(
-            "identity_file", lambda t: read_identities(t, base_dir, identities),
+            "identity_file",
+            lambda t: read_identities(t, base_dir, identities),
             v.string("identity_file", data.get("identity_file", "")),
         ),
         instances=v.positive("instances", data.get("instances", 1)),
@@ -215,17 +248,20 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         ),
         expect_outage=(
             v.choice("expect_outage", data["expect_outage"], OUTAGE_EXPECTATIONS)
-            if data.get("expect_outage") is not None else None
+            if data.get("expect_outage") is not None
+            else None
         ),
     )
     if scenario.port is not None and scenario.port + scenario.instances - 1 > MAX_PORT:
-        raise v.error(f"port {scenario.port} with {scenario.instances} instances needs ports "
-                      f"up to {scenario.port + scenario.instances - 1}, past {MAX_PORT}")
+        raise v.error(
+            f"port {scenario.port} with {scenario.instances} instances needs ports "
+            f"up to {scenario.port + scenario.instances - 1}, past {MAX_PORT}"
+        )
     kinds = [f.kind for f in scenario.faults]
     if len(set(kinds)) < len(kinds):
         raise v.error(f"faults: each fault at most once, not {kinds}")
     if scenario.expect_outage and "redis-outage" not in kinds:
-        raise v.error("expect_outage needs the redis-outage fault (faults = [\"redis-outage\"])")
+        raise v.error('expect_outage needs the redis-outage fault (faults = ["redis-outage"])')
     v.parsed("request", checked_template, scenario.request)
     in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
     if in_header and not all(value.isascii() for value in scenario.identity_values):
@@ -382,11 +418,19 @@ _OWNED: dict[str, tuple[str, str]] = {
     "pidfile": ("--pid", "the harness tracks gunicorn's process; a pid file would be left behind"),
 }
 _FALLBACK_OPTIONS: dict[str, tuple[str, bool]] = {  # option string: (setting, takes no value)
-    "-b": ("bind", False), "--bind": ("bind", False), "-w": ("workers", False),
-    "--workers": ("workers", False), "--threads": ("threads", False),
-    "-k": ("worker_class", False), "--worker-class": ("worker_class", False),
-    "-D": ("daemon", True), "--daemon": ("daemon", True), "-c": ("config", False),
-    "--config": ("config", False), "-p": ("pidfile", False), "--pid": ("pidfile", False),
+    "-b": ("bind", False),
+    "--bind": ("bind", False),
+    "-w": ("workers", False),
+    "--workers": ("workers", False),
+    "--threads": ("threads", False),
+    "-k": ("worker_class", False),
+    "--worker-class": ("worker_class", False),
+    "-D": ("daemon", True),
+    "--daemon": ("daemon", True),
+    "-c": ("config", False),
+    "--config": ("config", False),
+    "-p": ("pidfile", False),
+    "--pid": ("pidfile", False),
 }
 
 

@@ -70,7 +70,11 @@ class SlidingWindow:
         phases = (0.0, first, math.nextafter(last, math.inf))
         bound = min([n] + [_grid_bound(accepted, limit, period_s, p) for p in phases])
         return _fit(
-            self.name, n, bound, bound, 0.0,
+            self.name,
+            n,
+            bound,
+            bound,
+            0.0,
             f"a sliding window ({rule}) admits at most {bound} of these over "
             f"{_secs(last - first)}s",
         )
@@ -93,7 +97,11 @@ class FixedClockWindow:
         bound = _assign(ranges, limit)
         windows = max(hi for _, hi in ranges) - min(lo for lo, _ in ranges) + 1 if n else 1
         return _fit(
-            self.name, n, bound, bound, 0.0,
+            self.name,
+            n,
+            bound,
+            bound,
+            0.0,
             f"a fixed window on the {period_s:g}s clock ({limit} per window) admits at most "
             f"{bound} of these across the {windows} window{'s' * (windows > 1)} they meet",
         )
@@ -122,7 +130,11 @@ class FixedWindow:
             strict, loose = min(n, limit), _one_edge_bound(accepted, limit)
             chance = min(1.0, span / period_s)
             return _fit(
-                self.name, n, strict, loose, chance,
+                self.name,
+                n,
+                strict,
+                loose,
+                chance,
                 f"a fixed window of unknown phase admits at most {strict} unless an edge falls "
                 f"inside the {_secs(span)}s burst (chance <= {_chance(chance)}), {loose} "
                 "across one edge",
@@ -133,7 +145,11 @@ class FixedWindow:
             [n, limit * windows] + [_grid_bound(accepted, 2 * limit, period_s, p) for p in phases]
         )
         return _fit(
-            self.name, n, loose, loose, 0.0,
+            self.name,
+            n,
+            loose,
+            loose,
+            0.0,
             f"a fixed window of unknown phase ({limit} per {period_s:g}s) admits at most "
             f"{loose} of these over {_secs(span)}s",
         )
@@ -156,7 +172,11 @@ class TokenBucket:
         refill = limit * span / period_s
         bound = min(n, limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill)))
         return _fit(
-            self.name, n, bound, bound, 0.0,
+            self.name,
+            n,
+            bound,
+            bound,
+            0.0,
             f"a token bucket ({limit} deep, {limit} per {period_s:g}s) admits at most {bound} "
             f"in {_secs(span)}s",
         )
@@ -185,17 +205,30 @@ class AnyWindow:
             best = max(edges, key=lambda f: f.edge_chance)
         else:
             return Fit(
-                "over", top.accepted, top.loose_bound, top.loose_bound, 0.0, self.name,
+                "over",
+                top.accepted,
+                top.loose_bound,
+                top.loose_bound,
+                0.0,
+                self.name,
                 f"no window algorithm admits more than {top.loose_bound} of these: {top.reason}",
             )
         return Fit(
-            best.kind, best.accepted, best.bound, top.loose_bound, best.edge_chance, best.model,
+            best.kind,
+            best.accepted,
+            best.bound,
+            top.loose_bound,
+            best.edge_chance,
+            best.model,
             best.reason,
         )
 
 
 _ALGORITHMS: tuple[WindowModel, ...] = (
-    SlidingWindow(), FixedWindow(), FixedClockWindow(), TokenBucket()
+    SlidingWindow(),
+    FixedWindow(),
+    FixedClockWindow(),
+    TokenBucket(),
 )
 MODELS: dict[str, WindowModel] = {
     "any": AnyWindow(_ALGORITHMS),

@@ -60,8 +60,9 @@ def parse_fault(text: str) -> FaultSpec:
             f"fault {text!r}: redis-latency needs milliseconds, such as redis-latency=5"
         ) from None
     if not 0 < ms <= MAX_LATENCY_MS:
-        raise ValueError(f"fault {text!r}: latency must be above 0 and at most "
-                         f"{MAX_LATENCY_MS:g} ms")
+        raise ValueError(
+            f"fault {text!r}: latency must be above 0 and at most {MAX_LATENCY_MS:g} ms"
+        )
     return FaultSpec(kind, ms)
 
 
@@ -81,8 +82,14 @@ class FaultOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         at = round(self.at_s, 3) if self.at_s is not None else None
-        return {"kind": self.kind, "at_s": at, "outcome": self.outcome,
-                "as_expected": self.as_expected, "summary": self.summary, **self.details}
+        return {
+            "kind": self.kind,
+            "at_s": at,
+            "outcome": self.outcome,
+            "as_expected": self.as_expected,
+            "summary": self.summary,
+            **self.details,
+        }
 
 
 @dataclass

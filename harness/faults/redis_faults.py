@@ -32,8 +32,13 @@ def _counts(records: Sequence[Record], statuses: Statuses) -> dict[str, int]:
     admitted = sum(statuses.admitted(r.status) for r in records)
     refused = sum(statuses.refused(r.status) for r in records)
     timeouts = sum(r.status is None for r in records)
-    return {"sent": len(records), "admitted": admitted, "refused": refused,
-            "errors": len(records) - admitted - refused - timeouts, "timeouts": timeouts}
+    return {
+        "sent": len(records),
+        "admitted": admitted,
+        "refused": refused,
+        "errors": len(records) - admitted - refused - timeouts,
+        "timeouts": timeouts,
+    }
 
 
 def _latency_ms(records: Sequence[Record]) -> dict[str, float | None]:
@@ -67,13 +72,15 @@ class RedisRestart:
         down_s = time.monotonic() - began
         count = ctx.claim.limit + ctx.target.capacity
         records = fresh_requests(
-            ctx.target, [f"{burst.tag}-restart-{i}" for i in range(count)],
-            identity=burst.identity, value=burst.value, deadline=ctx.deadline,
+            ctx.target,
+            [f"{burst.tag}-restart-{i}" for i in range(count)],
+            identity=burst.identity,
+            value=burst.value,
+            deadline=ctx.deadline,
         )
         counts = _counts(records, ctx.claim.statuses)
         before = sum(ctx.claim.statuses.admitted(r.status) for r in burst.records)
-        since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records),
-                                        default=0.0)
+        since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records), default=0.0)
         window_passed = since_burst >= ctx.claim.period_s
         exhausted = any(ctx.claim.statuses.refused(r.status) for r in burst.records)
         if counts["admitted"] and not exhausted:
@@ -109,15 +116,29 @@ class RedisRestart:
                 f"{counts['errors']} errors and {counts['timeouts']} timeouts of {count} "
                 "requests right after it"
             )
-        self.result = FaultOutcome(self.kind, ctx.at_s(began), outcome, summary, {
-            "down_s": round(down_s, 3), "client": burst.identity, "admitted_before": before,
-            "limit": ctx.claim.limit, "after": counts, "latency_ms_after": _latency_ms(records),
-        })
+        self.result = FaultOutcome(
+            self.kind,
+            ctx.at_s(began),
+            outcome,
+            summary,
+            {
+                "down_s": round(down_s, 3),
+                "client": burst.identity,
+                "admitted_before": before,
+                "limit": ctx.claim.limit,
+                "after": counts,
+                "latency_ms_after": _latency_ms(records),
+            },
+        )
 
     def outcome(self) -> FaultOutcome:
         return self.result or FaultOutcome(
-            self.kind, None, "not-fired", "Redis was not restarted: the run ended first",
-            as_expected=False)
+            self.kind,
+            None,
+            "not-fired",
+            "Redis was not restarted: the run ended first",
+            as_expected=False,
+        )
 
 
 class RedisOutage:
@@ -153,8 +174,9 @@ class RedisOutage:
             ids = [f"outage-{n + i}" for i in range(wave)]
             n += wave
             until = min(ctx.deadline, time.monotonic() + WAVE_TIMEOUT_S)
-            return fresh_requests(ctx.target, ids, identity=client.address, value=client.value,
-                                  deadline=until)
+            return fresh_requests(
+                ctx.target, ids, identity=client.address, value=client.value, deadline=until
+            )
 
         began = time.monotonic()
         ctx.proxy.outage()
@@ -184,34 +206,55 @@ class RedisOutage:
             what = f"refused all {counts['sent']}"
         else:
             outcome = "errors"
-            what = (f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of "
-                    f"{counts['sent']}")
+            what = (
+                f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of "
+                f"{counts['sent']}"
+            )
         waited = time.monotonic() - restored
         if recovered_s is not None:
             back = f"answered normally again {recovered_s:.2f}s after Redis was back"
         elif waited < RECOVERY_TIMEOUT_S:
-            back = (f"was not answering normally yet when the run's deadline came, {waited:.2f}s "
-                    "after Redis was back (raise --timeout)")
+            back = (
+                f"was not answering normally yet when the run's deadline came, {waited:.2f}s "
+                "after Redis was back (raise --timeout)"
+            )
         else:
             back = f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back"
-        summary = (f"Redis unreachable for {down_s:.2f}s, {ctx.at_s(began):.2f}s into the run: "
-                   f"the app {what} ({outcome}); it {back}")
+        summary = (
+            f"Redis unreachable for {down_s:.2f}s, {ctx.at_s(began):.2f}s into the run: "
+            f"the app {what} ({outcome}); it {back}"
+        )
         expected = recovered_s is not None and (
-            self.expect is None or outcome == f"fail-{self.expect}")
+            self.expect is None or outcome == f"fail-{self.expect}"
+        )
         if self.expect is not None and outcome != f"fail-{self.expect}":
             summary += f"; expected fail-{self.expect}"
-        self.result = FaultOutcome(self.kind, ctx.at_s(began), outcome, summary, {
-            "duration_s": round(down_s, 3), "client": client.address, "during": counts,
-            "latency_ms_during": _latency_ms(during), "after": _counts(after, statuses),
-            "recovered": recovered_s is not None,
-            "recovered_after_s": round(recovered_s, 3) if recovered_s is not None else None,
-            "expected": f"fail-{self.expect}" if self.expect else None,
-        }, as_expected=expected)
+        self.result = FaultOutcome(
+            self.kind,
+            ctx.at_s(began),
+            outcome,
+            summary,
+            {
+                "duration_s": round(down_s, 3),
+                "client": client.address,
+                "during": counts,
+                "latency_ms_during": _latency_ms(during),
+                "after": _counts(after, statuses),
+                "recovered": recovered_s is not None,
+                "recovered_after_s": round(recovered_s, 3) if recovered_s is not None else None,
+                "expected": f"fail-{self.expect}" if self.expect else None,
+            },
+            as_expected=expected,
+        )
 
     def outcome(self) -> FaultOutcome:
         return self.result or FaultOutcome(
-            self.kind, None, "not-fired", "Redis was not taken down: the run ended first",
-            as_expected=False)
+            self.kind,
+            None,
+            "not-fired",
+            "Redis was not taken down: the run ended first",
+            as_expected=False,
+        )
 
 
 class RedisLatency:
@@ -228,8 +271,10 @@ class RedisLatency:
 
     def measure(self, direct_url: str, proxy: RedisProxy) -> None:
         """Round trips through ``proxy`` and directly, before the app starts."""
-        self.rtt = (_median_ping_ms(proxy.url(direct_url), self.latency_ms),
-                    _median_ping_ms(direct_url, 0.0))
+        self.rtt = (
+            _median_ping_ms(proxy.url(direct_url), self.latency_ms),
+            _median_ping_ms(direct_url, 0.0),
+        )
 
     def mid_first_burst(self, ctx: FaultContext, released: int) -> None: ...
 
@@ -243,20 +288,36 @@ class RedisLatency:
         if not self.app_connected:
             return not_applied(self.kind)
         proxied, direct = self.rtt or (float("nan"), float("nan"))
-        return FaultOutcome(self.kind, 0.0, "added", (
-            f"{self.latency_ms:g} ms added between the app and Redis: a round trip took "
-            f"{proxied:.2f} ms (direct {direct:.2f} ms)"
-        ), {"latency_ms": self.latency_ms, "rtt_ms": round(proxied, 3),
-            "direct_rtt_ms": round(direct, 3)})
+        return FaultOutcome(
+            self.kind,
+            0.0,
+            "added",
+            (
+                f"{self.latency_ms:g} ms added between the app and Redis: a round trip took "
+                f"{proxied:.2f} ms (direct {direct:.2f} ms)"
+            ),
+            {
+                "latency_ms": self.latency_ms,
+                "rtt_ms": round(proxied, 3),
+                "direct_rtt_ms": round(direct, 3),
+            },
+        )
 
 
 def not_applied(kind: str) -> FaultOutcome:
     """The outcome of a fault on Redis that the app never saw: it did not connect through
     the proxy in its ``REDIS_URL``, so it takes its Redis from elsewhere (or uses none)."""
-    return FaultOutcome(kind, None, "not-applied", (
-        "the app never connected to Redis through REDIS_URL during the first burst (it takes "
-        "its Redis from elsewhere, or uses none), so the fault could not reach it: read the "
-        "Redis URL from REDIS_URL to test this fault"), as_expected=False)
+    return FaultOutcome(
+        kind,
+        None,
+        "not-applied",
+        (
+            "the app never connected to Redis through REDIS_URL during the first burst (it takes "
+            "its Redis from elsewhere, or uses none), so the fault could not reach it: read the "
+            "Redis URL from REDIS_URL to test this fault"
+        ),
+        as_expected=False,
+    )
 
 
 def _median_ping_ms(url: str, latency_ms: float) -> float:
@@ -273,5 +334,6 @@ def _median_ping_ms(url: str, latency_ms: float) -> float:
     except redis.exceptions.RedisError as exc:
         raise RedisUnavailable(
             f"redis-latency: Redis did not answer a PING through the fault proxy: "
-            f"{type(exc).__name__}") from None
+            f"{type(exc).__name__}"
+        ) from None
     return statistics.median(took)

@@ -67,13 +67,22 @@ class WorkerKill:
     def outcome(self) -> FaultOutcome:
         if self.killed is None:
             why = self.note or "the first burst released too few requests"
-            return FaultOutcome(self.kind, None, "not-fired", f"no worker was killed: {why}",
-                                as_expected=False)
+            return FaultOutcome(
+                self.kind, None, "not-fired", f"no worker was killed: {why}", as_expected=False
+            )
         summary = (
             f"worker {self.killed} was killed (SIGKILL) {self.at_s:.2f}s into the run with "
             f"{self.inside} request(s) inside the app; {self.indeterminate} got no answer and "
             "count as indeterminate"
         )
-        return FaultOutcome(self.kind, self.at_s, "killed", summary, {
-            "worker": self.killed, "inside": self.inside, "indeterminate": self.indeterminate,
-        })
+        return FaultOutcome(
+            self.kind,
+            self.at_s,
+            "killed",
+            summary,
+            {
+                "worker": self.killed,
+                "inside": self.inside,
+                "indeterminate": self.indeterminate,
+            },
+        )

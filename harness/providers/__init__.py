@@ -18,7 +18,12 @@ from harness.providers.docker import DockerProvider
 from harness.providers.url import UrlProvider
 
 __all__ = [
-    "AUTO_ORDER", "RedisProvider", "RedisServer", "open_redis", "provider_for", "redact_secrets",
+    "AUTO_ORDER",
+    "RedisProvider",
+    "RedisServer",
+    "open_redis",
+    "provider_for",
+    "redact_secrets",
     "redact_url",
 ]
 

@@ -74,7 +74,6 @@ def server_version(url: str) -> str:
         return str(client.info("server").get("redis_version", "unknown"))
 
 
-
 _QUERY_PARAM = re.compile(r"(?P<key>[^&;#=]*)=(?P<value>[^&;#]*)")
 
 

@@ -93,10 +93,25 @@ def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
                 port = free_port()
                 log = workdir / "redis.log"
                 argv = [
-                    str(binary), "--port", str(port), "--bind", LOOPBACK,
-                    "--requirepass", password, "--save", "", "--appendonly", "no",
-                    "--protected-mode", "yes", "--dir", str(workdir), "--daemonize", "no",
-                    "--loglevel", "warning",
+                    str(binary),
+                    "--port",
+                    str(port),
+                    "--bind",
+                    LOOPBACK,
+                    "--requirepass",
+                    password,
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--protected-mode",
+                    "yes",
+                    "--dir",
+                    str(workdir),
+                    "--daemonize",
+                    "no",
+                    "--loglevel",
+                    "warning",
                 ]
                 try:
                     proc = processes.spawn(argv, os.environ, log)
@@ -127,7 +142,10 @@ def _running_server(binary: Path, provider: str) -> Iterator[RedisServer]:
                             )
 
                     yield RedisServer(
-                        url=url, provider=provider, owned=True, version=_version(url),
+                        url=url,
+                        provider=provider,
+                        owned=True,
+                        version=_version(url),
                         restart=restart,
                     )
                     return

@@ -179,8 +179,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
                     f"--redis docker: {image} came back on another port after a restart"
                 )
 
-        yield RedisServer(url=url, provider="docker", owned=True, version=version,
-                          restart=restart)
+        yield RedisServer(url=url, provider="docker", owned=True, version=version, restart=restart)
     finally:
         if container is not None:
             # Interrupted while the create request was in flight: the engine may still be

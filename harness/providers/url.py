@@ -39,8 +39,7 @@ class UrlProvider:
             ) from None
         if parts.scheme not in ("redis", "rediss") or not parts.hostname:
             raise UsageError(
-                f"invalid Redis URL {redact_url(url)!r}: "
-                "expected redis://[:PASSWORD@]HOST:PORT/DB"
+                f"invalid Redis URL {redact_url(url)!r}: expected redis://[:PASSWORD@]HOST:PORT/DB"
             )
         if not is_loopback(parts.hostname):
             raise UsageError(

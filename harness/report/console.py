@@ -25,9 +25,12 @@ class ConsoleObserver:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.progress = Progress(
-            SpinnerColumn(), TextColumn("{task.description}", markup=False), BarColumn(),
+            SpinnerColumn(),
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
             MofNCompleteColumn(),
-            console=console, transient=True,
+            console=console,
+            transient=True,
         )
         self.task = self.progress.add_task("starting Redis", total=None)
 
@@ -50,7 +53,8 @@ class ConsoleObserver:
         self.progress.update(
             self.task,
             description=f"{scenario.name}: {workers}x{scenario.threads}"
-            + (f"@{scenario.instances}" if scenario.instances > 1 else "") + ", "
+            + (f"@{scenario.instances}" if scenario.instances > 1 else "")
+            + ", "
             f"{scenario.request_count} requests",
         )
 
@@ -60,24 +64,32 @@ class ConsoleObserver:
         v = result.verdict
         self.console.print(
             Text.assemble(
-                mark, f" {result.scenario} {result.shape}: ",
-                (v.kind, _STYLE[v.kind]), f" (expected {result.expect}) - {v.reason}",
+                mark,
+                f" {result.scenario} {result.shape}: ",
+                (v.kind, _STYLE[v.kind]),
+                f" (expected {result.expect}) - {v.reason}",
             ),
-            highlight=False, soft_wrap=True,
+            highlight=False,
+            soft_wrap=True,
         )
         if v.hint:
-            self.console.print(Text(f"    hint: {v.hint}", style="dim"), highlight=False,
-                               soft_wrap=True)
+            self.console.print(
+                Text(f"    hint: {v.hint}", style="dim"), highlight=False, soft_wrap=True
+            )
         for fault in result.faults:
             style = "dim" if fault.as_expected else "red"
-            self.console.print(Text(f"    fault {fault.kind}: {fault.summary}", style=style),
-                               highlight=False, soft_wrap=True)
+            self.console.print(
+                Text(f"    fault {fault.kind}: {fault.summary}", style=style),
+                highlight=False,
+                soft_wrap=True,
+            )
         if result.instances > 1:
             counts = result.verdict.tally.per_instance()
-            line = "; ".join(f"instance {i}: accepted {c['accepted']} of {c['served']} served"
-                             for i, c in counts.items())
-            self.console.print(Text(f"    {line}", style="dim"), highlight=False,
-                               soft_wrap=True)
+            line = "; ".join(
+                f"instance {i}: accepted {c['accepted']} of {c['served']} served"
+                for i, c in counts.items()
+            )
+            self.console.print(Text(f"    {line}", style="dim"), highlight=False, soft_wrap=True)
         if result.redis_state is not None:
             line = result.redis_state.describe(result.period_s)
             self.console.print(Text(f"    {line}", style="dim"), highlight=False, soft_wrap=True)
@@ -85,19 +97,34 @@ class ConsoleObserver:
 
 def print_table(console: Console, report: MatrixReport) -> None:
     table = Table(title="throttle-harness results")
-    for column in ("scenario", "workers×threads", "limit", "accepted per burst", "at limit",
-                   "errors", "seen", "verdict", "expected", ""):
-        table.add_column(column, justify="left" if column in ("scenario", "verdict") else "right",
-                         no_wrap=True)
+    for column in (
+        "scenario",
+        "workers×threads",
+        "limit",
+        "accepted per burst",
+        "at limit",
+        "errors",
+        "seen",
+        "verdict",
+        "expected",
+        "",
+    ):
+        table.add_column(
+            column, justify="left" if column in ("scenario", "verdict") else "right", no_wrap=True
+        )
     for r in report.runs:
         t = r.verdict.tally
         at_limit = r.verdict.overlap
         table.add_row(
-            Text(r.scenario), r.shape, str(r.limit),
+            Text(r.scenario),
+            r.shape,
+            str(r.limit),
             r.verdict.accepted_per_burst(),
             f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",
-            str(t.errors), f"{t.workers_seen}/{r.workers * r.instances}",
-            f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]", r.expect,
+            str(t.errors),
+            f"{t.workers_seen}/{r.workers * r.instances}",
+            f"[{_STYLE[r.verdict.kind]}]{r.verdict.kind}[/]",
+            r.expect,
             "ok" if r.as_expected else "[red]UNEXPECTED[/]",
         )
     console.print(table)

@@ -23,10 +23,15 @@ from harness.report.markdown import _cell
 
 GATE_SCHEMA_VERSION = 1
 _ROWS = (  # (metric, label)
-    ("throughput", "throughput (req/s)"), ("p50", "latency p50 (ms)"),
-    ("p95", "latency p95 (ms)"), ("p99", "latency p99 (ms)"), ("errors", "errors (%)"),
-    ("cpu", "CPU, whole machine (%)"), ("rss", "RSS total (MB)"),
-    ("rss_worker", "RSS per worker (MB)"), ("redis_clients", "Redis clients"),
+    ("throughput", "throughput (req/s)"),
+    ("p50", "latency p50 (ms)"),
+    ("p95", "latency p95 (ms)"),
+    ("p99", "latency p99 (ms)"),
+    ("errors", "errors (%)"),
+    ("cpu", "CPU, whole machine (%)"),
+    ("rss", "RSS total (MB)"),
+    ("rss_worker", "RSS per worker (MB)"),
+    ("redis_clients", "Redis clients"),
     ("redis_ops", "Redis ops/s"),
 )
 
@@ -39,23 +44,36 @@ def _shape_dict(r: ShapeResult) -> dict[str, Any]:
     m = r.metrics()
     return {
         "shape": r.shape.text,
-        "workers": r.shape.workers, "threads": r.shape.threads, "instances": r.shape.instances,
+        "workers": r.shape.workers,
+        "threads": r.shape.threads,
+        "instances": r.shape.instances,
         "verdict": r.run.verdict.kind,
         "as_expected": r.run.as_expected,
         "reason": r.run.verdict.reason,
         "throughput_rps": _num(m["throughput"]),
-        "latency_ms": {"p50": _num(m["p50"], 2), "p95": _num(m["p95"], 2),
-                       "p99": _num(m["p99"], 2)},
+        "latency_ms": {
+            "p50": _num(m["p50"], 2),
+            "p95": _num(m["p95"], 2),
+            "p99": _num(m["p99"], 2),
+        },
         "error_rate": round(r.load.error_rate, 5),
         "cpu_percent": _num(m["cpu"]),
-        "rss_mb": {"total": _num(m["rss"]), "per_worker": _num(m["rss_worker"]),
-                   "workers": r.usage.workers},
+        "rss_mb": {
+            "total": _num(m["rss"]),
+            "per_worker": _num(m["rss_worker"]),
+            "workers": r.usage.workers,
+        },
         "redis_clients": r.redis.clients,
         "redis_ops_per_s": _num(m["redis_ops"]),
-        "load": {"duration_s": round(r.load.duration_s, 3), "sent": r.load.sent,
-                 "completed": r.load.completed, "errors": r.load.errors,
-                 "statuses": {str(k): v for k, v in sorted(r.load.statuses.items())},
-                 "rate": r.load.rate, "backlog": r.load.backlog},
+        "load": {
+            "duration_s": round(r.load.duration_s, 3),
+            "sent": r.load.sent,
+            "completed": r.load.completed,
+            "errors": r.load.errors,
+            "statuses": {str(k): v for k, v in sorted(r.load.statuses.items())},
+            "rate": r.load.rate,
+            "backlog": r.load.backlog,
+        },
     }
 
 
@@ -78,19 +96,40 @@ def gate_dict(report: GateReport, exit_code: int) -> dict[str, Any]:
         "error": m.error.message if m.error else None,
         "from": report.shapes[0].text if report.shapes else None,
         "to": report.shapes[-1].text if report.shapes else None,
-        "load": {"duration_s": report.options.duration_s, "rate": report.options.rate,
-                 "connections": report.options.connections_for(report.shapes)
-                 if report.shapes else None, "path": report.options.path},
+        "load": {
+            "duration_s": report.options.duration_s,
+            "rate": report.options.rate,
+            "connections": report.options.connections_for(report.shapes) if report.shapes else None,
+            "path": report.options.path,
+        },
         "shapes": [_shape_dict(r) for r in report.results],
-        "deltas": ({k: _num(last.metrics()[k] - first.metrics()[k], 3) for k, _ in _ROWS}
-                   if first and last else {}),
-        "budgets": [{"budget": c.budget.text, "metric": c.budget.metric,
-                     "from": _num(c.before, 3), "to": _num(c.after, 3),
-                     "allowed": _num(c.allowed, 3), "ok": c.ok} for c in report.checks],
+        "deltas": (
+            {k: _num(last.metrics()[k] - first.metrics()[k], 3) for k, _ in _ROWS}
+            if first and last
+            else {}
+        ),
+        "budgets": [
+            {
+                "budget": c.budget.text,
+                "metric": c.budget.metric,
+                "from": _num(c.before, 3),
+                "to": _num(c.after, 3),
+                "allowed": _num(c.allowed, 3),
+                "ok": c.ok,
+            }
+            for c in report.checks
+        ],
         "notes": m.notes,
         "runs": [_run_dict(r) for r in m.runs],
-        "redis": ({"provider": m.redis.provider, "url": redact_url(m.redis.url),
-                   "version": m.redis.version} if m.redis else None),
+        "redis": (
+            {
+                "provider": m.redis.provider,
+                "url": redact_url(m.redis.url),
+                "version": m.redis.version,
+            }
+            if m.redis
+            else None
+        ),
         "versions": m.versions,
     }
 
@@ -121,13 +160,23 @@ def headline(report: GateReport, exit_code: int) -> str:
 
 
 def _table_rows(report: GateReport) -> list[list[str]]:
-    rows = [["throttle verdict", *(r.run.verdict.kind + ("" if r.run.as_expected else " (!)")
-                                   for r in report.results), ""]]
+    rows = [
+        [
+            "throttle verdict",
+            *(r.run.verdict.kind + ("" if r.run.as_expected else " (!)") for r in report.results),
+            "",
+        ]
+    ]
     first, last = report.results[0], report.results[-1]
     for metric, label in _ROWS:
         values = [r.metrics()[metric] for r in report.results]
-        rows.append([label, *(f"{v:.4g}" if not math.isnan(v) else "n/a" for v in values),
-                     _delta(first.metrics()[metric], last.metrics()[metric])])
+        rows.append(
+            [
+                label,
+                *(f"{v:.4g}" if not math.isnan(v) else "n/a" for v in values),
+                _delta(first.metrics()[metric], last.metrics()[metric]),
+            ]
+        )
     return rows
 
 
@@ -151,15 +200,14 @@ def render_gate_markdown(report: GateReport, exit_code: int) -> str:
     lines = [f"## throttle-harness gate: {_cell(headline(report, exit_code))}", ""]
     if report.results:
         shapes = [r.shape.text for r in report.results]
-        lines += ["| | " + " | ".join(shapes) + " | change |",
-                  "|---|" + "---|" * (len(shapes) + 1)]
-        lines += ["| " + " | ".join(_cell(c) for c in row) + " |"
-                  for row in _table_rows(report)]
+        lines += ["| | " + " | ".join(shapes) + " | change |", "|---|" + "---|" * (len(shapes) + 1)]
+        lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in _table_rows(report)]
         lines.append("")
     if report.checks:
         lines += ["### Budgets", ""]
-        lines += [f"- {'ok' if c.ok else '**BREACHED**'}: {_cell(c.describe())}"
-                  for c in report.checks]
+        lines += [
+            f"- {'ok' if c.ok else '**BREACHED**'}: {_cell(c.describe())}" for c in report.checks
+        ]
         lines.append("")
     for r in report.matrix.runs:
         lines.append(f"- **{_cell(r.scenario)} {r.shape}**: {_cell(r.verdict.reason)}")

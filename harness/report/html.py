@@ -18,11 +18,19 @@ Scale = Callable[[float], float]  # milliseconds into the burst -> x in the pict
 
 WIDTH, LEFT, RIGHT = 960, 130, 24
 COUNT_H, ROW_H, WORKER_GAP, AXIS_H = 150, 7, 8, 28
-COLOURS = {"accepted": "#2e7d32", "past-bound": "#ef6c00", "rejected": "#c62828",
-           "other": "#757575"}
+COLOURS = {
+    "accepted": "#2e7d32",
+    "past-bound": "#ef6c00",
+    "rejected": "#c62828",
+    "other": "#757575",
+}
 LIMIT_COLOUR, BOUND_COLOUR = "#1565c0", "#6a1b9a"
-LABELS = {"accepted": "admitted", "past-bound": "admitted past the bound",
-          "rejected": "refused", "other": "error / other status"}
+LABELS = {
+    "accepted": "admitted",
+    "past-bound": "admitted past the bound",
+    "rejected": "refused",
+    "other": "error / other status",
+}
 VERDICT_CLASS = {"pass": "pass", "fail": "fail", "inconclusive": "inc", "error": "err"}
 
 STYLE = """
@@ -44,7 +52,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
     """The whole report as one HTML document."""
     title = report.headline(exit_code)
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width,initial-scale=1">',
         f"<title>throttle-harness: {escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>throttle-harness: {escape(title)}</h1>",
@@ -65,9 +74,11 @@ def render(report: MatrixReport, exit_code: int) -> str:
 
 
 def _verdict_table(runs: list[RunResult]) -> str:
-    rows = ["<table><tr><th>#</th><th>scenario</th><th>workers×threads</th><th>rate</th>"
-            "<th>window</th><th>admitted per burst</th><th>limit</th><th>errors</th>"
-            "<th>verdict</th><th>expected</th><th>reason</th></tr>"]
+    rows = [
+        "<table><tr><th>#</th><th>scenario</th><th>workers×threads</th><th>rate</th>"
+        "<th>window</th><th>admitted per burst</th><th>limit</th><th>errors</th>"
+        "<th>verdict</th><th>expected</th><th>reason</th></tr>"
+    ]
     for number, r in enumerate(runs, start=1):
         v = r.verdict
         rows.append(
@@ -78,17 +89,21 @@ def _verdict_table(runs: list[RunResult]) -> str:
             f"<td>{r.limit}</td><td>{v.tally.errors}</td>"
             f'<td class="{VERDICT_CLASS[v.kind]}">{v.kind}</td>'
             f"<td>{escape(r.expect)}{'' if r.as_expected else ' (UNEXPECTED)'}</td>"
-            f'<td class="reason">{escape(v.reason)}</td></tr>')
+            f'<td class="reason">{escape(v.reason)}</td></tr>'
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
 
 def _legend() -> str:
-    items = "".join(f'<span><i style="background:{c}"></i>{LABELS[k]}</span>'
-                    for k, c in COLOURS.items())
-    items += (f'<span><i style="background:{LIMIT_COLOUR}"></i>the limit</span>'
-              f'<span><i style="background:{BOUND_COLOUR}"></i>the window\'s bound (when above '
-              "the limit)</span>")
+    items = "".join(
+        f'<span><i style="background:{c}"></i>{LABELS[k]}</span>' for k, c in COLOURS.items()
+    )
+    items += (
+        f'<span><i style="background:{LIMIT_COLOUR}"></i>the limit</span>'
+        f'<span><i style="background:{BOUND_COLOUR}"></i>the window\'s bound (when above '
+        "the limit)</span>"
+    )
     return f'<p class="legend">{items}</p>'
 
 
@@ -97,25 +112,35 @@ def _run_section(number: int, r: RunResult) -> str:
     parts = [
         f'<section id="run-{number}"><h2>{number}. {escape(r.scenario)} — {r.workers} '
         f"worker(s) × {r.threads} thread(s)"
-        + (f" × {r.instances} instances" if r.instances > 1 else "") + f", {escape(r.rate)} "
+        + (f" × {r.instances} instances" if r.instances > 1 else "")
+        + f", {escape(r.rate)} "
         f'<span class="{VERDICT_CLASS[v.kind]}">{v.kind}</span></h2>',
         f'<p class="reason">{escape(v.reason)}</p>',
     ]
     if v.hint:
         parts.append(f'<p class="reason"><b>hint:</b> {escape(v.hint)}</p>')
     for f in r.faults:
-        parts.append(f'<p class="reason"><b>fault {escape(f.kind)}</b> ({escape(f.outcome)}'
-                     f'{"" if f.as_expected else ", not as expected"}): {escape(f.summary)}</p>')
+        parts.append(
+            f'<p class="reason"><b>fault {escape(f.kind)}</b> ({escape(f.outcome)}'
+            f"{'' if f.as_expected else ', not as expected'}): {escape(f.summary)}</p>"
+        )
     chosen = decisive(r.bursts, v.bursts)
     if len(chosen) < len(v.bursts):
-        parts.append(f'<p class="muted">{len(chosen)} of {len(v.bursts)} bursts drawn: those '
-                     "furthest over their bound, then the most admitted.</p>")
+        parts.append(
+            f'<p class="muted">{len(chosen)} of {len(v.bursts)} bursts drawn: those '
+            "furthest over their bound, then the most admitted.</p>"
+        )
     clients = Counter(b.round for b in r.bursts)  # clients per round
     for burst, finding in chosen:
         client = f", client {finding.value}" if clients[burst.round] > 1 else ""
-        timeline = build(burst, finding, r.limit, r.statuses,
-                         f"burst {burst.round} of {len(clients)}{client}: {finding.tally.accepted} "
-                         f"admitted of {finding.tally.sent}, {finding.overlap.describe()}")
+        timeline = build(
+            burst,
+            finding,
+            r.limit,
+            r.statuses,
+            f"burst {burst.round} of {len(clients)}{client}: {finding.tally.accepted} "
+            f"admitted of {finding.tally.sent}, {finding.overlap.describe()}",
+        )
         parts.append(_figure(timeline))
     parts.append("</section>")
     return "\n".join(parts)
@@ -141,26 +166,31 @@ def svg(t: Timeline) -> str:
 
     lanes_h = sum(n * ROW_H + WORKER_GAP for n in t.lanes.values())
     height = COUNT_H + 12 + lanes_h + AXIS_H
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
-           f'viewBox="0 0 {WIDTH} {height}" role="img" font-size="11" '
-           f'font-family="system-ui,sans-serif">',
-           f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#fff"/>']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+        f'viewBox="0 0 {WIDTH} {height}" role="img" font-size="11" '
+        f'font-family="system-ui,sans-serif">',
+        f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="#fff"/>',
+    ]
     out += _count_chart(t, x)
     top = COUNT_H + 12
     offsets = {}
     for worker, rows in t.lanes.items():
         offsets[worker] = top
         band = rows * ROW_H
-        out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{band}" '
-                   'fill="#f5f5f5"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{top + band / 2 + 4:.1f}" text-anchor="end">'
-                   f"worker {escape(worker.split('.')[0])}</text>")
+        out.append(f'<rect x="{LEFT}" y="{top}" width="{plot_w}" height="{band}" fill="#f5f5f5"/>')
+        out.append(
+            f'<text x="{LEFT - 6}" y="{top + band / 2 + 4:.1f}" text-anchor="end">'
+            f"worker {escape(worker.split('.')[0])}</text>"
+        )
         top += band + WORKER_GAP
     out += [_bar(b, x, offsets[b.worker]) for b in t.bars]
     if t.limit_reached_ms is not None:
         lx = x(t.limit_reached_ms)
-        out.append(f'<line x1="{lx:.1f}" y1="8" x2="{lx:.1f}" y2="{top}" '
-                   f'stroke="{LIMIT_COLOUR}" stroke-width="1.5" stroke-dasharray="4 3"/>')
+        out.append(
+            f'<line x1="{lx:.1f}" y1="8" x2="{lx:.1f}" y2="{top}" '
+            f'stroke="{LIMIT_COLOUR}" stroke-width="1.5" stroke-dasharray="4 3"/>'
+        )
     out += _axis(t, x, top)
     out.append("</svg>")
     return "\n".join(out)
@@ -173,42 +203,56 @@ def _count_chart(t: Timeline, x: Scale) -> list[str]:
     def y(count: float) -> float:
         return bottom - count / peak * (bottom - top)
 
-    out = [f'<text x="{LEFT - 6}" y="{top + 10}" text-anchor="end">admitted</text>',
-           f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="#999"/>']
+    out = [
+        f'<text x="{LEFT - 6}" y="{top + 10}" text-anchor="end">admitted</text>',
+        f'<line x1="{LEFT}" y1="{bottom}" x2="{WIDTH - RIGHT}" y2="{bottom}" stroke="#999"/>',
+    ]
     points = [f"{x(0):.1f},{y(0):.1f}"]
     for n, ms in enumerate(t.admissions_ms, start=1):
         px = x(ms)
         points += [f"{px:.1f},{y(n - 1):.1f}", f"{px:.1f},{y(n):.1f}"]
     points.append(f"{x(t.span_ms):.1f},{y(len(t.admissions_ms)):.1f}")
-    out.append(f'<polyline points="{" ".join(points)}" fill="none" '
-               f'stroke="{COLOURS["accepted"]}" stroke-width="2"/>')
+    out.append(
+        f'<polyline points="{" ".join(points)}" fill="none" '
+        f'stroke="{COLOURS["accepted"]}" stroke-width="2"/>'
+    )
     for value, colour, label, dash in (
         (t.limit, LIMIT_COLOUR, f"limit {t.limit}", "6 3"),
         *([(t.bound, BOUND_COLOUR, f"bound {t.bound}", "2 3")] if t.bound > t.limit else []),
     ):
         ly = y(value)
-        out.append(f'<line x1="{LEFT}" y1="{ly:.1f}" x2="{WIDTH - RIGHT}" y2="{ly:.1f}" '
-                   f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>')
-        out.append(f'<text x="{LEFT - 6}" y="{ly + 4:.1f}" text-anchor="end" '
-                   f'fill="{colour}">{label}</text>')
-    out.append(f'<text x="{WIDTH - RIGHT}" y="{y(len(t.admissions_ms)) - 4:.1f}" '
-               f'text-anchor="end">{len(t.admissions_ms)} admitted</text>')
+        out.append(
+            f'<line x1="{LEFT}" y1="{ly:.1f}" x2="{WIDTH - RIGHT}" y2="{ly:.1f}" '
+            f'stroke="{colour}" stroke-width="1.5" stroke-dasharray="{dash}"/>'
+        )
+        out.append(
+            f'<text x="{LEFT - 6}" y="{ly + 4:.1f}" text-anchor="end" '
+            f'fill="{colour}">{label}</text>'
+        )
+    out.append(
+        f'<text x="{WIDTH - RIGHT}" y="{y(len(t.admissions_ms)) - 4:.1f}" '
+        f'text-anchor="end">{len(t.admissions_ms)} admitted</text>'
+    )
     return out
 
 
 def _bar(b: Bar, x: Scale, band_top: float) -> str:
     x0, x1 = x(b.start_ms), x(b.end_ms)
-    return (f'<rect x="{x0:.1f}" y="{band_top + b.lane * ROW_H + 1}" '
-            f'width="{max(x1 - x0, 1.5):.1f}" height="{ROW_H - 2}" '
-            f'fill="{COLOURS[b.outcome]}"/>')
+    return (
+        f'<rect x="{x0:.1f}" y="{band_top + b.lane * ROW_H + 1}" '
+        f'width="{max(x1 - x0, 1.5):.1f}" height="{ROW_H - 2}" '
+        f'fill="{COLOURS[b.outcome]}"/>'
+    )
 
 
 def _axis(t: Timeline, x: Scale, top: float) -> list[str]:
     out = [f'<line x1="{LEFT}" y1="{top}" x2="{WIDTH - RIGHT}" y2="{top}" stroke="#999"/>']
     for i in range(6):
         anchor = "start" if i == 0 else "end" if i == 5 else "middle"
-        out.append(f'<text x="{x(t.span_ms * i / 5):.1f}" y="{top + 14}" text-anchor="{anchor}">'
-                   f"{t.span_ms * i / 5:.0f} ms</text>")
+        out.append(
+            f'<text x="{x(t.span_ms * i / 5):.1f}" y="{top + 14}" text-anchor="{anchor}">'
+            f"{t.span_ms * i / 5:.0f} ms</text>"
+        )
     out.append(f'<text x="{LEFT - 6}" y="{top + 14}" text-anchor="end">in the app</text>')
     return out
 

@@ -30,9 +30,15 @@ def report_dict(report: MatrixReport, exit_code: int) -> dict[str, Any]:
         "exit_code": exit_code,
         "error": report.error.message if report.error else None,
         "redis": (
-            {"provider": redis.provider, "url": redact_url(redis.url), "owned": redis.owned,
-             "version": redis.version, "reason": redis.reason}
-            if redis else None
+            {
+                "provider": redis.provider,
+                "url": redact_url(redis.url),
+                "owned": redis.owned,
+                "version": redis.version,
+                "reason": redis.reason,
+            }
+            if redis
+            else None
         ),
         "versions": versions,
         "notes": report.notes,
@@ -53,7 +59,8 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "requests": r.requests,
         "window": r.window,
         "request": {  # header values stay out: they may hold tokens
-            "method": r.request.method, "path": r.request.path,
+            "method": r.request.method,
+            "path": r.request.path,
             "header_names": [name for name, _ in r.request.headers],
             "body": bool(r.request.body),
         },
@@ -94,19 +101,30 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
 
 def _redis_state_dict(state: RedisState) -> dict[str, Any]:
     return {
-        "pattern": state.pattern, "keys": state.keys, "truncated": state.truncated,
-        "types": state.types, "no_ttl": list(state.no_ttl), "no_ttl_count": state.no_ttl_count,
-        "ttl_far": list(state.ttl_far), "ttl_far_count": state.ttl_far_count,
+        "pattern": state.pattern,
+        "keys": state.keys,
+        "truncated": state.truncated,
+        "types": state.types,
+        "no_ttl": list(state.no_ttl),
+        "no_ttl_count": state.no_ttl_count,
+        "ttl_far": list(state.ttl_far),
+        "ttl_far_count": state.ttl_far_count,
         "ttl_range_s": list(state.ttl_range_s) if state.ttl_range_s else None,
-        "sample": [{"key": k.key, "type": k.type, "size": k.size, "ttl_s": k.ttl_s}
-                   for k in state.sample],
-        "used_memory": state.used_memory, "error": state.error or None,
+        "sample": [
+            {"key": k.key, "type": k.type, "size": k.size, "ttl_s": k.ttl_s} for k in state.sample
+        ],
+        "used_memory": state.used_memory,
+        "error": state.error or None,
     }
 
 
 def _overlap_dict(o: Overlap) -> dict[str, Any]:
-    return {"peak": o.peak, "peak_workers": o.peak_workers, "at_crossing": o.at_crossing,
-            "crossing_workers": o.crossing_workers}
+    return {
+        "peak": o.peak,
+        "peak_workers": o.peak_workers,
+        "at_crossing": o.at_crossing,
+        "crossing_workers": o.crossing_workers,
+    }
 
 
 def _burst_dict(b: BurstFinding) -> dict[str, Any]:
@@ -121,9 +139,14 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
         "retried": t.retried,
         "indeterminate": t.indeterminate,
         "span_s": round(t.span_s, 4),
-        "fit": {"kind": fit.kind, "model": fit.model, "bound": fit.bound,
-                "loose_bound": fit.loose_bound, "edge_chance": fit.edge_chance,
-                "reason": fit.reason},
+        "fit": {
+            "kind": fit.kind,
+            "model": fit.model,
+            "bound": fit.bound,
+            "loose_bound": fit.loose_bound,
+            "edge_chance": fit.edge_chance,
+            "reason": fit.reason,
+        },
         "overlap": _overlap_dict(b.overlap),
         "confirmed_rejected": b.confirmed_rejected,
         "recovered": list(b.recovered) if b.recovered else None,

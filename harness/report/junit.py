@@ -27,58 +27,82 @@ def render(report: MatrixReport, exit_code: int) -> str:
         cases.append(_case(r, name if names[name] == 1 else f"{name} ({names[name]})"))
     if report.error:
         case = ET.Element("testcase", name="matrix", classname=SUITE, time="0")
-        ET.SubElement(case, "error", type=type(report.error).__name__,
-                      message=_clean(report.error.message)).text = _clean(
-                          f"exit {exit_code}: {report.error.message}\n{report.error.detail}")
+        ET.SubElement(
+            case, "error", type=type(report.error).__name__, message=_clean(report.error.message)
+        ).text = _clean(f"exit {exit_code}: {report.error.message}\n{report.error.detail}")
         cases.append(case)
     failures = sum(1 for c in cases if c.find("failure") is not None)
     errors = sum(1 for c in cases if c.find("error") is not None)
     seconds = f"{sum(r.ready_s + r.traffic_s for r in report.runs):.3f}"
     counts = {"tests": str(len(cases)), "failures": str(failures), "errors": str(errors)}
     root = ET.Element("testsuites", {"name": SUITE, "time": seconds, **counts})
-    suite = ET.SubElement(root, "testsuite", {
-        "name": SUITE, "skipped": "0", "time": seconds,
-        "timestamp": datetime.fromtimestamp(report.started_at, UTC).replace(tzinfo=None)
-        .isoformat(timespec="seconds"),
-        "hostname": socket.gethostname(), **counts,
-    })
+    suite = ET.SubElement(
+        root,
+        "testsuite",
+        {
+            "name": SUITE,
+            "skipped": "0",
+            "time": seconds,
+            "timestamp": datetime.fromtimestamp(report.started_at, UTC)
+            .replace(tzinfo=None)
+            .isoformat(timespec="seconds"),
+            "hostname": socket.gethostname(),
+            **counts,
+        },
+    )
     props = ET.SubElement(suite, "properties")
     for name, value in report.versions.items():
         ET.SubElement(props, "property", name=name, value=_clean(value))
     if report.redis:
-        ET.SubElement(props, "property", name="redis-server",
-                      value=f"{report.redis.version} ({report.redis.provider})")
+        ET.SubElement(
+            props,
+            "property",
+            name="redis-server",
+            value=f"{report.redis.version} ({report.redis.provider})",
+        )
     suite.extend(cases)
     if report.notes:
         ET.SubElement(suite, "system-out").text = _clean(
-            "\n".join(f"note: {n}" for n in report.notes))
+            "\n".join(f"note: {n}" for n in report.notes)
+        )
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
 def _case(r: RunResult, name: str) -> ET.Element:
     v, t = r.verdict, r.verdict.tally
-    case = ET.Element("testcase", {  # a dot in a class name would start a package in Jenkins
-        "name": name, "classname": f"{SUITE}.{r.scenario.replace('.', '_')}",
-        "time": f"{r.ready_s + r.traffic_s:.3f}"})
+    case = ET.Element(
+        "testcase",
+        {  # a dot in a class name would start a package in Jenkins
+            "name": name,
+            "classname": f"{SUITE}.{r.scenario.replace('.', '_')}",
+            "time": f"{r.ready_s + r.traffic_s:.3f}",
+        },
+    )
     instances = f" x {r.instances} instances" if r.instances > 1 else ""
-    numbers = (f"{r.scenario} at {r.workers} worker(s) x {r.threads} thread(s){instances}, "
-               f"{r.rate} "
-               f"({r.window} window): admitted {v.accepted_per_burst()} per burst, limit "
-               f"{r.limit}; {t.sent} sent, {t.rejected} refused, {t.errors} errors")
+    numbers = (
+        f"{r.scenario} at {r.workers} worker(s) x {r.threads} thread(s){instances}, "
+        f"{r.rate} "
+        f"({r.window} window): admitted {v.accepted_per_burst()} per burst, limit "
+        f"{r.limit}; {t.sent} sent, {t.rejected} refused, {t.errors} errors"
+    )
     body = f"{numbers}\n{v.reason}" + (f"\nhint: {v.hint}" if v.hint else "")
     body += "".join(f"\nfault {f.kind}: {f.summary}" for f in r.faults)
     missed = [f for f in r.faults if not f.as_expected]
     if not r.as_expected and missed and v.kind == VERDICT_FOR[r.expect]:
         message = f"fault {missed[0].kind}: {missed[0].outcome}: {missed[0].summary}"
-        ET.SubElement(case, "failure", type="throttle.fault",
-                      message=_clean(message)).text = _clean(body)
+        ET.SubElement(
+            case, "failure", type="throttle.fault", message=_clean(message)
+        ).text = _clean(body)
     elif not r.as_expected:
         kind = "error" if v.kind == "error" else "failure"
-        message = (f"expected {_wanted(r)}, got {v.kind}: admitted {v.accepted_per_burst()} "
-                   f"per burst, limit {r.limit}; {v.reason}")
-        ET.SubElement(case, kind, type=f"throttle.{v.kind}",
-                      message=_clean(message)).text = _clean(body)
+        message = (
+            f"expected {_wanted(r)}, got {v.kind}: admitted {v.accepted_per_burst()} "
+            f"per burst, limit {r.limit}; {v.reason}"
+        )
+        ET.SubElement(case, kind, type=f"throttle.{v.kind}", message=_clean(message)).text = _clean(
+            body
+        )
     ET.SubElement(case, "system-out").text = _clean(body)
     return case
 
@@ -91,8 +115,12 @@ def _clean(text: str) -> str:
     """Text XML 1.0 can hold: characters it forbids (control characters an app's log may
     carry) become U+FFFD."""
     return "".join(
-        c if c in "\t\n\r" or (" " <= c <= "\ud7ff") or ("\ue000" <= c <= "\ufffd")
-        or c >= "\U00010000" else "\ufffd"
+        c
+        if c in "\t\n\r"
+        or (" " <= c <= "\ud7ff")
+        or ("\ue000" <= c <= "\ufffd")
+        or c >= "\U00010000"
+        else "\ufffd"
         for c in text
     )
 

@@ -27,14 +27,14 @@ def render(report: MatrixReport, exit_code: int) -> str:
     if reasons:
         lines += ["### Why", ""]
         for r in reasons:
-            lines.append(f"- **{_cell(r.scenario)} {r.shape}**: "
-                         f"{_cell(r.verdict.reason)}")
+            lines.append(f"- **{_cell(r.scenario)} {r.shape}**: {_cell(r.verdict.reason)}")
             if r.verdict.hint:
                 lines.append(f"  - hint: {_cell(r.verdict.hint)}")
             for f in r.faults:
                 flag = "" if f.as_expected else " **(not as expected)**"
-                lines.append(f"  - fault {_cell(f.kind)}: {_cell(f.outcome)}{flag}: "
-                             f"{_cell(f.summary)}")
+                lines.append(
+                    f"  - fault {_cell(f.kind)}: {_cell(f.outcome)}{flag}: {_cell(f.summary)}"
+                )
         lines.append("")
     lines += [f"- note: {_cell(note)}" for note in report.notes]
     if report.redis:
@@ -48,18 +48,31 @@ def _row(r: RunResult) -> str:
     ov = r.verdict.overlap
     at_limit = f"{ov.at_crossing} on {ov.crossing_workers} worker(s)" if ov.at_crossing else "-"
     cells = [
-        r.scenario, r.shape, r.rate, r.window,
-        f"{r.verdict.accepted_per_burst()} (limit {r.limit})", at_limit,
+        r.scenario,
+        r.shape,
+        r.rate,
+        r.window,
+        f"{r.verdict.accepted_per_burst()} (limit {r.limit})",
+        at_limit,
         str(r.verdict.tally.errors),
-        _MARK[r.verdict.kind], r.expect, "ok" if r.as_expected else "**UNEXPECTED**",
+        _MARK[r.verdict.kind],
+        r.expect,
+        "ok" if r.as_expected else "**UNEXPECTED**",
     ]
     return "| " + " | ".join(_cell(c) for c in cells) + " |"
 
 
 def _cell(text: str) -> str:
     """Text that cannot break a table row or start markup of its own."""
-    return (text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-            .replace("<", "&lt;").replace("*", "\\*").replace("_", "\\_").replace("`", "\\`"))
+    return (
+        text.replace("\\", "\\\\")
+        .replace("|", "\\|")
+        .replace("\n", " ")
+        .replace("<", "&lt;")
+        .replace("*", "\\*")
+        .replace("_", "\\_")
+        .replace("`", "\\`")
+    )
 
 
 def write_markdown(report: MatrixReport, exit_code: int, path: Path) -> None:

@@ -44,8 +44,9 @@ class Timeline:
     unseen: int  # requests with no stamp: they never reached the app (or the probe lost them)
 
 
-def build(burst: Burst, finding: BurstFinding, limit: int, statuses: Statuses,
-          title: str = "") -> Timeline:
+def build(
+    burst: Burst, finding: BurstFinding, limit: int, statuses: Statuses, title: str = ""
+) -> Timeline:
     """The timeline of one burst judged as ``finding``."""
     status_of = {r.request_id: r.status for r in burst.records}
     stamps = [s for s in burst.stamps.values() if s.request in status_of]
@@ -79,20 +80,36 @@ def build(burst: Burst, finding: BurstFinding, limit: int, statuses: Statuses,
         else:
             lane = min(lane, MAX_LANES - 1)
             rows[lane] = max(rows[lane], end_ns)
-        bars.append(Bar(s.worker, lane, (s.entered_ns - t0) / 1e6, (end_ns - t0) / 1e6,
-                        outcome(s.request)))
+        bars.append(
+            Bar(s.worker, lane, (s.entered_ns - t0) / 1e6, (end_ns - t0) / 1e6, outcome(s.request))
+        )
     exits = tuple(((s.left_ns if s.left_ns is not None else last) - t0) / 1e6 for s in admitted)
     reached = exits[limit - 1] if len(exits) >= limit else None
-    return Timeline(title, tuple(bars), {w: len(rows) for w, rows in lanes.items()}, exits,
-                    (last - t0) / 1e6, limit, bound, reached, unseen)
+    return Timeline(
+        title,
+        tuple(bars),
+        {w: len(rows) for w, rows in lanes.items()},
+        exits,
+        (last - t0) / 1e6,
+        limit,
+        bound,
+        reached,
+        unseen,
+    )
 
 
-def decisive(bursts: Sequence[Burst], findings: Sequence[BurstFinding],
-             most: int = 3) -> list[tuple[Burst, BurstFinding]]:
+def decisive(
+    bursts: Sequence[Burst], findings: Sequence[BurstFinding], most: int = 3
+) -> list[tuple[Burst, BurstFinding]]:
     """The bursts worth drawing, in run order: those furthest over their bound first, then the
     most admitted (a run of a thousand clients gets a few pictures, not a thousand)."""
     pairs = list(zip(bursts, findings, strict=True))
-    ranked = sorted(range(len(pairs)), key=lambda i: (
-        -(pairs[i][1].tally.accepted - pairs[i][1].fit.bound),
-        -pairs[i][1].tally.accepted, i))
+    ranked = sorted(
+        range(len(pairs)),
+        key=lambda i: (
+            -(pairs[i][1].tally.accepted - pairs[i][1].fit.bound),
+            -pairs[i][1].tally.accepted,
+            i,
+        ),
+    )
     return [pairs[i] for i in sorted(ranked[:most])]

@@ -10,14 +10,28 @@ from harness.traffic.records import Client, Record, Target
 from harness.traffic.sequential import sequential
 
 __all__ = [
-    "ENGINES", "Client", "Engine", "Record", "Target", "burst", "fresh_requests", "sequential",
+    "ENGINES",
+    "Client",
+    "Engine",
+    "Record",
+    "Target",
+    "burst",
+    "fresh_requests",
+    "sequential",
 ]
 
 
 class Engine(Protocol):
     def __call__(
-        self, target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
-        deadline: float, align: tuple[float, float] | None = None,
+        self,
+        target: Target,
+        count: int,
+        *,
+        clients: Sequence[Client],
+        limit: int,
+        tag: str,
+        deadline: float,
+        align: tuple[float, float] | None = None,
         on_release: Callable[[int], None] | None = None,
     ) -> list[Record]: ...
 

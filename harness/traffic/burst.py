@@ -157,8 +157,14 @@ class _Exchange:
 
     def record(self, index: int, identity: str) -> Record:
         return Record(
-            index, identity, self.sent_at, self.received_at,
-            None if self.error else self.status, self.worker, self.error, self.request_id,
+            index,
+            identity,
+            self.sent_at,
+            self.received_at,
+            None if self.error else self.status,
+            self.worker,
+            self.error,
+            self.request_id,
         )
 
 
@@ -246,7 +252,7 @@ class _Lane:
     released: int = 0
 
     def take(self, n: int) -> list[_Exchange]:
-        taken = self.queue[self.released:self.released + n]
+        taken = self.queue[self.released : self.released + n]
         self.released += len(taken)
         return taken
 
@@ -256,8 +262,14 @@ class _Lane:
 
 
 def burst(
-    target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
-    deadline: float, align: tuple[float, float] | None = None,
+    target: Target,
+    count: int,
+    *,
+    clients: Sequence[Client],
+    limit: int,
+    tag: str,
+    deadline: float,
+    align: tuple[float, float] | None = None,
     on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each of ``clients`` as one burst; one
@@ -306,8 +318,9 @@ def _chunks(clients: int, count: int) -> list[list[tuple[int, int, int]]]:
     current: list[tuple[int, int, int]] = []
     for client in range(clients):
         if count > CHUNK:
-            chunks += [[(client, first, min(CHUNK, count - first))]
-                       for first in range(0, count, CHUNK)]
+            chunks += [
+                [(client, first, min(CHUNK, count - first))] for first in range(0, count, CHUNK)
+            ]
             continue
         if current and (len(current) + 1) * count > CHUNK:
             chunks.append(current)
@@ -317,7 +330,12 @@ def _chunks(clients: int, count: int) -> list[list[tuple[int, int, int]]]:
 
 
 def fresh_requests(
-    target: Target, request_ids: Sequence[str], *, identity: str, value: str, deadline: float,
+    target: Target,
+    request_ids: Sequence[str],
+    *,
+    identity: str,
+    value: str,
+    deadline: float,
     extra_headers: Sequence[tuple[tuple[str, str], ...]] = (),
 ) -> list[Record]:
     """Send one request per id, all at once, each on a fresh connection (for requests re-sent
@@ -329,8 +347,9 @@ def fresh_requests(
     extras = list(extra_headers) or [()] * len(request_ids)
     try:
         for ex, request_id, extra in zip(exchanges, request_ids, extras, strict=True):
-            request = ex.request(replace(rendered, headers=rendered.headers + extra), False,
-                                 request_id)
+            request = ex.request(
+                replace(rendered, headers=rendered.headers + extra), False, request_id
+            )
             ex.sent_at = time.time()
             ex.send(request, deadline)
             collector.add(ex)
@@ -356,9 +375,7 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     return found
 
 
-def _lanes(
-    target: Target, wanted: Sequence[tuple[int, str, int]], deadline: float
-) -> list[_Lane]:
+def _lanes(target: Target, wanted: Sequence[tuple[int, str, int]], deadline: float) -> list[_Lane]:
     """For each (client, address, count) in ``wanted``, ``count`` connections from ``address``,
     in lanes: mapped per worker where workers keep connections alive (one client's evenly
     over the workers; several clients' client after client in each worker's lane), the rest
@@ -433,7 +450,10 @@ def _mapped(
     try:
         for _ in range(MAP_ROUNDS):
             for worker, pool in _probe_connections(
-                target.host, target.ports, [(client, address)] * to_open, deadline,
+                target.host,
+                target.ports,
+                [(client, address)] * to_open,
+                deadline,
                 keep_alive=True,
             ).items():
                 pools[worker] += pool
@@ -464,13 +484,16 @@ def _even_share(pools: dict[str, list[_Exchange]], count: int) -> dict[str, list
                 left -= 1
         depth += 1
     for worker, pool in pools.items():
-        for ex in pool[len(picked[worker]):]:
+        for ex in pool[len(picked[worker]) :]:
             ex.close()
     return picked
 
 
 def _probe_connections(
-    host: str, ports: Sequence[int], sources: Sequence[tuple[int, str]], deadline: float,
+    host: str,
+    ports: Sequence[int],
+    sources: Sequence[tuple[int, str]],
+    deadline: float,
     keep_alive: bool,
 ) -> dict[str, list[_Exchange]]:
     """Open one connection per (client, address) of ``sources`` (to each of ``ports`` in turn),
@@ -505,8 +528,12 @@ def _probe_connections(
 
 
 def _fire(
-    lanes: list[_Lane], statuses: Statuses, rooms: dict[int, int], deadline: float,
-    align: tuple[float, float] | None, on_release: Callable[[int], None] | None = None,
+    lanes: list[_Lane],
+    statuses: Statuses,
+    rooms: dict[int, int],
+    deadline: float,
+    align: tuple[float, float] | None,
+    on_release: Callable[[int], None] | None = None,
 ) -> None:
     """Arm every lane, then release in steps aimed at the limit; ``rooms`` holds how many
     requests the limit still admits for each client."""
@@ -529,8 +556,12 @@ def _fire(
 
 
 def _release_in_steps(
-    lanes: list[_Lane], collector: _Collector, statuses: Statuses, rooms: dict[int, int],
-    deadline: float, on_release: Callable[[int], None] | None = None,
+    lanes: list[_Lane],
+    collector: _Collector,
+    statuses: Statuses,
+    rooms: dict[int, int],
+    deadline: float,
+    on_release: Callable[[int], None] | None = None,
 ) -> None:
     """Release final bytes step by step; each step once the previous one is answered."""
     took: list[float] = []  # seconds per round of the steps answered in time
@@ -616,7 +647,7 @@ def _next_step(
     left = dict(below_limit)
 
     def approaches(lane: _Lane) -> bool:
-        rest = lane.queue[lane.released:]
+        rest = lane.queue[lane.released :]
         head = next((ex for ex in rest if ex.client not in crossed), None)
         return head is not None and left.get(head.client, 0) > 0
 

@@ -18,8 +18,14 @@ from harness.traffic.records import Client, Record, Target
 
 
 def sequential(
-    target: Target, count: int, *, clients: Sequence[Client], limit: int, tag: str,
-    deadline: float, align: tuple[float, float] | None = None,
+    target: Target,
+    count: int,
+    *,
+    clients: Sequence[Client],
+    limit: int,
+    tag: str,
+    deadline: float,
+    align: tuple[float, float] | None = None,
     on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each client, one at a time, over one
@@ -38,12 +44,19 @@ def sequential(
 
 
 def _one_client(
-    target: Target, client: Client, count: int, first: int, tag: str, deadline: float,
+    target: Target,
+    client: Client,
+    count: int,
+    first: int,
+    tag: str,
+    deadline: float,
     on_release: Callable[[int], None] | None = None,
 ) -> list[Record]:
     source = None if client.address == LOOPBACK else (client.address, 0)
-    conns = [http.client.HTTPConnection(target.host, port, source_address=source)
-             for port in target.ports]  # one per instance, taken in turn
+    conns = [
+        http.client.HTTPConnection(target.host, port, source_address=source)
+        for port in target.ports
+    ]  # one per instance, taken in turn
     records = []
     req = target.request.render(client.value)
     address = client.address
@@ -54,16 +67,33 @@ def _one_client(
             sent_at = time.time()
             left = deadline - time.monotonic()
             if left <= 0:
-                records.append(Record(i, address, 0.0, None, None, None,
-                                      "not sent: the run's deadline passed", request_id))
+                records.append(
+                    Record(
+                        i,
+                        address,
+                        0.0,
+                        None,
+                        None,
+                        None,
+                        "not sent: the run's deadline passed",
+                        request_id,
+                    )
+                )
                 continue
             try:
                 if conn.sock is not None:
                     conn.sock.settimeout(left)
                 conn.timeout = left
-                conn.request(req.method, req.target, body=req.body or None, headers={
-                    **dict(req.headers), "User-Agent": "throttle-harness",
-                    REQUEST_HEADER: request_id})
+                conn.request(
+                    req.method,
+                    req.target,
+                    body=req.body or None,
+                    headers={
+                        **dict(req.headers),
+                        "User-Agent": "throttle-harness",
+                        REQUEST_HEADER: request_id,
+                    },
+                )
                 response = conn.getresponse()
                 response.read()
             except (OSError, http.client.HTTPException) as exc:
@@ -74,8 +104,14 @@ def _one_client(
                 continue
             records.append(
                 Record(
-                    i, address, sent_at, time.time(), response.status,
-                    response.getheader(WORKER_HEADER), None, request_id,
+                    i,
+                    address,
+                    sent_at,
+                    time.time(),
+                    response.status,
+                    response.getheader(WORKER_HEADER),
+                    None,
+                    request_id,
                 )
             )
             if on_release is not None:

@@ -84,8 +84,14 @@ class Result(NamedTuple):
 
 
 def run_harness(target: Target, count: int, identity: str) -> list[Result]:
-    records = burst(target, count, clients=[Client(identity, identity)], limit=LIMIT[0],
-                    tag="bench", deadline=time.monotonic() + COLLECT_TIMEOUT_S)
+    records = burst(
+        target,
+        count,
+        clients=[Client(identity, identity)],
+        limit=LIMIT[0],
+        tag="bench",
+        deadline=time.monotonic() + COLLECT_TIMEOUT_S,
+    )
     return [Result(r.sent_at, r.received_at, r.status, r.worker, r.error) for r in records]
 
 
@@ -97,8 +103,11 @@ def run_raw(target: Target, count: int, identity: str) -> list[Result]:
     socks: list[socket.socket] = []
     try:
         for _ in range(count):
-            socks.append(socket.create_connection(
-                (host, port), timeout=CONNECT_TIMEOUT_S, source_address=(identity, 0)))
+            socks.append(
+                socket.create_connection(
+                    (host, port), timeout=CONNECT_TIMEOUT_S, source_address=(identity, 0)
+                )
+            )
         conns = [h11.Connection(our_role=h11.CLIENT) for _ in socks]
         sent: list[float] = []
         for sock, conn in zip(socks, conns, strict=True):
@@ -239,8 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                 for name in names[shift:] + names[:shift]:
                     server.clear(KEY_PREFIX)
                     with gunicorn_fleet(spec) as fleet:
-                        target = Target(fleet.host, fleet.port, args.workers, args.threads,
-                                        RequestTemplate(path=PATH))
+                        target = Target(
+                            fleet.host,
+                            fleet.port,
+                            args.workers,
+                            args.threads,
+                            RequestTemplate(path=PATH),
+                        )
                         run = ENGINES[name](target, args.requests, next(addresses))
                     results[name].append(run)
                     if args.verbose:

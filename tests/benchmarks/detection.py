@@ -56,29 +56,50 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     rate = parse_rate(args.rate)
     addresses = client_addresses()
-    print(f"# {args.runs} runs per row, rate {rate.text}, {args.requests} requests, default "
-          f"settings ({DEFAULT_BURSTS} bursts per run, more if a window edge could explain "
-          "an over-admission)", flush=True)
-    print(f"{'throttle':<8} {'shape':<5} {'harness verdicts':<24} {'caught':>7} "
-          f"{'raw caught':>10} {'bursts over: harness':>20} {'raw':>7} "
-          f"{'harness accepted':>16} {'raw accepted':>13} {'at limit':>9} {'s/run':>6}",
-          flush=True)
+    print(
+        f"# {args.runs} runs per row, rate {rate.text}, {args.requests} requests, default "
+        f"settings ({DEFAULT_BURSTS} bursts per run, more if a window edge could explain "
+        "an over-admission)",
+        flush=True,
+    )
+    print(
+        f"{'throttle':<8} {'shape':<5} {'harness verdicts':<24} {'caught':>7} "
+        f"{'raw caught':>10} {'bursts over: harness':>20} {'raw':>7} "
+        f"{'harness accepted':>16} {'raw accepted':>13} {'at limit':>9} {'s/run':>6}",
+        flush=True,
+    )
     started = time.monotonic()
     with open_redis("local") as server:
         for throttle in args.throttles.split(","):
             for shape in args.shapes.split(","):
                 workers, threads = (int(n) for n in shape.split("x"))
-                scenario = load_scenarios([], {
-                    "app": APP, "path": PATH, "rate": rate.text, "threads": threads,
-                    "workers": [workers], "requests": args.requests,
-                    "env": {"DEMO_THROTTLE": throttle},
-                })[0]
+                scenario = load_scenarios(
+                    [],
+                    {
+                        "app": APP,
+                        "path": PATH,
+                        "rate": rate.text,
+                        "threads": threads,
+                        "workers": [workers],
+                        "requests": args.requests,
+                        "env": {"DEMO_THROTTLE": throttle},
+                    },
+                )[0]
                 claim = scenario.claim(workers)
-                env = {**scenario.env, "REDIS_URL": server.url, "DEMO_CACHE": "django-redis",
-                       "THROTTLE_HARNESS_RATE": rate.text,
-                       "THROTTLE_HARNESS_KEY_PREFIX": PREFIX}
-                spec = FleetSpec(app=APP, workers=workers, threads=threads, env=env,
-                                 connections=2 * args.requests)
+                env = {
+                    **scenario.env,
+                    "REDIS_URL": server.url,
+                    "DEMO_CACHE": "django-redis",
+                    "THROTTLE_HARNESS_RATE": rate.text,
+                    "THROTTLE_HARNESS_KEY_PREFIX": PREFIX,
+                }
+                spec = FleetSpec(
+                    app=APP,
+                    workers=workers,
+                    threads=threads,
+                    env=env,
+                    connections=2 * args.requests,
+                )
                 verdicts: Counter[str] = Counter()
                 raw_caught = 0
                 h_accepted: list[int] = []
@@ -88,8 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in range(args.runs):
                     server.clear(PREFIX)
                     with gunicorn_fleet(spec) as fleet:
-                        target = Target(fleet.host, fleet.port, workers, threads,
-                                        scenario.request)
+                        target = Target(fleet.host, fleet.port, workers, threads, scenario.request)
                         if n % 2 == 0:  # who goes first alternates
                             verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
                             counts = raw_bursts(target, args.requests, scenario.bursts, addresses)
@@ -118,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 def raw_bursts(target: Target, count: int, bursts: int, addresses: Iterator[str]) -> list[int]:
     """The accepted counts of ``bursts`` raw bursts, each from a fresh address."""
     return [
-        sum(r.status == 200 for r in run_raw(target, count, next(addresses)))
-        for _ in range(bursts)
+        sum(r.status == 200 for r in run_raw(target, count, next(addresses))) for _ in range(bursts)
     ]
 
 

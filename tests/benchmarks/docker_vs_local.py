@@ -83,10 +83,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--repeat", type=int, default=5, help="timed runs per provider")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per provider first")
-    parser.add_argument("--image", help="Docker image (default: $THROTTLE_HARNESS_REDIS_IMAGE or "
-                        "the provider's default)")
-    parser.add_argument("--local-binary", help="redis-server for the local provider "
-                        "(sets THROTTLE_HARNESS_REDIS_SERVER; default: the one on PATH)")
+    parser.add_argument(
+        "--image",
+        help="Docker image (default: $THROTTLE_HARNESS_REDIS_IMAGE or the provider's default)",
+    )
+    parser.add_argument(
+        "--local-binary",
+        help="redis-server for the local provider "
+        "(sets THROTTLE_HARNESS_REDIS_SERVER; default: the one on PATH)",
+    )
     args = parser.parse_args()
     if args.local_binary:
         os.environ["THROTTLE_HARNESS_REDIS_SERVER"] = args.local_binary
@@ -124,8 +129,10 @@ def main() -> int:
     print(f"\n{args.repeat} runs each, milliseconds (min median max)")
     print(f"{'provider':8} {'redis':8} {'ready':>23}   {'teardown':>23}   {'ready+teardown':>23}")
     for entry in timings.values():
-        print(f"{entry.name:8} {entry.version:8} {spread(entry.ready)}   "
-              f"{spread(entry.teardown)}   {spread(entry.total)}")
+        print(
+            f"{entry.name:8} {entry.version:8} {spread(entry.ready)}   "
+            f"{spread(entry.teardown)}   {spread(entry.total)}"
+        )
 
     if "local" in timings and "docker" in timings:
         local, dock = timings["local"], timings["docker"]

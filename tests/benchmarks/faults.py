@@ -35,9 +35,25 @@ def run(scenario: str, shape: str, *extra: str) -> dict[str, Any]:
     workers, threads = shape.split("x")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp, "r.json")
-        subprocess.run([sys.executable, "-m", "harness", "run", scenario, "--workers", workers,
-                        "--threads", threads, "--json", str(out), *extra],
-                       cwd=ROOT, capture_output=True, check=False)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "run",
+                scenario,
+                "--workers",
+                workers,
+                "--threads",
+                threads,
+                "--json",
+                str(out),
+                *extra,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+        )
         (result,) = json.loads(out.read_text())["runs"]
     return dict(result)
 
@@ -56,14 +72,18 @@ def main() -> None:
                 results = [run(scenario, shape, *extra) for _ in range(args.runs)]
                 verdicts = " ".join(r["verdict"] for r in results)
                 first = [r["bursts"][0]["accepted"] for r in results]
-                print(f"{ms:>5g} ms  {name:<8}  {shape:<5}  {verdicts:<19}  "
-                      f"{','.join(map(str, first)):<24}  {statistics.median(first):g}")
+                print(
+                    f"{ms:>5g} ms  {name:<8}  {shape:<5}  {verdicts:<19}  "
+                    f"{','.join(map(str, first)):<24}  {statistics.median(first):g}"
+                )
     print()
     for fault in ("worker-kill", "redis-restart", "redis-outage"):
         for name, scenario in SCENARIOS.items():
             r = run(scenario, "2x2", "--fault", fault)
-            print(f"{fault:<14} {name:<7} {r['verdict']:<5} {r['fault']['outcome']:<12} "
-                  f"{r['fault']['summary']}")
+            print(
+                f"{fault:<14} {name:<7} {r['verdict']:<5} {r['fault']['outcome']:<12} "
+                f"{r['fault']['summary']}"
+            )
 
 
 if __name__ == "__main__":

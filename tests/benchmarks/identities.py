@@ -35,11 +35,31 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp) / "report.json"
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "harness", "run", str(ROOT / "scenarios" / "atomic-lua.toml"),
-             "--workers", str(args.workers), "--threads", str(args.threads),
-             "--identities", str(args.identities), "--requests", str(args.requests),
-             "--rate", args.rate, "--redis", args.redis, "--json", str(out)],
-            cwd=ROOT, capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "run",
+                str(ROOT / "scenarios" / "atomic-lua.toml"),
+                "--workers",
+                str(args.workers),
+                "--threads",
+                str(args.threads),
+                "--identities",
+                str(args.identities),
+                "--requests",
+                str(args.requests),
+                "--rate",
+                args.rate,
+                "--redis",
+                args.redis,
+                "--json",
+                str(out),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         wall = time.monotonic() - started
         if not out.exists():
@@ -48,11 +68,15 @@ def main(argv: list[str] | None = None) -> int:
         (run,) = json.loads(out.read_text())["runs"]
     clients = run["bursts"]
     admitted = [c["accepted"] for c in clients]
-    print(f"{args.identities} identities x {args.requests} requests at {args.rate}, "
-          f"{args.workers}x{args.threads}: verdict {run['verdict']} (exit {proc.returncode})")
-    print(f"client bursts {len(clients)}, sent {run['sent']}, admitted {run['accepted']} "
-          f"(per client {min(admitted)}-{max(admitted)}), errors {run['errors']}, "
-          f"retried {run['retried']}")
+    print(
+        f"{args.identities} identities x {args.requests} requests at {args.rate}, "
+        f"{args.workers}x{args.threads}: verdict {run['verdict']} (exit {proc.returncode})"
+    )
+    print(
+        f"client bursts {len(clients)}, sent {run['sent']}, admitted {run['accepted']} "
+        f"(per client {min(admitted)}-{max(admitted)}), errors {run['errors']}, "
+        f"retried {run['retried']}"
+    )
     print(f"wall {wall:.1f}s (fleet ready {run['ready_s']:.1f}s, traffic {run['traffic_s']:.1f}s)")
     return 0
 

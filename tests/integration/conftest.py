@@ -114,5 +114,3 @@ def ours(client: Any) -> list[Any]:
 
     labels = [CONTAINER_LABEL, f"{LABEL_SESSION_ID}={SESSION_ID}"]
     return list(client.containers.list(all=True, filters={"label": labels}))
-
-

@@ -33,11 +33,14 @@ HARNESS = textwrap.dedent("""
 
 
 def start(how: str, tmp_path: Path) -> subprocess.Popen[str]:
-    env = {**cli_environment(), "TMPDIR": str(tmp_path),
-           "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"}  # nothing to remove it with
-    return subprocess.Popen([sys.executable, "-c", HARNESS, how], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True)
-
+    env = {
+        **cli_environment(),
+        "TMPDIR": str(tmp_path),
+        "DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock",
+    }  # nothing to remove it with
+    return subprocess.Popen(
+        [sys.executable, "-c", HARNESS, how], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+    )
 
 
 def test_sigkill_the_reaper_removes_what_is_registered(tmp_path: Path) -> None:
@@ -84,8 +87,13 @@ def test_sigkill_the_reaper_removes_a_registered_container(tmp_path: Path) -> No
     log = tmp_path / "removed.jsonl"
     env = {**cli_environment(), "TMPDIR": str(tmp_path), "FAKE_DOCKER_LOG": str(log)}
     env["PYTHONPATH"] = f"{tmp_path / 'fake'}:{env['PYTHONPATH']}"
-    proc = subprocess.Popen([sys.executable, "-c", HARNESS, "kill"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HARNESS, "kill"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     proc.communicate(timeout=60)
     assert wait_until(lambda: not leftovers(proc.pid), 10), leftovers(proc.pid)
     assert log.read_text().splitlines() == [
@@ -107,6 +115,12 @@ def test_no_reaper_for_a_usage_error(tmp_path: Path) -> None:
         code = cli.main(["run", "--app", "m:app", "--rate", "100/Fortnight"])
         print(code, cleanup._pipe)
     """)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_environment(),
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=cli_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     assert out.split() == ["2", "None"]

@@ -36,14 +36,27 @@ def test_demo_scenarios_end_to_end_with_json(
 ) -> None:
     out = tmp_path / "report.json"
     md = tmp_path / "summary.md"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
-                     "--workers", "2", "--redis", redis_spec, "--json", str(out),
-                     "--markdown", str(md))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "scenarios/drf-django-redis.toml",
+        "--workers",
+        "2",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+        "--markdown",
+        str(md),
+    )
     assert result.code == 0, result.stdout + result.stderr
     summary = md.read_text()
     assert summary.startswith("## throttle-harness: 2 runs, every verdict as expected")
-    rows = [ln for ln in summary.splitlines() if ln.startswith("| atomic-lua")
-            or ln.startswith("| drf-django-redis")]
+    rows = [
+        ln
+        for ln in summary.splitlines()
+        if ln.startswith("| atomic-lua") or ln.startswith("| drf-django-redis")
+    ]
     assert len(rows) == 2 and "| pass | exact | ok |" in rows[0]
     assert "| FAIL | violation | ok |" in rows[1] and "not atomic" in summary
     report = json.loads(out.read_text())
@@ -71,8 +84,16 @@ def test_demo_scenarios_end_to_end_with_json(
 
 
 def test_a_violation_against_an_exact_claim_exits_1(run_cli: RunCli, redis_spec: str) -> None:
-    result = run_cli("run", "scenarios/drf-django-redis.toml", "--workers", "2",
-                     "--expect", "exact", "--redis", redis_spec)
+    result = run_cli(
+        "run",
+        "scenarios/drf-django-redis.toml",
+        "--workers",
+        "2",
+        "--expect",
+        "exact",
+        "--redis",
+        redis_spec,
+    )
     assert result.code == 1
     assert "UNEXPECTED" in result.stdout and "over-admission" in result.stdout
 
@@ -80,9 +101,23 @@ def test_a_violation_against_an_exact_claim_exits_1(run_cli: RunCli, redis_spec:
 @pytest.mark.serial  # a correct pass needs the CPU: see conftest.py
 def test_own_app_from_the_command_line(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--pythonpath", str(APPS),
-                     "--env", "APP_LIMIT=20", "--rate", "20/min", "--workers", "1,2",
-                     "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--pythonpath",
+        str(APPS),
+        "--env",
+        "APP_LIMIT=20",
+        "--rate",
+        "20/min",
+        "--workers",
+        "1,2",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr
     assert [r["verdict"] for r in json.loads(out.read_text())["runs"]] == ["pass", "pass"]
 
@@ -102,8 +137,10 @@ def test_own_app_from_the_command_line(run_cli: RunCli, redis_spec: str, tmp_pat
         (["--rate", "100/hour", "--markdown", "/nonexistent/dir/r.md"], "does not exist"),
         (["--rate", "100/hour", "--junit", "/nonexistent/dir/r.xml"], "does not exist"),
         (["--rate", "100/hour", "--html", "/tmp"], "--html /tmp: is a directory"),
-        (["--rate", "100/hour", "--json", "/tmp/r", "--html", "/tmp/r"],
-         "--html /tmp/r: another report is written to that file"),
+        (
+            ["--rate", "100/hour", "--json", "/tmp/r", "--html", "/tmp/r"],
+            "--html /tmp/r: another report is written to that file",
+        ),
         (["--rate", "100/hour", "--json", "/tmp"], "--json /tmp: is a directory"),
         (["--rate", "100/hour", "--port", "70000"], "port must be a TCP port, 1 to 65535"),
         (["--rate", "100/hour", "--port", "0"], "port must be a TCP port, 1 to 65535"),
@@ -119,8 +156,15 @@ def test_own_app_from_the_command_line(run_cli: RunCli, redis_spec: str, tmp_pat
 )
 def test_bad_flags_exit_2_with_one_line(run_cli: RunCli, args: list[str], complaint: str) -> None:
     # PATH without redis-server: reaching Redis would be exit 3, so exit 2 shows nothing started.
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--redis", "local", *args,
-                     env={"THROTTLE_HARNESS_REDIS_SERVER": "/nonexistent/redis-server"})
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--redis",
+        "local",
+        *args,
+        env={"THROTTLE_HARNESS_REDIS_SERVER": "/nonexistent/redis-server"},
+    )
     assert result.code == 2
     if "invalid int value" in complaint:  # argparse's own error, kept to one line
         assert result.stderr.count("\n") == 1 and complaint in result.stderr
@@ -140,8 +184,19 @@ def test_malformed_and_unknown_scenario_files(run_cli: RunCli, tmp_path: Path) -
 
 
 def test_an_app_that_does_not_import(run_cli: RunCli, redis_spec: str) -> None:
-    result = run_cli("run", "--app", "broken_import:application", "--pythonpath", str(APPS),
-                     "--rate", "10/min", "--workers", "2", "--redis", redis_spec)
+    result = run_cli(
+        "run",
+        "--app",
+        "broken_import:application",
+        "--pythonpath",
+        str(APPS),
+        "--rate",
+        "10/min",
+        "--workers",
+        "2",
+        "--redis",
+        redis_spec,
+    )
     assert result.code == 2
     line = one_line_error(result)
     assert "app 'broken_import:application' failed to load" in line
@@ -149,16 +204,37 @@ def test_an_app_that_does_not_import(run_cli: RunCli, redis_spec: str) -> None:
 
 
 def test_a_missing_app_module(run_cli: RunCli, redis_spec: str) -> None:
-    result = run_cli("run", "--app", "no_such_module_here:app", "--rate", "10/min",
-                     "--workers", "1", "--redis", redis_spec)
+    result = run_cli(
+        "run",
+        "--app",
+        "no_such_module_here:app",
+        "--rate",
+        "10/min",
+        "--workers",
+        "1",
+        "--redis",
+        redis_spec,
+    )
     assert result.code == 2
     assert "ModuleNotFoundError: No module named 'no_such_module_here'" in one_line_error(result)
 
 
 def test_django_settings_that_raise(run_cli: RunCli, redis_spec: str) -> None:
-    result = run_cli("run", "--app", "harness.demo.wsgi:application", "--pythonpath", str(APPS),
-                     "--env", "DJANGO_SETTINGS_MODULE=bad_settings", "--rate", "10/min",
-                     "--workers", "2", "--redis", redis_spec)
+    result = run_cli(
+        "run",
+        "--app",
+        "harness.demo.wsgi:application",
+        "--pythonpath",
+        str(APPS),
+        "--env",
+        "DJANGO_SETTINGS_MODULE=bad_settings",
+        "--rate",
+        "10/min",
+        "--workers",
+        "2",
+        "--redis",
+        redis_spec,
+    )
     assert result.code == 2
     assert "settings exploded" in one_line_error(result)
 
@@ -168,16 +244,36 @@ def test_a_port_in_use(run_cli: RunCli, redis_spec: str) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_cli("run", "--app", "plain_wsgi:shared", "--pythonpath", str(APPS),
-                         "--rate", "10/min", "--workers", "1", "--port", str(port),
-                         "--redis", redis_spec)
+        result = run_cli(
+            "run",
+            "--app",
+            "plain_wsgi:shared",
+            "--pythonpath",
+            str(APPS),
+            "--rate",
+            "10/min",
+            "--workers",
+            "1",
+            "--port",
+            str(port),
+            "--redis",
+            redis_spec,
+        )
     assert result.code == 3
     assert f"port {port} on 127.0.0.1 is in use" in one_line_error(result)
 
 
 def test_no_redis_binary(run_cli: RunCli, tmp_path: Path) -> None:
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min",
-                     "--redis", "local", env={"PATH": str(tmp_path)})
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--rate",
+        "10/min",
+        "--redis",
+        "local",
+        env={"PATH": str(tmp_path)},
+    )
     assert result.code == 3
     assert "no redis-server on PATH" in one_line_error(result)
 
@@ -186,8 +282,15 @@ def test_nothing_listening_at_a_redis_url(run_cli: RunCli) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min",
-                     "--redis", f"redis://:secret@127.0.0.1:{port}/0")
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--rate",
+        "10/min",
+        "--redis",
+        f"redis://:secret@127.0.0.1:{port}/0",
+    )
     assert result.code == 3
     line = one_line_error(result)
     assert "cannot reach Redis" in line and "secret" not in line
@@ -209,8 +312,14 @@ def test_a_nul_anywhere_is_a_usage_error() -> None:
             print(cli.main(["run", "--app", "m:app", "--rate", "1/s", *extra]))
         sys.exit(cleanup._pipe is not None)  # nothing needed a temporary directory
     """)
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_environment(),
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=cli_environment(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["2"] * 5
     lines = result.stderr.splitlines()
@@ -219,8 +328,7 @@ def test_a_nul_anywhere_is_a_usage_error() -> None:
 
 
 def test_nul_characters_in_a_scenario_file(run_cli: RunCli, tmp_path: Path) -> None:
-    for line in ('path = "/a\\u0000b"', 'pythonpath = ["src\\u0000"]',
-                 '[env]\nA = "x\\u0000y"'):
+    for line in ('path = "/a\\u0000b"', 'pythonpath = ["src\\u0000"]', '[env]\nA = "x\\u0000y"'):
         path = tmp_path / "s.toml"
         path.write_text(f'app = "m:app"\nrate = "1/s"\n{line}\n')
         result = run_cli("run", str(path))
@@ -238,8 +346,10 @@ def test_gunicorn_daemon_is_refused(run_cli: RunCli, tmp_path: Path) -> None:
 def test_a_scenario_name_is_text_not_markup(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
-    common = f'app = "plain_wsgi:shared"\npythonpath = ["{APPS}"]\nrate = "10/min"\n' \
+    common = (
+        f'app = "plain_wsgi:shared"\npythonpath = ["{APPS}"]\nrate = "10/min"\n'
         'workers = [1]\n[env]\nAPP_LIMIT = "10"\n'
+    )
     named = tmp_path / "named.toml"
     named.write_text('name = "api[/v2]"\n' + common)
     stem = tmp_path / "api[v2].toml"
@@ -259,8 +369,18 @@ def test_the_app_gets_the_rate_in_the_form_drf_reads(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--rate", "10/Min", "--workers", "1",
-                     "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--rate",
+        "10/Min",
+        "--workers",
+        "1",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr  # DRF: KeyError 'M', a 500 each
     (run,) = json.loads(out.read_text())["runs"]
     assert (run["rate"], run["verdict"], run["errors"]) == ("10/minute", "pass", 0)
@@ -269,12 +389,24 @@ def test_the_app_gets_the_rate_in_the_form_drf_reads(
 @pytest.mark.parametrize(
     ("url", "code", "complaint", "shown"),
     [
-        ("redis://default:s3cr3tpw@127.0.0.1:{port}/0", 3, "cannot reach Redis",
-         "redis://default:***@127.0.0.1:{port}/0"),
-        ("redis://127.0.0.1:{port}/0?password=s3cr3tpw", 3, "cannot reach Redis",
-         "redis://127.0.0.1:{port}/0?password=***"),
-        ("redis://127.0.0.1:{port}/0?db=0&PASSWORD=s3cr3tpw", 2, "invalid Redis URL",
-         "redis://127.0.0.1:{port}/0?db=0&PASSWORD=***"),  # redis-py knows no PASSWORD=
+        (
+            "redis://default:s3cr3tpw@127.0.0.1:{port}/0",
+            3,
+            "cannot reach Redis",
+            "redis://default:***@127.0.0.1:{port}/0",
+        ),
+        (
+            "redis://127.0.0.1:{port}/0?password=s3cr3tpw",
+            3,
+            "cannot reach Redis",
+            "redis://127.0.0.1:{port}/0?password=***",
+        ),
+        (
+            "redis://127.0.0.1:{port}/0?db=0&PASSWORD=s3cr3tpw",
+            2,
+            "invalid Redis URL",
+            "redis://127.0.0.1:{port}/0?db=0&PASSWORD=***",
+        ),  # redis-py knows no PASSWORD=
     ],
 )
 def test_the_redis_password_is_never_shown(
@@ -284,8 +416,17 @@ def test_the_redis_password_is_never_shown(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     out = tmp_path / "r.json"
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min",
-                     "--redis", url.format(port=port), "--json", str(out))
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--rate",
+        "10/min",
+        "--redis",
+        url.format(port=port),
+        "--json",
+        str(out),
+    )
     assert result.code == code
     line = one_line_error(result)
     assert complaint in line and shown.format(port=port) in line
@@ -299,12 +440,23 @@ def test_an_app_that_shows_the_redis_url_does_not_show_the_password(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    args = ("--app", "leaky_import:application", "--pythonpath", str(APPS), "--rate", "10/min",
-            "--workers", "1", "--json", str(out))
+    args = (
+        "--app",
+        "leaky_import:application",
+        "--pythonpath",
+        str(APPS),
+        "--rate",
+        "10/min",
+        "--workers",
+        "1",
+        "--json",
+        str(out),
+    )
     result = run_cli("run", *args, "--redis", redis_spec)  # the harness's own password
     assert result.code == 2
     assert "failed to load: ConnectionError: cannot connect to redis://:***@127.0.0.1:" in (
-        one_line_error(result))
+        one_line_error(result)
+    )
     assert "  | ConnectionError: cannot connect to redis://:***@" in result.stderr  # log tail
     report = json.loads(out.read_text())
     assert report["redis"]["url"].startswith("redis://:***@127.0.0.1:")
@@ -318,14 +470,28 @@ def test_an_app_that_shows_the_redis_url_does_not_show_the_password(
     assert password not in result.stdout + result.stderr + out.read_text()
 
 
-def test_an_unwritable_report_is_one_line_and_exit_3(
-    run_cli: RunCli, redis_spec: str
-) -> None:
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--pythonpath", str(APPS),
-                     "--env", "APP_LIMIT=10", "--rate", "10/min", "--workers", "1",
-                     "--redis", redis_spec, "--json", "/dev/full")  # writable, but no space
+def test_an_unwritable_report_is_one_line_and_exit_3(run_cli: RunCli, redis_spec: str) -> None:
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--pythonpath",
+        str(APPS),
+        "--env",
+        "APP_LIMIT=10",
+        "--rate",
+        "10/min",
+        "--workers",
+        "1",
+        "--redis",
+        redis_spec,
+        "--json",
+        "/dev/full",
+    )  # writable, but no space
     assert result.code == 3, result.stdout + result.stderr
     assert "every verdict as expected" in result.stdout
     line = one_line_error(result)
-    assert line == ("throttle-harness: error: cannot write the JSON report to /dev/full: "
-                    "No space left on device")
+    assert line == (
+        "throttle-harness: error: cannot write the JSON report to /dev/full: "
+        "No space left on device"
+    )

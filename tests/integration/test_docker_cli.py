@@ -18,14 +18,18 @@ from tests.integration.test_cli import one_line_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.serial]
 RunCli = Callable[..., CliResult]
-CONTROLS = ["scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
-            "scenarios/drf-locmem.toml"]
+CONTROLS = [
+    "scenarios/atomic-lua.toml",
+    "scenarios/drf-django-redis.toml",
+    "scenarios/drf-locmem.toml",
+]
 
 
 def verdicts(run_cli: RunCli, tmp_path: Path, redis: str, *extra: str) -> dict[str, Any]:
     out = tmp_path / f"{redis.replace(':', '_')}.json"
-    result = run_cli("run", *CONTROLS, "--workers", "2", "--redis", redis, "--json", str(out),
-                     *extra)
+    result = run_cli(
+        "run", *CONTROLS, "--workers", "2", "--redis", redis, "--json", str(out), *extra
+    )
     assert result.code == 0, result.stdout + result.stderr
     return json.loads(out.read_text())
 
@@ -48,8 +52,9 @@ def test_auto_prefers_docker_and_says_why(
     report = verdicts(run_cli, tmp_path, "auto", "--require-docker")
     assert report["redis"]["provider"] == "docker"
     out = tmp_path / "auto.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "1", "--redis", "auto",
-                     "--json", str(out))
+    result = run_cli(
+        "run", "scenarios/atomic-lua.toml", "--workers", "1", "--redis", "auto", "--json", str(out)
+    )
     assert result.code == 0
     redis = json.loads(out.read_text())["redis"]
     assert redis["provider"] == "docker" and redis["reason"].startswith("auto: docker")
@@ -60,8 +65,17 @@ def test_without_an_engine_auto_falls_back_unless_docker_is_required(
 ) -> None:
     dead = {"DOCKER_HOST": "unix:///tmp/nonexistent.sock"}
     out = tmp_path / "fallback.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "1", "--redis", "auto",
-                     "--json", str(out), env=dead)
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "1",
+        "--redis",
+        "auto",
+        "--json",
+        str(out),
+        env=dead,
+    )
     assert result.code == 0, result.stderr
     redis = json.loads(out.read_text())["redis"]
     assert redis["provider"] in ("local", "embedded")
@@ -77,8 +91,9 @@ def test_without_an_engine_auto_falls_back_unless_docker_is_required(
 def test_a_missing_image_exits_3_with_one_line(
     run_cli: RunCli, engine: Any, no_leftovers: None
 ) -> None:
-    result = run_cli("run", "scenarios/atomic-lua.toml",
-                     "--redis", "docker:local/does-not-exist:nope")
+    result = run_cli(
+        "run", "scenarios/atomic-lua.toml", "--redis", "docker:local/does-not-exist:nope"
+    )
     assert result.code == 3
     assert "local/does-not-exist:nope" in one_line_error(result)
 
@@ -91,8 +106,9 @@ def harness_containers(engine: Any) -> list[Any]:
 def _wait_for_new_container(engine: Any, before: set[str], timeout_s: float = 60) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        found = [c for c in harness_containers(engine)
-                 if c.status == "running" and c.id not in before]
+        found = [
+            c for c in harness_containers(engine) if c.status == "running" and c.id not in before
+        ]
         if found:
             return found[0]
         time.sleep(0.05)
@@ -117,8 +133,17 @@ def test_a_container_that_dies_mid_run_exits_3(engine: Any, no_leftovers: None) 
 
 def test_ctrl_c_removes_the_container(engine: Any, no_leftovers: None) -> None:
     before = {c.id for c in harness_containers(engine)}
-    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic",
-                         "sequential", "--requests", "100000", "--redis", "docker") as proc:
+    with harness_process(
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--traffic",
+        "sequential",
+        "--requests",
+        "100000",
+        "--redis",
+        "docker",
+    ) as proc:
         _wait_for_new_container(engine, before)
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)
@@ -133,8 +158,20 @@ def test_faults_on_a_container_redis(
 ) -> None:
     # The container is restarted (and keeps its published port) and cut off through the proxy.
     out = tmp_path / "faults.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--redis", "docker",
-                     "--fault", "redis-restart", "--fault", "redis-outage", "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--redis",
+        "docker",
+        "--fault",
+        "redis-restart",
+        "--fault",
+        "redis-outage",
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = json.loads(out.read_text())["runs"]
     restart, outage = run["faults"]

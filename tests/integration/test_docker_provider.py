@@ -37,7 +37,8 @@ def _container_for(client: Any, url: str) -> Any:
     """The provider's container that publishes the port in ``url``."""
     port = str(urlsplit(url).port)
     found = [
-        c for c in ours(client)
+        c
+        for c in ours(client)
         if any(b["HostPort"] == port for b in (c.ports.get("6379/tcp") or []))
     ]
     assert len(found) == 1, f"expected one container publishing port {port}, found {found}"
@@ -48,27 +49,31 @@ def _gone(client: Any, container_id: str) -> bool:
     return not client.containers.list(all=True, filters={"id": container_id})
 
 
-def test_yields_password_protected_redis_on_loopback(provider: DockerProvider, engine: Any,
-                                                     no_leftovers: None) -> None:
+def test_yields_password_protected_redis_on_loopback(
+    provider: DockerProvider, engine: Any, no_leftovers: None
+) -> None:
     with provider.open() as server:
         parts = urlsplit(server.url)
         assert parts.hostname is not None and is_loopback(parts.hostname)
         assert server.provider == "docker" and server.owned
         assert parts.password
 
-        with redis.Redis(host=parts.hostname, port=parts.port, password=parts.password,
-                         socket_timeout=5) as client:
+        with redis.Redis(
+            host=parts.hostname, port=parts.port, password=parts.password, socket_timeout=5
+        ) as client:
             assert client.ping()
             assert server.version == client.info("server")["redis_version"]
             assert client.config_get("save")["save"] == ""
             assert client.config_get("appendonly")["appendonly"] == "no"
         # retry=None: redis-py 8's Redis(host=...) retries an AuthenticationError for ~4 s.
-        with redis.Redis(host=parts.hostname, port=parts.port, socket_timeout=5,
-                         retry=None) as anonymous:
+        with redis.Redis(
+            host=parts.hostname, port=parts.port, socket_timeout=5, retry=None
+        ) as anonymous:
             with pytest.raises(redis.exceptions.AuthenticationError):
                 anonymous.ping()
-        with redis.Redis(host=parts.hostname, port=parts.port, password="wrong",
-                         socket_timeout=5, retry=None) as wrong:
+        with redis.Redis(
+            host=parts.hostname, port=parts.port, password="wrong", socket_timeout=5, retry=None
+        ) as wrong:
             with pytest.raises(redis.exceptions.AuthenticationError):
                 wrong.ping()
 

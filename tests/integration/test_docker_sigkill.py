@@ -17,8 +17,17 @@ pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.serial]
 
 def test_sigkill_removes_the_container(engine: Any) -> None:
     before = {c.id for c in harness_containers(engine)}
-    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic",
-                         "sequential", "--requests", "100000", "--redis", "docker") as proc:
+    with harness_process(
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--traffic",
+        "sequential",
+        "--requests",
+        "100000",
+        "--redis",
+        "docker",
+    ) as proc:
         container = _wait_for_new_container(engine, before)
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)

@@ -28,8 +28,17 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> None:
     # Sequential traffic of many requests keeps the run busy long enough to interrupt it.
-    with harness_process("scenarios/atomic-lua.toml", "--workers", "4", "--traffic", "sequential",
-                         "--requests", "100000", "--redis", redis_spec) as proc:
+    with harness_process(
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "4",
+        "--traffic",
+        "sequential",
+        "--requests",
+        "100000",
+        "--redis",
+        redis_spec,
+    ) as proc:
         wait_for_gunicorn(proc.pid)
         time.sleep(0.5)
         proc.send_signal(sig)
@@ -41,9 +50,19 @@ def test_interrupt_stops_everything(sig: signal.Signals, redis_spec: str) -> Non
 
 def test_interrupt_with_a_fault_proxy_stops_it_too(redis_spec: str) -> None:
     # The proxy between the app and Redis (redis-latency) is a process of its own.
-    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic",
-                         "sequential", "--requests", "100000", "--fault", "redis-latency=1",
-                         "--redis", redis_spec) as proc:
+    with harness_process(
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--traffic",
+        "sequential",
+        "--requests",
+        "100000",
+        "--fault",
+        "redis-latency=1",
+        "--redis",
+        redis_spec,
+    ) as proc:
         wait_for_gunicorn(proc.pid)
         assert any("harness.redis_proxy" in p for p in leftovers(proc.pid))
         time.sleep(0.5)
@@ -68,9 +87,25 @@ def _load_generator(parent: int) -> bool:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_during_the_gates_load_phase(sig: signal.Signals, redis_spec: str) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", "gate", "scenarios/atomic-lua.toml", "--from", "1x1",
-         "--to", "1x2", "--duration", "60", "--redis", redis_spec],
-        cwd=ROOT, env=cli_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "gate",
+            "scenarios/atomic-lua.toml",
+            "--from",
+            "1x1",
+            "--to",
+            "1x2",
+            "--duration",
+            "60",
+            "--redis",
+            redis_spec,
+        ],
+        cwd=ROOT,
+        env=cli_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
     try:

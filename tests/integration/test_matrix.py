@@ -67,8 +67,9 @@ def test_locmem_is_caught_with_several_workers(redis_spec: str) -> None:
 
 def test_a_run_served_by_one_worker_is_inconclusive_not_pass(redis_spec: str) -> None:
     # One keep-alive connection on gthread workers stays on one worker: nothing shows sharing.
-    (r,) = run(redis_spec, ["atomic-lua.toml"], workers=[2], traffic="sequential", requests=150,
-               bursts=1)
+    (r,) = run(
+        redis_spec, ["atomic-lua.toml"], workers=[2], traffic="sequential", requests=150, bursts=1
+    )
     assert r.verdict.tally.accepted == 100
     assert r.verdict.tally.workers_seen == 1
     assert r.verdict.kind == "inconclusive"
@@ -77,10 +78,17 @@ def test_a_run_served_by_one_worker_is_inconclusive_not_pass(redis_spec: str) ->
 
 def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
     """A plain WSGI app from tests/integration/apps at 50/hour, 200 requests per run."""
-    scenario = load_scenarios([], {
-        "app": f"plain_wsgi:{app}", "pythonpath": [str(APPS)], "rate": "50/hour",
-        "env": {"APP_LIMIT": "50"}, "workers": workers, "requests": 200,
-    })
+    scenario = load_scenarios(
+        [],
+        {
+            "app": f"plain_wsgi:{app}",
+            "pythonpath": [str(APPS)],
+            "rate": "50/hour",
+            "env": {"APP_LIMIT": "50"},
+            "workers": workers,
+            "requests": 200,
+        },
+    )
     with open_redis(redis_spec) as redis:
         return run_matrix(scenario, redis, SilentObserver(), MatrixReport()).runs
 

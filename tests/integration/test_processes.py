@@ -31,7 +31,6 @@ PARENT = textwrap.dedent("""
 """)
 
 
-
 def gone(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
@@ -45,7 +44,10 @@ def test_a_child_dies_when_its_parent_is_sigkilled(how: str, tmp_path: Path) -> 
         pytest.skip("no setpriv with --pdeathsig here")
     parent = subprocess.Popen(
         [sys.executable, "-c", PARENT, how, str(tmp_path / "child.log")],
-        cwd=ROOT, env=cli_environment(), stdout=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=cli_environment(),
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert parent.stdout is not None

@@ -34,9 +34,19 @@ def test_per_process_state_is_caught_across_instances_and_the_atomic_throttle_pa
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/drf-locmem.toml", "scenarios/atomic-lua.toml",
-                     "--workers", "1", "--instances", "2", "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/drf-locmem.toml",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "1",
+        "--instances",
+        "2",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     runs = by_scenario(report(result, out))
     locmem, atomic = runs["drf-locmem"], runs["atomic-lua"]
     # One worker per instance: exact within each, twice the limit in all.
@@ -54,8 +64,18 @@ def test_per_process_state_is_caught_across_instances_and_the_atomic_throttle_pa
 
 def test_worker_kill_mid_burst(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", *BOTH, "--workers", "2", "--fault", "worker-kill",
-                     "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        *BOTH,
+        "--workers",
+        "2",
+        "--fault",
+        "worker-kill",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     runs = by_scenario(report(result, out))
     for run in runs.values():
         fault = run["fault"]
@@ -74,8 +94,18 @@ def test_worker_kill_mid_burst(run_cli: RunCli, redis_spec: str, tmp_path: Path)
 
 def test_redis_restart_between_bursts(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", *BOTH, "--workers", "2", "--fault", "redis-restart",
-                     "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        *BOTH,
+        "--workers",
+        "2",
+        "--fault",
+        "redis-restart",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     runs = by_scenario(report(result, out))
     atomic, drf = runs["atomic-lua"], runs["drf-django-redis"]
     for run in (atomic, drf):
@@ -91,15 +121,40 @@ def test_redis_restart_between_bursts(run_cli: RunCli, redis_spec: str, tmp_path
 
 
 def _outage(run_cli: RunCli, redis_spec: str, out: Path, policy: str, *extra: str) -> CliResult:
-    return run_cli("run", "--app", "outage_app:application", "--pythonpath", str(APPS),
-                   "--rate", "100/hour", "--window", "fixed", "--workers", "2", "--threads",
-                   "2", "--env", f"OUTAGE_POLICY={policy}", "--fault", "redis-outage",
-                   "--redis", redis_spec, "--json", str(out), *extra)
+    return run_cli(
+        "run",
+        "--app",
+        "outage_app:application",
+        "--pythonpath",
+        str(APPS),
+        "--rate",
+        "100/hour",
+        "--window",
+        "fixed",
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--env",
+        f"OUTAGE_POLICY={policy}",
+        "--fault",
+        "redis-outage",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+        *extra,
+    )
 
 
-@pytest.mark.parametrize(("policy", "outcome"), [
-    ("open", "fail-open"), ("closed", "fail-closed"), ("raise", "errors"),
-])
+@pytest.mark.parametrize(
+    ("policy", "outcome"),
+    [
+        ("open", "fail-open"),
+        ("closed", "fail-closed"),
+        ("raise", "errors"),
+    ],
+)
 def test_an_outage_is_classified_and_the_run_recovers(
     run_cli: RunCli, redis_spec: str, tmp_path: Path, policy: str, outcome: str
 ) -> None:
@@ -137,9 +192,22 @@ def test_stock_drf_fails_open_on_an_outage_when_django_redis_ignores_errors(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/drf-django-redis.toml", "--workers", "2",
-                     "--env", "DEMO_IGNORE_REDIS_ERRORS=1", "--fault", "redis-outage",
-                     "--expect-outage", "open", "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/drf-django-redis.toml",
+        "--workers",
+        "2",
+        "--env",
+        "DEMO_IGNORE_REDIS_ERRORS=1",
+        "--fault",
+        "redis-outage",
+        "--expect-outage",
+        "open",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     (run,) = report(result, out)["runs"]
     assert run["fault"]["outcome"] == "fail-open", run["fault"]["summary"]
     assert run["verdict"] == "fail"  # and its race is still there
@@ -148,8 +216,18 @@ def test_stock_drf_fails_open_on_an_outage_when_django_redis_ignores_errors(
 
 def test_redis_latency(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", *BOTH, "--workers", "2", "--fault", "redis-latency=5",
-                     "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        *BOTH,
+        "--workers",
+        "2",
+        "--fault",
+        "redis-latency=5",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     runs = by_scenario(report(result, out))
     for run in runs.values():
         fault = run["fault"]
@@ -165,8 +243,16 @@ def test_faults_on_a_redis_the_harness_did_not_start_are_refused(
     run_cli: RunCli, redis_spec: str, fault: str
 ) -> None:
     with open_redis(redis_spec) as theirs:  # from the harness's point of view: a user's Redis
-        result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "1",
-                         "--fault", fault, "--redis", theirs.url)
+        result = run_cli(
+            "run",
+            "scenarios/atomic-lua.toml",
+            "--workers",
+            "1",
+            "--fault",
+            fault,
+            "--redis",
+            theirs.url,
+        )
         with theirs.client() as client:
             assert client.dbsize() == 0  # nothing ran against it
     assert result.code == 2, result.stdout + result.stderr
@@ -180,9 +266,22 @@ def _gate(run_cli: RunCli, redis_spec: str, out: Path, *args: str) -> CliResult:
 
 def test_gate_passes_a_clean_change(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "gate.json"
-    result = _gate(run_cli, redis_spec, out, "scenarios/atomic-lua.toml", "--from", "1x2",
-                   "--to", "2x2", "--budget", "errors=0", "--budget", "rss=+500MB",
-                   "--arrival-rate", "200")
+    result = _gate(
+        run_cli,
+        redis_spec,
+        out,
+        "scenarios/atomic-lua.toml",
+        "--from",
+        "1x2",
+        "--to",
+        "2x2",
+        "--budget",
+        "errors=0",
+        "--budget",
+        "rss=+500MB",
+        "--arrival-rate",
+        "200",
+    )
     data = json.loads(out.read_text())
     assert result.code == 0, result.stdout + result.stderr
     assert data["load"]["rate"] == 200
@@ -192,8 +291,12 @@ def test_gate_passes_a_clean_change(run_cli: RunCli, redis_spec: str, tmp_path: 
     for shape in data["shapes"]:
         assert shape["verdict"] == "pass"
         assert shape["throughput_rps"] > 0 and shape["error_rate"] == 0
-        assert 0 < shape["latency_ms"]["p50"] <= shape["latency_ms"]["p95"] \
+        assert (
+            0
+            < shape["latency_ms"]["p50"]
+            <= shape["latency_ms"]["p95"]
             <= shape["latency_ms"]["p99"]
+        )
         assert shape["cpu_percent"] > 0 and shape["redis_ops_per_s"] > 0
         assert shape["redis_clients"] >= 1
         assert shape["rss_mb"]["total"] > shape["rss_mb"]["per_worker"] > 0
@@ -204,12 +307,11 @@ def test_gate_passes_a_clean_change(run_cli: RunCli, redis_spec: str, tmp_path: 
     assert "safe to ship" in result.stdout and "refused by the throttle" in result.stdout
 
 
-def test_gate_blocks_a_throttle_violation(
-    run_cli: RunCli, redis_spec: str, tmp_path: Path
-) -> None:
+def test_gate_blocks_a_throttle_violation(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "gate.json"
-    result = _gate(run_cli, redis_spec, out, "scenarios/drf-locmem.toml", "--from", "1x1",
-                   "--to", "2x1")
+    result = _gate(
+        run_cli, redis_spec, out, "scenarios/drf-locmem.toml", "--from", "1x1", "--to", "2x1"
+    )
     data = json.loads(out.read_text())
     assert result.code == 1, result.stdout + result.stderr
     assert data["ok"] is False
@@ -220,9 +322,22 @@ def test_gate_blocks_a_throttle_violation(
 def test_gate_blocks_a_blown_budget(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "gate.json"
     md = tmp_path / "gate.md"
-    result = _gate(run_cli, redis_spec, out, "scenarios/atomic-lua.toml", "--from", "1x1",
-                   "--to", "2x1", "--budget", "rss=+1MB", "--budget", "errors=0",
-                   "--markdown", str(md))
+    result = _gate(
+        run_cli,
+        redis_spec,
+        out,
+        "scenarios/atomic-lua.toml",
+        "--from",
+        "1x1",
+        "--to",
+        "2x1",
+        "--budget",
+        "rss=+1MB",
+        "--budget",
+        "errors=0",
+        "--markdown",
+        str(md),
+    )
     data = json.loads(out.read_text())
     assert result.code == 1, result.stdout + result.stderr
     assert [s["verdict"] for s in data["shapes"]] == ["pass", "pass"]
@@ -232,12 +347,15 @@ def test_gate_blocks_a_blown_budget(run_cli: RunCli, redis_spec: str, tmp_path: 
     assert "BREACHED" in md.read_text() and "| 1x1 | 2x1 | change |" in md.read_text()
 
 
-@pytest.mark.parametrize(("args", "complaint"), [
-    (["--from", "2", "--to", "2x2"], "WORKERSxTHREADS"),
-    (["--from", "1x2", "--to", "2x2", "--budget", "p95=soon"], "--budget"),
-    (["--from", "1x2", "--to", "2x2", "--duration", "0"], "--duration"),
-    (["--from", "1x2", "--to", "2x2", "--load-path", "nope"], "--load-path"),
-])
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (["--from", "2", "--to", "2x2"], "WORKERSxTHREADS"),
+        (["--from", "1x2", "--to", "2x2", "--budget", "p95=soon"], "--budget"),
+        (["--from", "1x2", "--to", "2x2", "--duration", "0"], "--duration"),
+        (["--from", "1x2", "--to", "2x2", "--load-path", "nope"], "--load-path"),
+    ],
+)
 def test_gate_usage_errors(run_cli: RunCli, args: list[str], complaint: str) -> None:
     result = run_cli("gate", "scenarios/atomic-lua.toml", *args)
     assert result.code == 2, result.stdout + result.stderr
@@ -250,8 +368,18 @@ def test_a_fault_on_redis_the_app_never_sees_is_reported_as_not_applied(
 ) -> None:
     # LocMemCache: the app never connects to REDIS_URL, so an outage there tells nothing.
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/drf-locmem.toml", "--workers", "1", "--fault",
-                     "redis-outage", "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/drf-locmem.toml",
+        "--workers",
+        "1",
+        "--fault",
+        "redis-outage",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     (run,) = report(result, out)["runs"]
     assert run["fault"]["outcome"] == "not-applied" and run["as_expected"] is False
     assert "REDIS_URL" in run["fault"]["summary"]

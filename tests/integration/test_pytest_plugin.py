@@ -67,7 +67,7 @@ urlpatterns = [path("stock/", Stock.as_view()), path("atomic/", Atomic.as_view()
 application = get_wsgi_application()
 '''
 
-USER_TESTS = '''
+USER_TESTS = """
 import os
 
 API = dict(app="myapi:application", pythonpath=[os.path.dirname(__file__)], rate="100/hour",
@@ -83,7 +83,7 @@ def test_the_atomic_throttle_holds(throttle_check, throttle_workers):
 def test_stock_drf_holds(throttle_check):
     r = throttle_check(**API, path="/stock/", workers=2)
     assert r.verdict == "pass", r.summary
-'''
+"""
 
 
 @pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -93,18 +93,31 @@ def test_a_users_suite_with_the_plugin(
     pytester.makepyfile(myapi=USER_APP, test_limits=USER_TESTS)
     junit, page = pytester.path / "junit.xml", pytester.path / "throttle.html"
     result = pytester.runpytest_subprocess(
-        "--throttle-redis", redis_spec, "--throttle-workers", "1,2", "-p", "no:cacheprovider",
-        f"--junitxml={junit}", f"--throttle-html={page}", *xdist,
+        "--throttle-redis",
+        redis_spec,
+        "--throttle-workers",
+        "1,2",
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        f"--throttle-html={page}",
+        *xdist,
     )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines(
-        ["*AssertionError: test_limits.py::test_stock_drf_holds 2x2: fail - over-admission: "
-         "*admitted*100*"])
+        [
+            "*AssertionError: test_limits.py::test_stock_drf_holds 2x2: fail - over-admission: "
+            "*admitted*100*"
+        ]
+    )
 
     xmlschema.XMLSchema(JUNIT_XSD).validate(str(junit))
     cases = {c.get("name"): c for c in ET.parse(junit).iter("testcase")}
-    assert sorted(cases) == ["test_stock_drf_holds", "test_the_atomic_throttle_holds[1w]",
-                             "test_the_atomic_throttle_holds[2w]"]
+    assert sorted(cases) == [
+        "test_stock_drf_holds",
+        "test_the_atomic_throttle_holds[1w]",
+        "test_the_atomic_throttle_holds[2w]",
+    ]
     failure = cases["test_stock_drf_holds"].find("failure")
     assert failure is not None
     message = failure.get("message") or ""
@@ -113,9 +126,11 @@ def test_a_users_suite_with_the_plugin(
 
     html = page.read_text()  # one report of the session in test order, whichever worker ran what
     assert html.count('<section id="run-') == 3 and html.count("<svg") >= 3
-    names = ["test_limits.py::test_stock_drf_holds",
-             "test_limits.py::test_the_atomic_throttle_holds[1w]",
-             "test_limits.py::test_the_atomic_throttle_holds[2w]"]
+    names = [
+        "test_limits.py::test_stock_drf_holds",
+        "test_limits.py::test_the_atomic_throttle_holds[1w]",
+        "test_limits.py::test_the_atomic_throttle_holds[2w]",
+    ]
     assert [html.index(n + " —") for n in names] == sorted(html.index(n + " —") for n in names)
     assert "1 of 3 runs not as expected" in html and re.search(r"Redis \d", html)
 
@@ -123,10 +138,12 @@ def test_a_users_suite_with_the_plugin(
 def test_a_bad_scenario_key_fails_the_test_with_one_line(
     pytester: pytest.Pytester, redis_spec: str
 ) -> None:
-    pytester.makepyfile(test_bad="""
+    pytester.makepyfile(
+        test_bad="""
 def test_bad_rate(throttle_check):
     throttle_check(app="harness.demo.wsgi:application", rate="100/fortnight")
-""")
+"""
+    )
     result = pytester.runpytest_subprocess("--throttle-redis", redis_spec)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*throttle-harness: throttle_check: invalid rate*fortnight*"])

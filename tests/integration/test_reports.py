@@ -36,10 +36,21 @@ def browser() -> str:
 
 def screenshot(page: Path, out: Path, tmp: Path) -> None:
     subprocess.run(
-        [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-         "--no-first-run", f"--user-data-dir={tmp / 'profile'}", "--window-size=1100,2400",
-         f"--screenshot={out}", page.as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--no-first-run",
+            f"--user-data-dir={tmp / 'profile'}",
+            "--window-size=1100,2400",
+            f"--screenshot={out}",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
 
 
@@ -53,9 +64,21 @@ def test_junit_and_html_of_a_violation(
     from PIL import Image
 
     xml, page, shot = tmp_path / "junit.xml", tmp_path / "report.html", tmp_path / "shot.png"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "scenarios/drf-django-redis.toml",
-                     "--workers", "2", "--expect", "exact", "--redis", redis_spec,
-                     "--junit", str(xml), "--html", str(page))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "scenarios/drf-django-redis.toml",
+        "--workers",
+        "2",
+        "--expect",
+        "exact",
+        "--redis",
+        redis_spec,
+        "--junit",
+        str(xml),
+        "--html",
+        str(page),
+    )
     assert result.code == 1, result.stdout + result.stderr
 
     xmlschema.XMLSchema(JUNIT_XSD).validate(str(xml))
@@ -77,7 +100,10 @@ def test_junit_and_html_of_a_violation(
     colours = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 24) or []
     pixels = Counter({colour: count for count, colour in colours})
     assert len(pixels) > 20, "a blank page"
-    for name, colour in (("admitted", COLOURS["accepted"]), ("refused", COLOURS["rejected"]),
-                         ("admitted past the bound", COLOURS["past-bound"]),
-                         ("the limit", LIMIT_COLOUR)):
+    for name, colour in (
+        ("admitted", COLOURS["accepted"]),
+        ("refused", COLOURS["rejected"]),
+        ("admitted past the bound", COLOURS["past-bound"]),
+        ("the limit", LIMIT_COLOUR),
+    ):
         assert pixels[rgb(colour)] > 100, f"{name} is not visible in the screenshot"

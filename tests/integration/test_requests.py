@@ -18,12 +18,28 @@ APPS = Path(__file__).resolve().parent / "apps"
 RunCli = Callable[..., CliResult]
 
 
-def run_app(run_cli: RunCli, redis_spec: str, tmp_path: Path, app: str, *args: str
-            ) -> tuple[CliResult, dict[str, Any]]:
+def run_app(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, app: str, *args: str
+) -> tuple[CliResult, dict[str, Any]]:
     out = tmp_path / "r.json"
-    result = run_cli("run", "--app", app, "--pythonpath", str(APPS), "--rate", "100/hour",
-                     "--workers", "2", "--threads", "2", *args, "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run",
+        "--app",
+        app,
+        "--pythonpath",
+        str(APPS),
+        "--rate",
+        "100/hour",
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        *args,
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert "Traceback" not in result.stderr, result.stderr
     (run,) = json.loads(out.read_text())["runs"]
     return result, run
@@ -33,12 +49,19 @@ def test_a_login_limited_per_posted_username(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     """Failed logins (401) are admitted requests; each burst posts its own user name."""
-    args = ["--path", "/login/", "--method", "POST", "--data",
-            "username={identity}&password=wrong", "--accept-status", "200,401"]
+    args = [
+        "--path",
+        "/login/",
+        "--method",
+        "POST",
+        "--data",
+        "username={identity}&password=wrong",
+        "--accept-status",
+        "200,401",
+    ]
     result, run = run_app(run_cli, redis_spec, tmp_path, "login_app:application", *args)
     assert run["verdict"] == "pass", run["reason"]
-    assert run["request"] == {"method": "POST", "path": "/login/", "header_names": [],
-                              "body": True}
+    assert run["request"] == {"method": "POST", "path": "/login/", "header_names": [], "body": True}
     assert run["statuses"] == {"accept": [200, 401], "reject": [429]}
     values = [b["value"] for b in run["bursts"]]
     assert len(set(values)) == len(values) >= 3
@@ -50,14 +73,21 @@ def test_a_login_limited_per_posted_username(
 def test_a_token_limiter_refusing_with_403(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
-    args = ["--path", "/limited/", "--header", "Authorization: Bearer {identity}",
-            "--reject-status", "403"]
+    args = [
+        "--path",
+        "/limited/",
+        "--header",
+        "Authorization: Bearer {identity}",
+        "--reject-status",
+        "403",
+    ]
     result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application", *args)
     assert run["verdict"] == "pass", run["reason"]
     assert run["request"]["header_names"] == ["Authorization"]
     assert "Bearer" not in json.dumps(run)  # header values stay out of the report
-    result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application", *args,
-                          "--env", "TOKEN_PATTERN=racy")
+    result, run = run_app(
+        run_cli, redis_spec, tmp_path, "token_app:application", *args, "--env", "TOKEN_PATTERN=racy"
+    )
     assert run["verdict"] == "fail", run["reason"]  # read, compare, then INCR: a narrow race
 
 
@@ -65,9 +95,18 @@ def test_a_token_limiter_refusing_with_403(
 def test_drf_user_rate_throttle_behind_header_authentication(
     run_cli: RunCli, redis_spec: str, tmp_path: Path, throttle: str, verdict: str
 ) -> None:
-    result, run = run_app(run_cli, redis_spec, tmp_path, "drf_user_app:application",
-                          "--path", "/limited/", "--header", "Authorization: Token {identity}",
-                          "--env", f"DRF_USER_THROTTLE={throttle}")
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "drf_user_app:application",
+        "--path",
+        "/limited/",
+        "--header",
+        "Authorization: Token {identity}",
+        "--env",
+        f"DRF_USER_THROTTLE={throttle}",
+    )
     assert run["verdict"] == verdict, run["reason"]
     if verdict == "fail":
         assert "not atomic" in run["hint"]
@@ -81,9 +120,17 @@ def test_a_throttle_trusting_x_forwarded_for_is_caught_by_the_bypass_check(
     run_cli: RunCli, redis_spec: str, tmp_path: Path, env: str, bypass_check: bool, verdict: str
 ) -> None:
     """Stock DRF keys AnonRateThrottle on X-Forwarded-For while NUM_PROXIES is unset."""
-    result, run = run_app(run_cli, redis_spec, tmp_path, "xff_app:application",
-                          "--path", "/limited/", "--env", env,
-                          *(["--bypass-check"] if bypass_check else []))
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "xff_app:application",
+        "--path",
+        "/limited/",
+        "--env",
+        env,
+        *(["--bypass-check"] if bypass_check else []),
+    )
     assert run["verdict"] == verdict, run["reason"]
     bypass = {b["header"]: b for b in run["bursts"][-1]["bypass"]}
     if verdict == "fail":
@@ -109,8 +156,17 @@ def test_a_throttle_trusting_x_forwarded_for_is_caught_by_the_bypass_check(
 def test_bad_request_flags_exit_2_before_anything_starts(
     run_cli: RunCli, args: list[str], complaint: str
 ) -> None:
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min", *args,
-                     "--redis", "local", env={"PATH": "/nonexistent"})  # nothing could start
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--rate",
+        "10/min",
+        *args,
+        "--redis",
+        "local",
+        env={"PATH": "/nonexistent"},
+    )  # nothing could start
     assert result.code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and complaint in lines[0], result.stderr
@@ -121,16 +177,33 @@ def test_the_apps_redis_keys_are_reported_with_their_ttl(
 ) -> None:
     """As the team behind this project checked by hand: which keys, what TTL against the
     window, and a limiter whose keys never expire flagged."""
-    result, run = run_app(run_cli, redis_spec, tmp_path, "handrolled_app:application",
-                          "--path", "/limited/", "--env", "PATTERN=incr-then-check")
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "handrolled_app:application",
+        "--path",
+        "/limited/",
+        "--env",
+        "PATTERN=incr-then-check",
+    )
     state = run["redis_state"]
     assert state["pattern"] == "*" and state["keys"] == len(run["bursts"])  # one per client
     assert state["no_ttl_count"] == 0 and state["ttl_far_count"] == 0
     assert 3500 < state["ttl_range_s"][0] <= state["ttl_range_s"][1] <= 3600
     assert "redis keys '*'" in result.stdout
-    result, run = run_app(run_cli, redis_spec, tmp_path, "handrolled_app:application",
-                          "--path", "/limited/", "--env", "PATTERN=no-expiry",
-                          "--redis-keys", "*handrolled:forever:*")
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "handrolled_app:application",
+        "--path",
+        "/limited/",
+        "--env",
+        "PATTERN=no-expiry",
+        "--redis-keys",
+        "*handrolled:forever:*",
+    )
     state = run["redis_state"]
     assert state["no_ttl_count"] == state["keys"] >= 3
     assert "never expire" in result.stdout
@@ -142,9 +215,18 @@ def test_clients_sharing_one_budget_are_caught(
 ) -> None:
     """Every burst is a fresh client: a throttle keyed on a constant (ignoring the client's
     header) refuses the second one from its first request."""
-    result, run = run_app(run_cli, redis_spec, tmp_path, "shared_budget_app:application",
-                          "--path", "/limited/", "--header", "X-Client: {identity}",
-                          "--env", f"SHARED_KEY={shared}")
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "shared_budget_app:application",
+        "--path",
+        "/limited/",
+        "--header",
+        "X-Client: {identity}",
+        "--env",
+        f"SHARED_KEY={shared}",
+    )
     assert run["verdict"] == verdict, run["reason"]
     if verdict == "fail":
         assert [b["accepted"] for b in run["bursts"]] == [100, 0]  # and no more bursts
@@ -155,16 +237,30 @@ def test_a_hundred_identities_on_two_workers_are_each_exact(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--rate", "20/hour",
-                     "--requests", "30", "--identities", "100", "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--rate",
+        "20/hour",
+        "--requests",
+        "30",
+        "--identities",
+        "100",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = json.loads(out.read_text())["runs"]
     assert run["verdict"] == "pass", run["reason"]
     clients = run["bursts"]
     assert len(clients) >= 100 and all(c["accepted"] == 20 for c in clients)
-    assert len({c["identity"] for c in clients}) == len({c["value"] for c in clients}) == len(
-        clients)
+    assert (
+        len({c["identity"] for c in clients}) == len({c["value"] for c in clients}) == len(clients)
+    )
     assert "20-20 (" in result.stdout  # the table sums many clients up
 
 
@@ -172,15 +268,17 @@ def test_a_shared_budget_is_caught_with_several_identities_in_one_burst(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     args = ["--path", "/limited/", "--header", "X-Client: {identity}", "--bursts", "1"]
-    result, run = run_app(run_cli, redis_spec, tmp_path, "shared_budget_app:application",
-                          *args, "--identities", "4")
+    result, run = run_app(
+        run_cli, redis_spec, tmp_path, "shared_budget_app:application", *args, "--identities", "4"
+    )
     assert run["verdict"] == "fail", run["reason"]
     assert sum(c["accepted"] for c in run["bursts"][:4]) == 100  # one budget, four clients
     assert "the 4 clients of burst 1 were admitted 100 together" in run["hint"]
     # One client alone sees an exact limit. It passes, unless the harness needed a second
     # burst (its first did not overlap at the limit): then that fresh client tells the truth.
-    result, run = run_app(run_cli, redis_spec, tmp_path, "shared_budget_app:application",
-                          *args, "--identities", "1")
+    result, run = run_app(
+        run_cli, redis_spec, tmp_path, "shared_budget_app:application", *args, "--identities", "1"
+    )
     assert run["bursts"][0]["accepted"] == 100
     if len(run["bursts"]) == 1:
         assert run["verdict"] == "pass", run["reason"]
@@ -193,10 +291,22 @@ def test_identity_values_come_from_a_file_in_order(
 ) -> None:
     tokens = tmp_path / "tokens.txt"
     tokens.write_text("\n".join(f"tok-{i}" for i in range(12)) + "\n\n")
-    result, run = run_app(run_cli, redis_spec, tmp_path, "token_app:application",
-                          "--path", "/limited/", "--header", "Authorization: Bearer {identity}",
-                          "--reject-status", "403", "--identities", "2",
-                          "--identity-file", str(tokens))
+    result, run = run_app(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "token_app:application",
+        "--path",
+        "/limited/",
+        "--header",
+        "Authorization: Bearer {identity}",
+        "--reject-status",
+        "403",
+        "--identities",
+        "2",
+        "--identity-file",
+        str(tokens),
+    )
     assert run["verdict"] == "pass", run["reason"]
     values = [c["value"] for c in run["bursts"]]
     assert values == [f"tok-{i}" for i in range(len(values))]
@@ -204,8 +314,11 @@ def test_identity_values_come_from_a_file_in_order(
 
 @pytest.mark.parametrize(
     ("content", "identities", "complaint"),
-    [("", 1, "holds no values"), ("a\nb\n", 3, "holds 2 values, fewer than the 3"),
-     (None, 1, "no such file")],
+    [
+        ("", 1, "holds no values"),
+        ("a\nb\n", 3, "holds 2 values, fewer than the 3"),
+        (None, 1, "no such file"),
+    ],
 )
 def test_bad_identity_files_exit_2(
     run_cli: RunCli, tmp_path: Path, content: str | None, identities: int, complaint: str
@@ -213,8 +326,19 @@ def test_bad_identity_files_exit_2(
     path = tmp_path / "ids.txt"
     if content is not None:
         path.write_text(content)
-    result = run_cli("run", "--app", "plain_wsgi:shared", "--rate", "10/min",
-                     "--identities", str(identities), "--identity-file", str(path),
-                     "--redis", "local", env={"PATH": "/nonexistent"})
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:shared",
+        "--rate",
+        "10/min",
+        "--identities",
+        str(identities),
+        "--identity-file",
+        str(path),
+        "--redis",
+        "local",
+        env={"PATH": "/nonexistent"},
+    )
     assert result.code == 2
     assert complaint in result.stderr and len(result.stderr.strip().splitlines()) == 1

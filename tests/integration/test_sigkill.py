@@ -15,8 +15,17 @@ pytestmark = pytest.mark.integration
 
 def sigkill_mid_run(redis_spec: str, tmp: Path) -> int:
     """Start a long run, SIGKILL the harness once gunicorn serves; its pid."""
-    with harness_process("scenarios/atomic-lua.toml", "--workers", "2", "--traffic", "sequential",
-                         "--requests", "100000", "--redis", redis_spec) as proc:
+    with harness_process(
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--traffic",
+        "sequential",
+        "--requests",
+        "100000",
+        "--redis",
+        redis_spec,
+    ) as proc:
         wait_for_gunicorn(proc.pid)
         assert list(tmp.glob("throttle-harness-redis-*")), "the Redis directory is elsewhere"
         time.sleep(0.5)

@@ -27,17 +27,40 @@ def runs(result: CliResult, out: Path) -> list[dict[str, Any]]:
 
 
 def app_args(app: str, rate: str, *extra: str) -> list[str]:
-    return ["run", "--app", app, "--pythonpath", str(APPS), "--path", "/limited/",
-            "--rate", rate, *extra]
+    return [
+        "run",
+        "--app",
+        app,
+        "--pythonpath",
+        str(APPS),
+        "--path",
+        "/limited/",
+        "--rate",
+        rate,
+        *extra,
+    ]
 
 
 def test_a_read_compare_increment_counter_is_caught_at_2x2_and_4x2(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli(*app_args("handrolled_app:application", "100/hour", "--workers", "2,4",
-                               "--threads", "2", "--env", "PATTERN=read-compare-increment",
-                               "--redis", redis_spec, "--json", str(out)))
+    result = run_cli(
+        *app_args(
+            "handrolled_app:application",
+            "100/hour",
+            "--workers",
+            "2,4",
+            "--threads",
+            "2",
+            "--env",
+            "PATTERN=read-compare-increment",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
     for run in runs(result, out):
         assert run["verdict"] == "fail", run["reason"]
         assert run["accepted"] > 100 * len(run["bursts"]) - 1
@@ -49,8 +72,16 @@ def test_the_atomic_throttle_passes_with_overlap_reported(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
     assert run["verdict"] == "pass"
@@ -75,8 +106,21 @@ def test_correct_throttles_at_20_per_second_pass(
     """The default window claims nothing about the algorithm, so a correct fixed window or
     token bucket is never failed, and short windows are met aligned to their edges."""
     out = tmp_path / "r.json"
-    result = run_cli(*app_args(app, "20/second", "--workers", "2", "--threads", "2", *env,
-                               "--redis", redis_spec, "--json", str(out)))
+    result = run_cli(
+        *app_args(
+            app,
+            "20/second",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            *env,
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
     (run,) = runs(result, out)
     assert run["verdict"] == "pass", run["reason"]
     assert "recovered a period later (4 admitted, none refused)" in run["reason"]
@@ -88,9 +132,24 @@ def test_a_sliding_claim_fails_a_burst_over_the_limit_within_its_window(
 ) -> None:
     """A throttle with no limit at all: nothing rejected, not even after the burst."""
     out = tmp_path / "r.json"
-    result = run_cli(*app_args("handrolled_app:application", "20/hour", "--workers", "2",
-                               "--threads", "2", "--env", "PATTERN=none", "--window", "sliding",
-                               "--redis", redis_spec, "--json", str(out)))
+    result = run_cli(
+        *app_args(
+            "handrolled_app:application",
+            "20/hour",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--env",
+            "PATTERN=none",
+            "--window",
+            "sliding",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
     (run,) = runs(result, out)
     assert run["verdict"] == "fail"
     assert "a sliding window" in run["reason"]
@@ -101,9 +160,22 @@ def test_a_throttle_that_never_forgets_fails_the_recovery_check(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli(*app_args("handrolled_app:application", "20/second", "--workers", "2",
-                               "--threads", "2", "--env", "PATTERN=no-expiry",
-                               "--redis", redis_spec, "--json", str(out)))
+    result = run_cli(
+        *app_args(
+            "handrolled_app:application",
+            "20/second",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--env",
+            "PATTERN=no-expiry",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
     (run,) = runs(result, out)
     assert run["verdict"] == "fail", run["reason"]
     assert "no recovery" in run["reason"] and "does not forget" in run["hint"]
@@ -118,13 +190,14 @@ def test_max_requests_recycling_is_not_an_error(
     scenario = tmp_path / "recycling.toml"
     scenario.write_text(
         'app = "harness.demo.wsgi:application"\npath = "/api/ping/"\nrate = "100/hour"\n'
-        'threads = 2\nrequests = 400\n'
+        "threads = 2\nrequests = 400\n"
         'gunicorn_args = ["--max-requests", "120", "--max-requests-jitter", "20"]\n'
         '[env]\nDEMO_THROTTLE = "atomic"\n'
     )
     out = tmp_path / "r.json"
-    result = run_cli("run", str(scenario), "--workers", "1,2", "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run", str(scenario), "--workers", "1,2", "--redis", redis_spec, "--json", str(out)
+    )
     for run in runs(result, out):
         assert run["verdict"] == "pass", run["reason"]
         assert run["errors"] == 0
@@ -144,8 +217,9 @@ def test_the_harness_probes_do_not_count_towards_max_requests(
         '[env]\nDEMO_THROTTLE = "atomic"\n'
     )
     out = tmp_path / "r.json"
-    result = run_cli("run", str(scenario), "--workers", "1", "--redis", redis_spec,
-                     "--json", str(out))
+    result = run_cli(
+        "run", str(scenario), "--workers", "1", "--redis", redis_spec, "--json", str(out)
+    )
     (run,) = runs(result, out)
     assert run["verdict"] == "pass", run["reason"]
     assert sum(b["sent"] for b in run["bursts"]) < 900
@@ -159,9 +233,18 @@ def test_the_users_gunicorn_config_is_ignored_and_reported(
         "daemon = True\nworkers = 7\nmax_requests = 3\npidfile = 'gunicorn.pid'\n"
     )
     out = tmp_path / "r.json"
-    result = run_cli("run", str(ROOT / "scenarios" / "atomic-lua.toml"), "--workers", "2",
-                     "--redis", redis_spec, "--json", str(out), cwd=tmp_path,
-                     env={"GUNICORN_CMD_ARGS": "--daemon --max-requests 3"})
+    result = run_cli(
+        "run",
+        str(ROOT / "scenarios" / "atomic-lua.toml"),
+        "--workers",
+        "2",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+        cwd=tmp_path,
+        env={"GUNICORN_CMD_ARGS": "--daemon --max-requests 3"},
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
     assert run["verdict"] == "pass" and run["workers_seen"] == 2
@@ -176,8 +259,19 @@ def test_a_low_soft_file_limit_is_raised_for_the_harness_and_gunicorn(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "2", "--requests", "700",
-                     "--redis", redis_spec, "--json", str(out), soft_nofile=256)
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "2",
+        "--requests",
+        "700",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+        soft_nofile=256,
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
     assert run["errors"] == 0 and run["bursts"][0]["sent"] == 700
@@ -189,9 +283,27 @@ def test_a_hung_app_ends_by_the_deadline_with_one_record_per_request(
 ) -> None:
     out = tmp_path / "r.json"
     started = time.monotonic()
-    result = run_cli("run", "--app", "plain_wsgi:hang", "--pythonpath", str(APPS),
-                     "--rate", "10/min", "--workers", "2", "--threads", "2", "--timeout", "3",
-                     "--traffic", traffic, "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "--app",
+        "plain_wsgi:hang",
+        "--pythonpath",
+        str(APPS),
+        "--rate",
+        "10/min",
+        "--workers",
+        "2",
+        "--threads",
+        "2",
+        "--timeout",
+        "3",
+        "--traffic",
+        traffic,
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     took = time.monotonic() - started
     (run,) = runs(result, out)
     assert result.code == 1 and run["verdict"] == "error"
@@ -201,8 +313,20 @@ def test_a_hung_app_ends_by_the_deadline_with_one_record_per_request(
 
 def test_ten_thousand_requests_at_4x2(run_cli: RunCli, redis_spec: str, tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    result = run_cli("run", "scenarios/atomic-lua.toml", "--workers", "4", "--requests", "10000",
-                     "--bursts", "1", "--redis", redis_spec, "--json", str(out))
+    result = run_cli(
+        "run",
+        "scenarios/atomic-lua.toml",
+        "--workers",
+        "4",
+        "--requests",
+        "10000",
+        "--bursts",
+        "1",
+        "--redis",
+        redis_spec,
+        "--json",
+        str(out),
+    )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
     assert (run["sent"], run["accepted"], run["errors"]) == (10000, 100, 0)

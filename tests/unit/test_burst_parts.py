@@ -68,7 +68,10 @@ def test_clients_cross_their_limits_one_after_another_with_every_thread(
     step = _next_step(fleet, {0: -1, 1: 2}, crossed=frozenset({0}))
     assert sorted(ex.client for ex in step) == [1, 1]
     assert _next_step(fleet, {0: -1, 1: 0}, crossed=frozenset({0})) == [
-        fleet[0].queue[5], fleet[1].queue[4], fleet[1].queue[5]]
+        fleet[0].queue[5],
+        fleet[1].queue[4],
+        fleet[1].queue[5],
+    ]
 
 
 def test_steps_end_when_the_lanes_do(make: Callable[[str], _Exchange]) -> None:
@@ -89,8 +92,10 @@ def answer(raw: bytes) -> _Exchange:
 
 
 def test_a_chunked_response_with_the_worker_header() -> None:
-    ex = answer(b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n"
-                b"X-Throttle-Harness-Worker: 4242\r\n\r\n2\r\nno\r\n0\r\n\r\n")
+    ex = answer(
+        b"HTTP/1.1 429 Too Many Requests\r\nTransfer-Encoding: chunked\r\n"
+        b"X-Throttle-Harness-Worker: 4242\r\n\r\n2\r\nno\r\n0\r\n\r\n"
+    )
     assert (ex.status, ex.worker, ex.error) == (429, "4242", None)
 
 
@@ -102,16 +107,20 @@ def test_a_response_cut_short_and_garbage_are_errors() -> None:
 
 
 def test_a_post_holds_back_its_body_with_the_last_byte_of_its_head() -> None:
-    template = RequestTemplate("POST", "/login/{identity}", (("X-User", "{identity}"),),
-                               "username={identity}&password=x")
+    template = RequestTemplate(
+        "POST", "/login/{identity}", (("X-User", "{identity}"),), "username={identity}&password=x"
+    )
     rendered = template.render("a b@c")
     assert rendered.target == "/login/a%20b%40c"  # percent-encoded in the path only
-    assert rendered.headers == (("X-User", "a b@c"),
-                                ("Content-Type", "application/x-www-form-urlencoded"))
+    assert rendered.headers == (
+        ("X-User", "a b@c"),
+        ("Content-Type", "application/x-www-form-urlencoded"),
+    )
     ex = _Exchange(None, "127.0.0.1", 8000)
     wire = ex.request(rendered, keep_alive=False, request_id="b1-0")
-    head, body = wire[:ex.head_length], wire[ex.head_length:]
+    head, body = wire[: ex.head_length], wire[ex.head_length :]
     assert head.startswith(b"POST /login/a%20b%40c HTTP/1.1\r\n") and head.endswith(b"\r\n\r\n")
     assert b"content-length: 25\r\n" in head.lower() and b"x-throttle-harness-request: b1-0" in (
-        head.lower())
+        head.lower()
+    )
     assert body == b"username=a b@c&password=x"

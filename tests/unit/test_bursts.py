@@ -32,6 +32,7 @@ class FakeFleet:
 def engine(records: list[Record]) -> Any:
     def send(target: Target, count: int, **kw: Any) -> list[Record]:
         return list(records)
+
     return send
 
 
@@ -45,10 +46,12 @@ def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
         Record(2, ip, T0, None, None, None, "connection closed before a response", "b1-2"),
         Record(3, ip, 0.0, None, None, None, "not sent: the run's deadline passed", "b1-3"),
     ]
-    fleet = FakeFleet({
-        "b1-0": Stamp("b1-0", "w1", 1, 2, 200),
-        "b1-2": Stamp("b1-2", "w1", 3),  # entered the app, never left: not provably lost
-    })
+    fleet = FakeFleet(
+        {
+            "b1-0": Stamp("b1-0", "w1", 1, 2, 200),
+            "b1-2": Stamp("b1-2", "w1", 3),  # entered the app, never left: not provably lost
+        }
+    )
     sent_again: list[list[str]] = []
 
     def fresh(target: Target, ids: list[str], **kw: Any) -> list[Record]:
@@ -57,9 +60,17 @@ def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
 
     monkeypatch.setattr(bursts, "fresh_requests", fresh)
     monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    (burst,) = bursts._one_round(engine(records), fleet, TARGET, 4, CLAIM,  # type: ignore[arg-type]
-                                 [Client(ip, "client-1")], "b1", deadline=float("inf"),
-                                 align=None)
+    (burst,) = bursts._one_round(
+        engine(records),
+        fleet,
+        TARGET,
+        4,
+        CLAIM,  # type: ignore[arg-type]
+        [Client(ip, "client-1")],
+        "b1",
+        deadline=float("inf"),
+        align=None,
+    )
     assert sent_again == [["b1-1.2"]]
     again = burst.records[1]
     assert (again.index, again.status, again.attempts, again.request_id) == (1, 429, 2, "b1-1.2")
@@ -72,28 +83,45 @@ def test_nothing_rejected_is_followed_by_confirmation_requests(
 ) -> None:
     ip = "127.0.0.9"
     records = [Record(i, ip, T0, T0 + 0.1, 200, "w1", None, f"b1-{i}") for i in range(3)]
-    monkeypatch.setattr(bursts, "fresh_requests", lambda target, ids, **kw: [
-        Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)])
+    monkeypatch.setattr(
+        bursts,
+        "fresh_requests",
+        lambda target, ids, **kw: [
+            Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)
+        ],
+    )
     monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    (burst,) = bursts._one_round(engine(records), FakeFleet({}), TARGET, 3,  # type: ignore[arg-type]
-                                 CLAIM, [Client(ip, "client-1")], "b1", deadline=float("inf"),
-                                 align=None)
+    (burst,) = bursts._one_round(
+        engine(records),
+        FakeFleet({}),
+        TARGET,
+        3,  # type: ignore[arg-type]
+        CLAIM,
+        [Client(ip, "client-1")],
+        "b1",
+        deadline=float("inf"),
+        align=None,
+    )
     assert [r.request_id for r in burst.confirmation] == [f"b1c-{i}" for i in range(4)]
 
 
 def test_client_addresses_wrap_around_the_loopback_space(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(bursts.secrets, "randbelow", lambda n: n - 2)
     addresses = bursts.client_addresses()
-    assert [next(addresses) for _ in range(3)] == ["127.254.255.253", "127.254.255.254",
-                                                    "127.1.0.1"]
+    assert [next(addresses) for _ in range(3)] == [
+        "127.254.255.253",
+        "127.254.255.254",
+        "127.1.0.1",
+    ]
 
 
 def test_client_addresses_never_repeat() -> None:
     addresses = bursts.client_addresses()
     taken = [next(addresses) for _ in range(600)]
     assert len(set(taken)) == 600 and all(a.startswith("127.") for a in taken)
-    assert not any(a.endswith((".0", ".255")) or a.startswith(("127.0.", "127.255."))
-                   for a in taken)
+    assert not any(
+        a.endswith((".0", ".255")) or a.startswith(("127.0.", "127.255.")) for a in taken
+    )
 
 
 def test_identity_values_per_burst() -> None:

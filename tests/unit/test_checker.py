@@ -14,8 +14,14 @@ HOURLY = dict(limit=100, period_s=3600)
 
 
 def burst(
-    served: dict[str, tuple[int, int]], *, errors: int = 0, span_s: float = 0.3,
-    t0: float = T0, together: int = 4, identity: str = "127.0.0.2", limit: int = 100,
+    served: dict[str, tuple[int, int]],
+    *,
+    errors: int = 0,
+    span_s: float = 0.3,
+    t0: float = T0,
+    together: int = 4,
+    identity: str = "127.0.0.2",
+    limit: int = 100,
 ) -> Burst:
     """``served`` maps a worker to (accepted, rejected); ``errors`` adds 503s and a timeout.
 
@@ -29,8 +35,9 @@ def burst(
     for k in range(errors):
         i = len(records)
         if k == 0:
-            records.append(Record(i, identity, t0, None, None, None, "no response within 60s",
-                                  f"b-{i}"))
+            records.append(
+                Record(i, identity, t0, None, None, None, "no response within 60s", f"b-{i}")
+            )
         else:
             records.append(Record(i, identity, t0, t0 + span_s, 503, "w1", None, f"b-{i}"))
     stamps = {}
@@ -49,8 +56,9 @@ def burst(
             picked += [r for r in others if r.worker == w][:1]
         picked += [r for r in others if r not in picked]
         for r in picked[: together - 1]:
-            stamps[r.request_id] = Stamp(r.request_id, r.worker or "?", crossing.entered_ns,
-                                         crossing.left_ns, r.status)
+            stamps[r.request_id] = Stamp(
+                r.request_id, r.worker or "?", crossing.entered_ns, crossing.left_ns, r.status
+            )
     return Burst(identity, records, stamps)
 
 
@@ -107,12 +115,20 @@ def test_a_worker_over_the_limit_rules_out_per_process_state() -> None:
 
 def test_nothing_rejected_is_not_called_a_race_without_evidence() -> None:
     b = burst({"w1": (200, 0), "w2": (200, 0)})
-    confirmed_open = Burst(b.identity, b.records, b.stamps, confirmation=[
-        Record(i, b.identity, T0, T0 + 1, 200, "w1") for i in range(4)])
+    confirmed_open = Burst(
+        b.identity,
+        b.records,
+        b.stamps,
+        confirmation=[Record(i, b.identity, T0, T0 + 1, 200, "w1") for i in range(4)],
+    )
     v = judge([confirmed_open], claim())
     assert v.kind == "fail" and "no throttle is active" in v.hint
-    confirmed_shut = Burst(b.identity, b.records, b.stamps, confirmation=[
-        Record(i, b.identity, T0, T0 + 1, 429, "w1") for i in range(4)])
+    confirmed_shut = Burst(
+        b.identity,
+        b.records,
+        b.stamps,
+        confirmation=[Record(i, b.identity, T0, T0 + 1, 429, "w1") for i in range(4)],
+    )
     v = judge([confirmed_shut], claim())
     assert v.kind == "fail" and "raced past a throttle that is active" in v.hint
     assert "per process" not in v.hint
@@ -202,8 +218,10 @@ def test_the_default_window_never_fails_a_fixed_window_across_one_edge() -> None
 def test_an_edge_explained_once_and_clean_repeats_pass() -> None:
     c = claim(limit=20, period_s=1)
     edge = burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3, span_s=0.5, together=1)
-    clean = [burst({"w1": (10, 10), "w2": (10, 10)}, span_s=0.1, identity=f"127.0.0.{i}",
-                   limit=20) for i in (3, 4)]
+    clean = [
+        burst({"w1": (10, 10), "w2": (10, 10)}, span_s=0.1, identity=f"127.0.0.{i}", limit=20)
+        for i in (3, 4)
+    ]
     findings = [find(b, c) for b in [edge, *clean]]
     assert [f.fit.kind for f in findings] == ["edge", "within", "within"]
     assert not wants_another_burst(findings, 1)
@@ -216,8 +234,10 @@ def test_an_edge_explained_once_and_clean_repeats_pass() -> None:
 
 def test_edges_too_many_to_be_chance_fail() -> None:
     c = claim()  # 100/hour: an edge inside a 0.3 s burst has a chance of 1/12000
-    racy = [burst({"w1": (51, 149), "w2": (51, 149)}, identity=f"127.0.0.{i}", t0=T0 + 10 * i)
-            for i in (2, 3)]
+    racy = [
+        burst({"w1": (51, 149), "w2": (51, 149)}, identity=f"127.0.0.{i}", t0=T0 + 10 * i)
+        for i in (2, 3)
+    ]
     findings = [find(b, c) for b in racy]
     assert all(f.fit.kind == "edge" for f in findings)
     assert edge_chance(findings, 3600) < 1e-6  # independent phases, and no phase in both
@@ -229,8 +249,16 @@ def test_one_edge_among_many_clients_is_not_proof() -> None:
     # A correct fixed window of a phase per client, 1,000 clients at 5/minute: about one of
     # them meets its own edge. That alone must not fail the run.
     c = claim(limit=5, period_s=60)
-    clients = [burst({"w1": (3, 7), "w2": (2, 8)}, span_s=0.03, together=1, limit=5,
-                     identity=f"127.0.{i // 250}.{i % 250 + 1}") for i in range(1000)]
+    clients = [
+        burst(
+            {"w1": (3, 7), "w2": (2, 8)},
+            span_s=0.03,
+            together=1,
+            limit=5,
+            identity=f"127.0.{i // 250}.{i % 250 + 1}",
+        )
+        for i in range(1000)
+    ]
     clients[0] = burst({"w1": (4, 6), "w2": (3, 7)}, span_s=0.03, together=1, limit=5)
     findings = [find(b, c) for b in clients]
     assert [f.fit.kind for f in findings].count("edge") == 1
@@ -242,15 +270,32 @@ def test_bursts_at_the_same_clock_phase_do_not_multiply_their_chances() -> None:
     # One window phase for every client (a global reset) would put an edge inside every burst
     # that starts at the same phase of the clock: no more likely for six bursts than for one.
     c = claim(limit=20, period_s=1)
-    same = [burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3 + 7 * i, span_s=0.2, together=1,
-                  identity=f"127.0.0.{i + 2}", limit=20) for i in range(6)]
-    spread = [burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3 + 7 * i + 0.25 * (i % 3),
-                    span_s=0.2, together=1, identity=f"127.0.0.{i + 2}", limit=20)
-              for i in range(6)]
+    same = [
+        burst(
+            {"w1": (18, 2), "w2": (14, 6)},
+            t0=T0 - 0.3 + 7 * i,
+            span_s=0.2,
+            together=1,
+            identity=f"127.0.0.{i + 2}",
+            limit=20,
+        )
+        for i in range(6)
+    ]
+    spread = [
+        burst(
+            {"w1": (18, 2), "w2": (14, 6)},
+            t0=T0 - 0.3 + 7 * i + 0.25 * (i % 3),
+            span_s=0.2,
+            together=1,
+            identity=f"127.0.0.{i + 2}",
+            limit=20,
+        )
+        for i in range(6)
+    ]
     same_f, spread_f = [find(b, c) for b in same], [find(b, c) for b in spread]
     assert all(f.fit.kind == "edge" for f in same_f + spread_f)
     assert edge_chance(same_f, 1) == pytest.approx(0.2, abs=1e-3)
-    assert edge_chance(spread_f, 1) == pytest.approx(0.2 ** 6, rel=1e-2)
+    assert edge_chance(spread_f, 1) == pytest.approx(0.2**6, rel=1e-2)
     assert judge(same, c).kind == "inconclusive" and judge(spread, c).kind == "fail"
 
 

@@ -21,8 +21,13 @@ def console() -> tuple[Console, io.StringIO]:
 
 def test_redis_version_provider_and_reason_are_text() -> None:
     con, out = console()
-    server = RedisServer(url="redis://:pw@127.0.0.1:1/0", provider="docker", owned=True,
-                         version="7[/x]", reason="auth: docker (reg[/istry]/redis:7) [red]")
+    server = RedisServer(
+        url="redis://:pw@127.0.0.1:1/0",
+        provider="docker",
+        owned=True,
+        version="7[/x]",
+        reason="auth: docker (reg[/istry]/redis:7) [red]",
+    )
     ConsoleObserver(con).matrix_started(1, server)
     assert out.getvalue().strip() == (
         "Redis 7[/x] from docker (auth: docker (reg[/istry]/redis:7) [red])"
@@ -38,4 +43,3 @@ def test_scenario_names_in_the_progress_are_text() -> None:
         (column,) = [c for c in observer.progress.columns if hasattr(c, "text_format")]
         shown = column.render(observer.progress.tasks[0])
         assert shown.plain.startswith(f"{name}: 2x1, ")
-

@@ -31,8 +31,13 @@ print(json.dumps(answers))
 
 def drf_parse(*texts: str) -> dict[str, list[int] | str]:
     """What DRF itself makes of each rate string: [limit, seconds], or its exception's name."""
-    out = subprocess.run([sys.executable, "-c", DRF_PARSE, json.dumps(texts)], check=True,
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", DRF_PARSE, json.dumps(texts)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
     answers: dict[str, list[int] | str] = json.loads(out)
     return answers
 
@@ -40,12 +45,19 @@ def drf_parse(*texts: str) -> dict[str, list[int] | str]:
 @pytest.mark.parametrize(
     ("text", "limit", "period", "canonical"),
     [
-        ("100/hour", 100, 3600, "100/hour"), ("5/s", 5, 1, "5/second"),
-        ("10/min", 10, 60, "10/minute"), ("1000/day", 1000, 86400, "1000/day"),
-        ("3/second", 3, 1, "3/second"), ("7/m", 7, 60, "7/minute"), ("2/h", 2, 3600, "2/hour"),
-        ("1/d", 1, 86400, "1/day"), (" 20 / minutes ", 20, 60, "20/minute"),
-        ("4/HOUR", 4, 3600, "4/hour"), ("100/Hour", 100, 3600, "100/hour"),
-        ("5/Sec", 5, 1, "5/second"), ("010/hrs", 10, 3600, "10/hour"),
+        ("100/hour", 100, 3600, "100/hour"),
+        ("5/s", 5, 1, "5/second"),
+        ("10/min", 10, 60, "10/minute"),
+        ("1000/day", 1000, 86400, "1000/day"),
+        ("3/second", 3, 1, "3/second"),
+        ("7/m", 7, 60, "7/minute"),
+        ("2/h", 2, 3600, "2/hour"),
+        ("1/d", 1, 86400, "1/day"),
+        (" 20 / minutes ", 20, 60, "20/minute"),
+        ("4/HOUR", 4, 3600, "4/hour"),
+        ("100/Hour", 100, 3600, "100/hour"),
+        ("5/Sec", 5, 1, "5/second"),
+        ("010/hrs", 10, 3600, "10/hour"),
         ("+3/DAYS", 3, 86400, "3/day"),
     ],
 )
@@ -61,8 +73,10 @@ def test_drf_rates_parse_to_the_canonical_form(
 def test_drf_reads_every_canonical_form_alike_and_not_the_users_spellings() -> None:
     """The app is handed ``Rate.text``: DRF must read it as the harness does. The user's own
     spellings are why: DRF looks at ``period[0]``, case-sensitively."""
-    rates = [parse_rate(f"{n}/{p}") for n, p in [(100, "Hour"), (5, "s"), (10, "MIN"),
-                                                  (1000, "days"), (3, " seconds")]]
+    rates = [
+        parse_rate(f"{n}/{p}")
+        for n, p in [(100, "Hour"), (5, "s"), (10, "MIN"), (1000, "days"), (3, " seconds")]
+    ]
     answers = drf_parse(*[r.text for r in rates], "100/Hour", "10/MIN", "3/ seconds")
     for rate in rates:
         assert answers[rate.text] == [rate.limit, rate.period_s]

@@ -66,7 +66,10 @@ def test_loopback_urls_are_accepted() -> None:
         ("redis://default:def@127.0.0.1:6379/0", "redis://default:***@127.0.0.1:6379/0"),
         ("redis://:s3cr3t@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
         ("redis://127.0.0.1:6379/0?password=s3cr3t", "redis://127.0.0.1:6379/0?password=***"),
-        ("redis://127.0.0.1/0?db=1&PassWord=s3cr3t&x=2", "redis://127.0.0.1/0?db=1&PassWord=***&x=2"),
+        (
+            "redis://127.0.0.1/0?db=1&PassWord=s3cr3t&x=2",
+            "redis://127.0.0.1/0?db=1&PassWord=***&x=2",
+        ),
         ("redis://h/0?pass%77ord=s3cr3t", "redis://h/0?pass%77ord=***"),  # parse_qs decodes keys
         ("redis://h/0?ssl_password=s3cr3t", "redis://h/0?ssl_password=***"),
         ("redis://u:p%40ss@h:1/2?password=q", "redis://u:***@h:1/2?password=***"),
@@ -118,6 +121,7 @@ def test_require_docker_does_not_show_the_password() -> None:
 
 
 def test_a_server_never_shows_its_url_in_its_repr() -> None:
-    server = RedisServer(url="redis://:s3cr3tpw@127.0.0.1:1/0", provider="url", owned=False,
-                         version="7")
+    server = RedisServer(
+        url="redis://:s3cr3tpw@127.0.0.1:1/0", provider="url", owned=False, version="7"
+    )
     assert "s3cr3tpw" not in repr(server)

@@ -50,8 +50,7 @@ def test_nothing_is_written(client: fakeredis.FakeRedis) -> None:
         assert abs(after[key][1] - ttl) <= 1
 
 
-def test_many_keys_are_capped(client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch
-                              ) -> None:
+def test_many_keys_are_capped(client: fakeredis.FakeRedis, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_state, "MAX_KEYS", 2)
     state = snapshot(client, "*", 3600)
     assert state.keys == 2 and state.truncated and "2+" in state.describe(3600)
@@ -59,7 +58,8 @@ def test_many_keys_are_capped(client: fakeredis.FakeRedis, monkeypatch: pytest.M
 
 def test_no_keys_and_an_unreachable_redis() -> None:
     assert snapshot(fakeredis.FakeRedis(), "throttle*", 60).describe(60).endswith(": none")
-    down = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5,
-                       retry=Retry(NoBackoff(), 0))
+    down = redis.Redis(
+        host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
     state = snapshot(down, "*", 60)
     assert state.error and "not read" in state.describe(60)

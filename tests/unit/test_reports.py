@@ -24,14 +24,29 @@ from tests.unit.test_checker import burst, claim
 JUNIT_XSD = Path(__file__).parents[1] / "data" / "junit.xsd"
 
 
-def run(bursts: list[Burst], expect: Expectation = "exact", scenario: str = "demo",
-        window: str = "sliding") -> RunResult:
+def run(
+    bursts: list[Burst],
+    expect: Expectation = "exact",
+    scenario: str = "demo",
+    window: str = "sliding",
+) -> RunResult:
     c = claim(window=window)
     return RunResult(
-        scenario=scenario, workers=c.workers, threads=c.threads, expect=expect,
-        verdict=judge(bursts, c), requests=400, rate="100/hour", limit=100, period_s=3600.0,
-        window=window, request=RequestTemplate(), statuses=Statuses(),
-        identities=tuple(b.identity for b in bursts), ready_s=0.5, traffic_s=1.25,
+        scenario=scenario,
+        workers=c.workers,
+        threads=c.threads,
+        expect=expect,
+        verdict=judge(bursts, c),
+        requests=400,
+        rate="100/hour",
+        limit=100,
+        period_s=3600.0,
+        window=window,
+        request=RequestTemplate(),
+        statuses=Statuses(),
+        identities=tuple(b.identity for b in bursts),
+        ready_s=0.5,
+        traffic_s=1.25,
         bursts=tuple(bursts),
     )
 
@@ -85,8 +100,13 @@ def test_decisive_bursts_put_the_worst_first_and_keep_run_order() -> None:
 
 
 def test_junit_validates_and_carries_the_numbers_of_a_failure() -> None:
-    report = MatrixReport(runs=[run([racy()]), run([exact()], scenario="atomic"),
-                                run([racy()], expect="violation", scenario="drf")])
+    report = MatrixReport(
+        runs=[
+            run([racy()]),
+            run([exact()], scenario="atomic"),
+            run([racy()], expect="violation", scenario="drf"),
+        ]
+    )
     text = junit.render(report, 1)
     xmlschema.XMLSchema(JUNIT_XSD).validate(text)
     suite = ET.fromstring(text).find("testsuite")
@@ -97,7 +117,8 @@ def test_junit_validates_and_carries_the_numbers_of_a_failure() -> None:
     failure = cases[0].find("failure")
     assert failure is not None and failure.get("type") == "throttle.fail"
     assert "expected a pass, got fail: admitted 244 per burst, limit 100" in (
-        failure.get("message") or "")
+        failure.get("message") or ""
+    )
     assert cases[1].find("failure") is None and cases[2].find("failure") is None
 
 
@@ -119,8 +140,12 @@ def test_the_schema_is_no_rubber_stamp() -> None:
 
 
 def test_html_is_self_contained_and_escapes_user_text() -> None:
-    report = MatrixReport(runs=[run([racy()], scenario="<script>alert(1)</script>"),
-                                run([exact()], scenario="atomic")])
+    report = MatrixReport(
+        runs=[
+            run([racy()], scenario="<script>alert(1)</script>"),
+            run([exact()], scenario="atomic"),
+        ]
+    )
     page = html.render(report, 1)
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert re.findall(r'(?:src|href)="(?!#)', page) == []  # nothing fetched, links in-page
@@ -139,18 +164,24 @@ def test_html_of_a_burst_with_no_stamps(records: int) -> None:
 
 
 def test_an_unfinished_request_is_drawn_to_the_end_of_the_burst() -> None:
-    recs = [Record(0, "c", 0.0, 1.0, 200, "w1", None, "b-0"),
-            Record(1, "c", 0.0, None, None, None, "no response", "b-1")]
+    recs = [
+        Record(0, "c", 0.0, 1.0, 200, "w1", None, "b-0"),
+        Record(1, "c", 0.0, None, None, None, "no response", "b-1"),
+    ]
     stamps = {"b-0": Stamp("b-0", "w1", 0, 2_000_000, 200), "b-1": Stamp("b-1", "w1", 1_000_000)}
     r = run([Burst("c", recs, stamps)])
     t = build(r.bursts[0], r.verdict.bursts[0], 100, Statuses())
     assert [(b.start_ms, b.end_ms, b.outcome) for b in t.bars] == [
-        (0.0, 2.0, "accepted"), (1.0, 2.0, "other")]
+        (0.0, 2.0, "accepted"),
+        (1.0, 2.0, "other"),
+    ]
 
 
 def test_an_interrupted_matrix_is_no_green_report() -> None:
-    report = MatrixReport(runs=[run([exact()])],
-                          error=Interrupted("interrupted; everything it started has been stopped"))
+    report = MatrixReport(
+        runs=[run([exact()])],
+        error=Interrupted("interrupted; everything it started has been stopped"),
+    )
     root = ET.fromstring(junit.render(report, 130))
     assert root.get("errors") == "1"
     assert html.render(report, 130).count("error (exit 130): interrupted") == 2  # title, heading
@@ -174,8 +205,9 @@ def test_a_fault_not_as_expected_fails_the_run_in_every_report() -> None:
     from harness.faults import FaultOutcome
     from harness.report import markdown
 
-    outage = FaultOutcome("redis-outage", 1.0, "fail-open", "the app admitted 40 of 40",
-                          as_expected=False)
+    outage = FaultOutcome(
+        "redis-outage", 1.0, "fail-open", "the app admitted 40 of 40", as_expected=False
+    )
     latency = FaultOutcome("redis-latency", 0.0, "added", "5 ms added")
     r = replace(run([exact()], scenario="outage"), faults=(outage, latency), instances=2)
     assert r.verdict.kind == "pass" and not r.as_expected and r.shape == "2x2@2"

@@ -21,8 +21,9 @@ from harness.scenario import load_scenarios
 
 
 def test_a_template_fills_every_identity_placeholder() -> None:
-    t = RequestTemplate("PUT", "/users/{identity}/", (("X-Api-Key", "key-{identity}"),),
-                        '{"user": "{identity}"}')
+    t = RequestTemplate(
+        "PUT", "/users/{identity}/", (("X-Api-Key", "key-{identity}"),), '{"user": "{identity}"}'
+    )
     r = t.render("client-7")
     assert (r.method, r.target) == ("PUT", "/users/client-7/")
     assert ("X-Api-Key", "key-client-7") in r.headers
@@ -38,8 +39,13 @@ def test_a_content_type_given_is_kept() -> None:
 
 @pytest.mark.parametrize(
     ("status", "admitted", "refused"),
-    [(200, True, False), (204, True, False), (401, False, False), (429, False, True),
-     (None, False, False)],
+    [
+        (200, True, False),
+        (204, True, False),
+        (401, False, False),
+        (429, False, True),
+        (None, False, False),
+    ],
 )
 def test_default_statuses(status: int | None, admitted: bool, refused: bool) -> None:
     assert (Statuses().admitted(status), Statuses().refused(status)) == (admitted, refused)
@@ -72,7 +78,9 @@ def test_bad_request_parts(parse: object, text: str, complaint: str) -> None:
 
 def test_a_header_value_and_a_lowercase_method() -> None:
     assert parse_header("Authorization:  Bearer {identity} ") == (
-        "Authorization", "Bearer {identity}")
+        "Authorization",
+        "Bearer {identity}",
+    )
     assert parse_method("post") == "POST"
 
 
@@ -100,8 +108,9 @@ def test_scenario_keys_make_the_request(tmp_path: Path) -> None:
         "accept_status = [200, 401]\nreject_status = [429, 403]\n"
     )
     (s,) = load_scenarios([path], {"env": {}})
-    assert s.request == RequestTemplate("POST", "/login/", (("X-Client", "{identity}"),),
-                                        "username={identity}&password=x")
+    assert s.request == RequestTemplate(
+        "POST", "/login/", (("X-Client", "{identity}"),), "username={identity}&password=x"
+    )
     assert s.statuses == Statuses(frozenset({200, 401}), frozenset({403, 429}))
     assert s.claim(2).statuses == s.statuses
 
@@ -132,11 +141,14 @@ def test_identity_files_must_not_repeat_and_headers_stay_ascii(tmp_path: Path) -
         parse_header("X-User: jürgen")
     (tmp_path / "names.txt").write_text("jürgen\nmaría\n")
     path = tmp_path / "s.toml"
-    path.write_text('app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\n'
-                    'headers = ["X-User: {identity}"]\n')
+    path.write_text(
+        'app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\n'
+        'headers = ["X-User: {identity}"]\n'
+    )
     with pytest.raises(ScenarioError, match="must be ASCII"):
         load_scenarios([path], {"env": {}})
-    path.write_text('app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\n'
-                    'data = "user={identity}"\n')
+    path.write_text(
+        'app = "m:app"\nrate = "5/minute"\nidentity_file = "names.txt"\ndata = "user={identity}"\n'
+    )
     (s,) = load_scenarios([path], {"env": {}})  # in a body, any text is fine
     assert s.identity_values == ("jürgen", "maría")

@@ -21,8 +21,13 @@ BASE = 'app = "m:app"\nrate = "100/hour"\n'
 
 def test_bundled_scenarios_load_with_their_expectations() -> None:
     scenarios = {s.name: s for s in load_scenarios(sorted((ROOT / "scenarios").glob("*.toml")), {})}
-    matrix = {"atomic-lua", "drf-django-redis", "drf-django-rediscache", "drf-locmem",
-              "naive-counter"}
+    matrix = {
+        "atomic-lua",
+        "drf-django-redis",
+        "drf-django-rediscache",
+        "drf-locmem",
+        "naive-counter",
+    }
     assert set(scenarios) >= matrix | {"xff-bypass", "xff-bypass-closed"}
     locmem = scenarios["drf-locmem"]
     assert [locmem.expectation(w) for w in locmem.workers] == ["exact", "violation", "violation"]
@@ -158,21 +163,26 @@ def test_the_rate_is_canonical_and_the_given_spelling_kept() -> None:
 @pytest.mark.parametrize(
     ("args", "culprit", "option"),
     [
-        (["-D"], "-D", "--daemon"), (["--daemon"], "--daemon", "--daemon"),
+        (["-D"], "-D", "--daemon"),
+        (["--daemon"], "--daemon", "--daemon"),
         (["--daemon=true"], "--daemon=true", "--daemon"),
         (["--daem"], "--daem", "--daemon"),  # argparse takes unambiguous abbreviations
         (["-RD"], "-RD", "--daemon"),  # -R takes no value: -D follows it in the same word
         (["--preload", "--max-requests", "50", "-D"], "-D", "--daemon"),
         (["-c", "gunicorn.conf.py"], "-c", "--config"),
         (["--config=x.py"], "--config=x.py", "--config"),
-        (["-b", "0.0.0.0:80"], "-b", "--bind"), (["--bind", ":80"], "--bind", "--bind"),
+        (["-b", "0.0.0.0:80"], "-b", "--bind"),
+        (["--bind", ":80"], "--bind", "--bind"),
         (["-b:80"], "-b:80", "--bind"),
-        (["-w", "4"], "-w", "--workers"), (["--workers=4"], "--workers=4", "--workers"),
+        (["-w", "4"], "-w", "--workers"),
+        (["--workers=4"], "--workers=4", "--workers"),
         (["-w4"], "-w4", "--workers"),
-        (["--threads", "8"], "--threads", "--threads"), (["--thr", "8"], "--thr", "--threads"),
+        (["--threads", "8"], "--threads", "--threads"),
+        (["--thr", "8"], "--thr", "--threads"),
         (["-k", "gevent"], "-k", "--worker-class"),
         (["--worker-class=gevent"], "--worker-class=gevent", "--worker-class"),
-        (["-p", "g.pid"], "-p", "--pid"), (["--pid", "g.pid"], "--pid", "--pid"),
+        (["-p", "g.pid"], "-p", "--pid"),
+        (["--pid", "g.pid"], "--pid", "--pid"),
     ],
 )
 def test_gunicorn_options_the_harness_owns_are_refused(
@@ -198,8 +208,14 @@ def test_gunicorn_options_from_a_file_and_from_gunicorn_cmd_args(tmp_path: Path)
 
 @pytest.mark.parametrize(
     "args",
-    [[], ["--preload"], ["--max-requests", "50", "--timeout=30"], ["--name", "my-app"],
-     ["--worker-connections", "50"], ["--", "-D"]],
+    [
+        [],
+        ["--preload"],
+        ["--max-requests", "50", "--timeout=30"],
+        ["--name", "my-app"],
+        ["--worker-connections", "50"],
+        ["--", "-D"],
+    ],
 )
 def test_other_gunicorn_options_pass(args: list[str]) -> None:
     (s,) = load_scenarios([], {"app": "m:app", "rate": "1/s", "gunicorn_args": args})

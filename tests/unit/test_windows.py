@@ -74,7 +74,8 @@ def test_fixed_unknown_phase_loose_bound_is_exact_over_edge_positions() -> None:
 def test_token_bucket_20_per_second_over_200ms_admits_24() -> None:
     accepted = spread(24, T0 + 0.3, 0.2)
     assert (fit("token-bucket", accepted, 20).kind, fit("token-bucket", accepted, 20).bound) == (
-        "within", 24,
+        "within",
+        24,
     )
     over = fit("token-bucket", spread(25, T0 + 0.3, 0.2), 20)
     assert (over.kind, over.bound) == ("over", 24)
@@ -115,7 +116,8 @@ def test_fixed_clock_overlapping_intervals_are_matched_exactly() -> None:
 def test_burst_straddling_a_clock_edge() -> None:
     straddle = [(T0 - 0.05, T0 - 0.04)] * 5 + [(T0 + 0.01, T0 + 0.02)] * 5
     assert (fit("fixed-clock", straddle, 5).kind, fit("fixed-clock", straddle, 5).bound) == (
-        "within", 10,
+        "within",
+        10,
     )
     sliding = fit("sliding", straddle, 5)
     assert (sliding.kind, sliding.bound) == ("over", 5)

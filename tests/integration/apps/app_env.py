@@ -75,5 +75,10 @@ def not_found(start_response: Callable[..., Any]) -> Iterable[bytes]:
 def django_redis_caches() -> dict[str, dict[str, str]]:
     """Django's CACHES for the Django test apps: django-redis on ``REDIS_URL``, keys under the
     harness's prefix."""
-    return {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": redis_url(),
-                        "KEY_PREFIX": key_prefix()}}
+    return {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": redis_url(),
+            "KEY_PREFIX": key_prefix(),
+        }
+    }

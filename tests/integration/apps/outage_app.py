@@ -18,8 +18,7 @@ import redis
 
 LIMIT = int(os.environ.get("APP_LIMIT", "100"))
 POLICY = os.environ.get("OUTAGE_POLICY", "raise")
-_redis = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2,
-                              socket_connect_timeout=2)
+_redis = redis.Redis.from_url(os.environ["REDIS_URL"], socket_timeout=2, socket_connect_timeout=2)
 
 
 def _admitted(key: str) -> bool:
