@@ -23,7 +23,7 @@ from harness.providers.docker import (
     DockerProvider,
     engine_unavailable,
 )
-from harness.providers.url import is_loopback
+from harness.providers.redis_url import is_loopback
 from tests.integration.conftest import ours
 
 pytestmark = [pytest.mark.docker, pytest.mark.serial]
