@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import harness
@@ -179,7 +180,7 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         str(spec.threads),
         "--worker-class",
         "gthread" if spec.threads > 1 else "sync",
-        "--no-control-socket",
+        *(["--no-control-socket"] if gunicorn_knows("control_socket") else []),
         "--keep-alive",
         str(KEEP_ALIVE_S),
         "--worker-connections",
@@ -188,6 +189,15 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         str(listen_backlog(spec.connections)),
         "harness.probe:application",
     ]
+
+
+@cache
+def gunicorn_knows(setting: str) -> bool:
+    """Whether the installed gunicorn (the one ``sys.executable -m gunicorn`` runs) knows
+    ``setting``: its control socket, which parallel servers must not share, came in 25.1."""
+    from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
+
+    return any(known.name == setting for known in KNOWN_SETTINGS)
 
 
 def _environment(spec: FleetSpec, status_dir: Path) -> dict[str, str]:

@@ -104,7 +104,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         )
 
 
-@dataclass
+@dataclass(eq=False)  # a registered pytest plugin must be hashable (pytest 8.0 hashes it)
 class SessionRuns:
     """Every run of the session's throttle checks (on the controller, with those each xdist
     worker handed over), for the reports."""

@@ -62,6 +62,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.fleet import gunicorn_knows
 from harness.load import LoadResult, run_load
 from harness.ports import LOOPBACK, free_port
 from harness.request_template import Rendered
@@ -121,7 +122,8 @@ def start_fleet(app: str, instances: int, workers: int, threads: int) -> list[tu
                     f"{LOOPBACK}:{port}",
                     "--log-level",
                     "warning",
-                    "--no-control-socket",  # several gunicorns at once would share one
+                    # several gunicorns at once would share one control socket (gunicorn >= 25.1)
+                    *(["--no-control-socket"] if gunicorn_knows("control_socket") else []),
                     target,
                 ],
                 env=env,
