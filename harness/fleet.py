@@ -180,7 +180,7 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         str(spec.threads),
         "--worker-class",
         "gthread" if spec.threads > 1 else "sync",
-        *(["--no-control-socket"] if gunicorn_knows("control_socket") else []),
+        *(["--no-control-socket"] if gunicorn_has_flag("--no-control-socket") else []),
         "--keep-alive",
         str(KEEP_ALIVE_S),
         "--worker-connections",
@@ -192,12 +192,13 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
 
 
 @cache
-def gunicorn_knows(setting: str) -> bool:
-    """Whether the installed gunicorn (the one ``sys.executable -m gunicorn`` runs) knows
-    ``setting``: its control socket, which parallel servers must not share, came in 25.1."""
+def gunicorn_has_flag(flag: str) -> bool:
+    """Whether the installed gunicorn (the one ``sys.executable -m gunicorn`` runs) takes
+    ``flag``: ``--no-control-socket`` came in 25.1, with the control socket (``gunicorn.ctl``
+    in the working directory, which parallel servers must not share)."""
     from gunicorn.config import KNOWN_SETTINGS  # type: ignore[import-untyped]
 
-    return any(known.name == setting for known in KNOWN_SETTINGS)
+    return any(flag in known.cli for known in KNOWN_SETTINGS if known.cli)
 
 
 def _environment(spec: FleetSpec, status_dir: Path) -> dict[str, str]:

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field, replace
 from harness.budgets import Budget, BudgetCheck, check
 from harness.bursts import identity_values
 from harness.errors import HarnessError, UsageError
-from harness.fleet import FleetSpec, gunicorn_fleet
+from harness.fleet import gunicorn_fleet
 from harness.fleet_usage import RedisLoad, Usage, metered
 from harness.load import LoadResult, run_load
 from harness.providers import RedisServer
-from harness.runner import MatrixReport, Observer, RunResult, run_matrix
+from harness.runner import MatrixReport, Observer, RunResult, fleet_spec, run_matrix
 from harness.scenario import Scenario
 
 DEFAULT_DURATION_S = 10.0
@@ -170,22 +170,7 @@ def _load_phase(
 ) -> tuple[LoadResult, Usage, RedisLoad]:
     """A fresh fleet of the scenario's shape, warmed up, then loaded and metered."""
     redis.clear(prefix)
-    spec = FleetSpec(
-        app=scenario.app,
-        workers=scenario.workers[0],
-        threads=scenario.threads,
-        pythonpath=scenario.pythonpath,
-        env={
-            **scenario.env,
-            "REDIS_URL": redis.url,
-            "THROTTLE_HARNESS_KEY_PREFIX": prefix,
-            "THROTTLE_HARNESS_RATE": scenario.rate.text,
-        },
-        port=scenario.port,
-        gunicorn_args=scenario.gunicorn_args,
-        connections=connections,
-        instances=scenario.instances,
-    )
+    spec = fleet_spec(scenario, scenario.workers[0], redis.url, prefix, connections)
     value = next(identity_values(scenario))[0]
     template = scenario.request
     request = replace(template, path=options.path or template.path).render(value)

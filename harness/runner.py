@@ -117,6 +117,30 @@ class SilentObserver:
     def run_finished(self, result: RunResult) -> None: ...
 
 
+def fleet_spec(
+    scenario: Scenario, workers: int, redis_url: str, prefix: str, connections: int
+) -> FleetSpec:
+    """The fleet of one run of ``scenario``: its app, shape and gunicorn arguments, and the
+    environment the app is handed (its Redis, its key prefix, and the rate under test in the
+    canonical form DRF reads, whatever the user's spelling)."""
+    return FleetSpec(
+        app=scenario.app,
+        workers=workers,
+        threads=scenario.threads,
+        pythonpath=scenario.pythonpath,
+        env={
+            **scenario.env,
+            "REDIS_URL": redis_url,
+            "THROTTLE_HARNESS_KEY_PREFIX": prefix,
+            "THROTTLE_HARNESS_RATE": scenario.rate.text,
+        },
+        port=scenario.port,
+        gunicorn_args=scenario.gunicorn_args,
+        connections=connections,
+        instances=scenario.instances,
+    )
+
+
 def run_matrix(
     scenarios: Sequence[Scenario], redis: RedisServer, observer: Observer, report: MatrixReport
 ) -> MatrixReport:
@@ -194,22 +218,7 @@ def _one_run(
     connections = connections_for(scenario.request_count * scenario.identities)
     ensure_fd_budget(connections)
     redis.clear(prefix)
-    spec = FleetSpec(
-        app=scenario.app,
-        workers=workers,
-        threads=scenario.threads,
-        pythonpath=scenario.pythonpath,
-        env={
-            **scenario.env,
-            "REDIS_URL": redis.url,
-            "THROTTLE_HARNESS_KEY_PREFIX": prefix,
-            "THROTTLE_HARNESS_RATE": scenario.rate.text,
-        },
-        port=scenario.port,
-        gunicorn_args=scenario.gunicorn_args,
-        connections=connections,
-        instances=scenario.instances,
-    )
+    spec = fleet_spec(scenario, workers, redis.url, prefix, connections)
     claim = scenario.claim(workers)
     faults = make_faults(scenario.faults, scenario.expect_outage)
     try:

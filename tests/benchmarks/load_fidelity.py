@@ -62,7 +62,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.fleet import gunicorn_knows
+from harness.fleet import gunicorn_has_flag
 from harness.load import LoadResult, run_load
 from harness.ports import LOOPBACK, free_port
 from harness.request_template import Rendered
@@ -123,7 +123,7 @@ def start_fleet(app: str, instances: int, workers: int, threads: int) -> list[tu
                     "--log-level",
                     "warning",
                     # several gunicorns at once would share one control socket (gunicorn >= 25.1)
-                    *(["--no-control-socket"] if gunicorn_knows("control_socket") else []),
+                    *(["--no-control-socket"] if gunicorn_has_flag("--no-control-socket") else []),
                     target,
                 ],
                 env=env,

@@ -381,7 +381,9 @@ def test_the_app_gets_the_rate_in_the_form_drf_reads(
         "--json",
         str(out),
     )
-    assert result.code == 0, result.stdout + result.stderr  # DRF: KeyError 'M', a 500 each
+    # End to end; the env the app gets is unit-tested (test_scenario.py). DRF today reads
+    # "10/Min" as a KeyError, a 500 for every request.
+    assert result.code == 0, result.stdout + result.stderr
     (run,) = json.loads(out.read_text())["runs"]
     assert (run["rate"], run["verdict"], run["errors"]) == ("10/minute", "pass", 0)
 
@@ -457,7 +459,8 @@ def test_an_app_that_shows_the_redis_url_does_not_show_the_password(
     assert "failed to load: ConnectionError: cannot connect to redis://:***@127.0.0.1:" in (
         one_line_error(result)
     )
-    assert "  | ConnectionError: cannot connect to redis://:***@" in result.stderr  # log tail
+    tail = [line for line in result.stderr.splitlines() if line.startswith("  | ")]
+    assert any("redis://:***@" in line for line in tail)  # gunicorn's log tail, redacted
     report = json.loads(out.read_text())
     assert report["redis"]["url"].startswith("redis://:***@127.0.0.1:")
     assert not re.search("[0-9a-f]{32}", result.stdout + result.stderr + out.read_text())

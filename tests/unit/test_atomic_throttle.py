@@ -23,7 +23,6 @@ from harness import throttles  # noqa: E402  (needs settings)
 
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> fakeredis.FakeRedis:
-    pytest.importorskip("lupa", reason="fakeredis runs Lua only with lupa installed")
     client = fakeredis.FakeRedis()
     script = client.register_script(throttles.FIXED_WINDOW_LUA)
     monkeypatch.setattr(throttles, "_script", lambda url: script)

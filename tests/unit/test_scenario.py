@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_USAGE, ScenarioError
-from harness.scenario import load_scenarios
+from harness.runner import fleet_spec
+from harness.scenario import _FALLBACK_OPTIONS, _gunicorn_options, load_scenarios
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,6 +161,20 @@ def test_the_rate_is_canonical_and_the_given_spelling_kept() -> None:
     assert (s.rate.text, s.rate.given, s.rate.period_s) == ("100/hour", "100/Hour", 3600)
 
 
+def test_the_app_is_handed_the_canonical_rate_and_its_redis() -> None:
+    """What the app's environment holds is the harness's rule, not what DRF would make of the
+    user's spelling (DRF reads ``period[0]`` case-sensitively today; a later release may not)."""
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "10/Min", "env": {"A": "1"}})
+    spec = fleet_spec(s, 2, "redis://:pw@127.0.0.1:1/0", "prefix:", connections=8)
+    assert dict(spec.env) == {
+        "A": "1",
+        "REDIS_URL": "redis://:pw@127.0.0.1:1/0",
+        "THROTTLE_HARNESS_KEY_PREFIX": "prefix:",
+        "THROTTLE_HARNESS_RATE": "10/minute",
+    }
+    assert (spec.workers, spec.connections) == (2, 8)
+
+
 @pytest.mark.parametrize(
     ("args", "culprit", "option"),
     [
@@ -194,6 +209,16 @@ def test_gunicorn_options_the_harness_owns_are_refused(
     assert f"gunicorn_args: {culprit!r} (gunicorn's {option}) is not allowed" in message
     assert "the harness owns gunicorn's binding, worker shape and daemonizing" in message
     assert caught.value.exit_code == EXIT_USAGE and "\n" not in message
+
+
+def test_the_owned_options_are_read_from_the_installed_gunicorns_parser() -> None:
+    """The refusals above mirror gunicorn's own argparse (abbreviations, clusters): that holds
+    only while the harness reads gunicorn's option table, not its short fallback table, which
+    it takes when gunicorn's internals move. If this fails, they moved: mend the reader."""
+    options = _gunicorn_options()
+    assert len(options) > len(_FALLBACK_OPTIONS)
+    assert options["--max-requests"] == ("max_requests", False)
+    assert options["--preload"] == ("preload_app", True)
 
 
 def test_gunicorn_options_from_a_file_and_from_gunicorn_cmd_args(tmp_path: Path) -> None:
