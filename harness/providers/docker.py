@@ -98,7 +98,7 @@ class DockerProvider:
         return self._image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
     def unavailable(self) -> str | None:
-        if _redis_container_class() is None:
+        if _container_class() is None:
             return f"testcontainers is not installed ({INSTALL_HINT})"
         why_not = engine_unavailable()
         if why_not is not None:
@@ -113,7 +113,7 @@ class DockerProvider:
             client.client.close()
 
     def open(self) -> AbstractContextManager[RedisServer]:
-        container_class = _redis_container_class()
+        container_class = _container_class()
         if container_class is None:
             raise RedisUnavailable(
                 f"--redis docker: testcontainers is not installed ({INSTALL_HINT})"
@@ -134,7 +134,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
     forget = on_death_remove_container(name)  # removed even if the harness is killed
     try:
         try:
-            container = container_class(image, password=password)
+            container = container_class(image)
         except Exception as exc:  # constructing it asks the engine for its API version
             raise RedisUnavailable(
                 f"--redis docker: no Docker engine answers: {_one_line(exc)}"
@@ -150,8 +150,6 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
         # one the engine picked would change when the container restarts (the redis-restart
         # fault), and the app's REDIS_URL with it.
         container.ports[str(_REDIS_PORT)] = (LOOPBACK, free_port())
-        if hasattr(container, "waiting_for"):  # newer testcontainers: readiness is ours (below)
-            container.waiting_for(None)
 
         try:
             container.start()
@@ -349,15 +347,15 @@ def _one_line(exc: BaseException | str, limit: int = _MESSAGE_LIMIT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _redis_container_class() -> type[Any] | None:
+def _container_class() -> type[Any] | None:
+    """testcontainers' plain container (in every 4.x at the same place). Not its RedisContainer:
+    that one brings a readiness wait of its own (a ping loop of up to 120 s before 4.15), and
+    the harness starts, publishes and waits for Redis itself."""
     try:
-        from testcontainers.community.redis import RedisContainer
+        from testcontainers.core.container import DockerContainer
     except ImportError:
-        try:
-            from testcontainers.redis import RedisContainer  # older testcontainers
-        except ImportError:
-            return None
-    return RedisContainer
+        return None
+    return DockerContainer
 
 
 def _testcontainers_client() -> Any:
