@@ -98,6 +98,7 @@ def test_the_atomic_throttle_passes_with_overlap_reported(
         ("limits_app:application", ["--env", "LIMITS_STRATEGY=fixed-window"]),  # anchored
         ("handrolled_app:application", ["--env", "PATTERN=clock-window"]),  # clock-aligned
         ("handrolled_app:application", ["--env", "PATTERN=token-bucket"]),  # GCRA
+        ("flask_limiter_app:application", []),  # limits' fixed window behind Flask-Limiter
     ],
 )
 def test_correct_throttles_at_20_per_second_pass(
