@@ -113,4 +113,4 @@ def ours(client: Any) -> list[Any]:
     from testcontainers.core.labels import LABEL_SESSION_ID, SESSION_ID
 
     labels = [CONTAINER_LABEL, f"{LABEL_SESSION_ID}={SESSION_ID}"]
-    return list(client.containers.list(all=True, filters={"label": labels}))
+    return list(client.containers.list(all=True, filters={"label": labels}, ignore_removed=True))

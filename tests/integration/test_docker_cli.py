@@ -100,7 +100,9 @@ def test_a_missing_image_exits_3_with_one_line(
 
 def harness_containers(engine: Any) -> list[Any]:
     """Containers of the docker provider, whichever process started them."""
-    return list(engine.containers.list(all=True, filters={"label": CONTAINER_LABEL}))
+    return list(
+        engine.containers.list(all=True, filters={"label": CONTAINER_LABEL}, ignore_removed=True)
+    )
 
 
 def _wait_for_new_container(engine: Any, before: set[str], timeout_s: float = 60) -> Any:

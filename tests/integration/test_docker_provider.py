@@ -46,7 +46,7 @@ def _container_for(client: Any, url: str) -> Any:
 
 
 def _gone(client: Any, container_id: str) -> bool:
-    return not client.containers.list(all=True, filters={"id": container_id})
+    return not client.containers.list(all=True, filters={"id": container_id}, ignore_removed=True)
 
 
 def test_yields_password_protected_redis_on_loopback(
