@@ -34,19 +34,17 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from harness.checker import (
-    EDGE_ALPHA,
     Burst,
-    BurstFinding,
     Claim,
-    edge_chance,
-    find,
-    overlapped,
-    under_admitted,
-    wants_another_burst,
+    Verdict,
+    judge,
+    more_bursts_could_settle,
+    strong_crossings,
 )
 from harness.evidence import Stamp
 from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
+from harness.ledger import Ledger
 from harness.providers import RedisServer
 from harness.redis_proxy import RedisProxy
 from harness.scenario import Scenario
@@ -62,6 +60,8 @@ STAMP_WAIT_S = 0.5
 RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
 RECOVERY_MARGIN_S = 0.05
 RECOVERY_REQUESTS = 4
+GOLDEN = 0.6180339887498949  # the fractional part of the golden ratio: phases spread evenly
+PHASE_HEADROOM = 1.5  # a burst is given this many times the widest span so far
 BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP", "CF-Connecting-IP")
 BYPASS_TRIES = 3  # requests per header, each with an address of its own
 
@@ -109,19 +109,25 @@ def send_bursts(
         batch = next(values, [])
         return Client(next(addresses), batch[0]) if batch else None
 
-    ctx = FaultContext(fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy)
+    ledger = Ledger()
+    ctx = FaultContext(
+        fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy, ledger
+    )
 
     def mid_first_burst(released: int) -> None:
         for fault in faults:
             fault.mid_first_burst(ctx, released)
 
     rounds: list[list[Burst]] = []
-    findings: list[list[BurstFinding]] = []
-    longest = 0.0
+    verdict: Verdict | None = None
+    longest = 0.0  # the longest a round took, waits included
+    widest = 0.0  # the longest span of a round's requests
     overlap_possible = scenario.traffic != "sequential"  # one request at a time never overlaps
     fault_between = any(f.acts_after_first_burst for f in faults)
-    while _wants_burst(findings, scenario.bursts, claim, overlap_possible) or (
-        fault_between and len(rounds) == 1  # a fault after the first: one burst after it
+    while (
+        verdict is None
+        or _wants_burst(verdict, len(rounds), scenario.bursts, claim, overlap_possible)
+        or (fault_between and len(rounds) == 1)  # a fault after the first: one burst after it
     ):
         if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
@@ -134,8 +140,8 @@ def send_bursts(
         if rounds:  # a retest of the crossing: the limit, every thread, and some more
             count = min(count, claim.limit + RETEST_WAVES * target.capacity)
         align = None
-        if claim.period_s <= ALIGN_PERIOD_S:  # a different phase each time, past a clock edge
-            align = (claim.period_s, (len(rounds) % 3) * claim.period_s / 3)
+        if claim.period_s <= ALIGN_PERIOD_S:
+            align = (claim.period_s, _phase(len(rounds), claim.period_s, widest))
         started = time.monotonic()
         rounds.append(
             _one_round(
@@ -153,16 +159,41 @@ def send_bursts(
             )
         )
         longest = max(longest, time.monotonic() - started)
+        widest = max(widest, _span(rounds[-1]))
+        for b in rounds[-1]:
+            ledger.add([*b.records, *b.confirmation])
         if len(rounds) == 1:
             for fault in faults:
                 fault.after_first_burst(ctx, rounds[0])
-        findings.append([find(b, claim) for b in rounds[-1]])
-    if scenario.bypass_check and findings and findings[-1][-1].tally.rejected:
+        verdict = judge(_numbered(rounds), claim)
+    if scenario.bypass_check and verdict and verdict.bursts[-1].tally.rejected:
         rounds[-1][-1] = _with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted
-    flat = [f for found in findings for f in found]
-    if claim.period_s <= RECOVERY_PERIOD_S and _wants_recovery(flat, claim):
-        rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline)
+        ledger.add(r for _, r in rounds[-1][-1].bypass)
+    if claim.period_s <= RECOVERY_PERIOD_S and verdict and _wants_recovery(verdict):
+        rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline, ledger)
+    return _numbered(rounds)
+
+
+def _numbered(rounds: Sequence[Sequence[Burst]]) -> list[Burst]:
+    """Every client's burst, each with the number of its round."""
     return [replace(b, round=n) for n, bursts in enumerate(rounds, 1) for b in bursts]
+
+
+def _span(bursts: Sequence[Burst]) -> float:
+    """From a round's first send to its last answer."""
+    answered = [r for b in bursts for r in b.records if r.received_at is not None]
+    if not answered:
+        return 0.0
+    return max(r.received_at or 0.0 for r in answered) - min(r.sent_at for r in answered)
+
+
+def _phase(n: int, period_s: float, widest: float) -> float:
+    """Where in the clock's period the ``n``-th burst starts: the first just past a
+    clock-aligned edge, the next ones spread over the room the widest burst so far leaves
+    before the next one (a golden-ratio sequence), so that a correct clock-aligned window is
+    not crossed and no two bursts share a phase."""
+    room = period_s - PHASE_HEADROOM * widest
+    return (n * GOLDEN) % 1.0 * (room if room > 0 else period_s)
 
 
 def identity_values(scenario: Scenario) -> Iterator[list[str]]:
@@ -184,42 +215,54 @@ def identity_values(scenario: Scenario) -> Iterator[list[str]]:
 def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
     """``burst`` with, right after it, requests from its exhausted client that carry a client
     address in a header a misconfigured app may trust (each its own address, from a range kept
-    for documentation: in headers only, every packet still goes to loopback), and beside them
-    one without: the control, still refused while the window lasts."""
-    headers: list[str] = []
-    extras: list[tuple[tuple[str, str], ...]] = []
+    for documentation: in headers only, every packet still goes to loopback), one at a time,
+    each between two controls without such a header: a slot that reopens meanwhile (a token
+    refilled, an entry expired) goes as readily to a control as to a spoofed request, so only a
+    spoofed request admitted between two refused controls tells (see ``checker._bypassed``)."""
+    attempts: list[tuple[str, Record]] = []
+
+    def send(header: str, extra: tuple[tuple[str, str], ...]) -> None:
+        (record,) = fresh_requests(
+            target,
+            [f"{burst.tag}x-{len(attempts)}"],
+            identity=burst.identity,
+            value=burst.value,
+            deadline=deadline,
+            extra_headers=[extra],
+        )
+        attempts.append((header, record))
+
+    send("", ())
+    tries = 0
     for header in BYPASS_HEADERS:
         for _ in range(BYPASS_TRIES):
-            spoofed = f"203.0.113.{len(extras) + 1}"
-            headers.append(header)
-            extras.append(((header, f"for={spoofed}" if header == "Forwarded" else spoofed),))
-    headers.append("")
-    extras.append(())
-    records = fresh_requests(
-        target,
-        [f"{burst.tag}x-{i}" for i in range(len(extras))],
-        identity=burst.identity,
-        value=burst.value,
-        deadline=deadline,
-        extra_headers=extras,
-    )
-    return replace(burst, bypass=tuple(zip(headers, records, strict=True)))
+            tries += 1
+            spoofed = f"203.0.113.{tries}"
+            send(header, ((header, f"for={spoofed}" if header == "Forwarded" else spoofed),))
+            send("", ())
+    return replace(burst, bypass=tuple(attempts))
 
 
-def _wants_recovery(findings: Sequence[BurstFinding], claim: Claim) -> bool:
+def _wants_recovery(verdict: Verdict) -> bool:
     """Whether a recovery check could still matter: nothing proven yet, the limit reached."""
     return (
-        bool(findings)
-        and not any(f.fit.kind == "over" or f.tally.errors for f in findings)
-        and edge_chance(findings, claim.period_s) >= EDGE_ALPHA
-        and findings[0].tally.rejected > 0
+        verdict.kind != "error"
+        and verdict.basis not in ("over", "edges", "under")
+        and bool(verdict.bursts)
+        and verdict.bursts[0].tally.rejected > 0
     )
 
 
-def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) -> Burst:
+def _with_recovery(
+    burst: Burst, target: Target, claim: Claim, deadline: float, ledger: Ledger
+) -> Burst:
     """``burst`` with a few requests from its client sent once a whole period has passed since
-    its last answer: a correct throttle of any window admits them all again."""
-    last = max((r.received_at for r in burst.records if r.received_at), default=time.time())
+    the last request of that client a throttle may have counted (the ledger's, from any part of
+    the run: the burst, confirmations, bypass controls, fault probes): a correct throttle of any
+    window admits them all again."""
+    last = ledger.last_counted(burst.identity, claim.statuses)
+    if last is None:
+        return burst
     wait = last + claim.period_s + RECOVERY_MARGIN_S - time.time()
     if wait + 1.0 > deadline - time.monotonic():
         return burst
@@ -231,30 +274,25 @@ def _with_recovery(burst: Burst, target: Target, claim: Claim, deadline: float) 
         value=burst.value,
         deadline=deadline,
     )
+    ledger.add(records)
     return replace(burst, recovery=records)
 
 
 def _wants_burst(
-    rounds: Sequence[Sequence[BurstFinding]], planned: int, claim: Claim, overlap_possible: bool
+    verdict: Verdict, rounds: int, planned: int, claim: Claim, overlap_possible: bool
 ) -> bool:
-    """Another burst, unless the run is settled: a failure proven, an error or under-admission
-    seen, or as many bursts as planned crossed the limit with requests inside the app together
-    (a burst that did not counts for nothing) and nothing is left that more bursts could
-    decide. Each client of a burst crosses its own limit: each counts."""
-    if not rounds:
-        return True
-    findings = [f for found in rounds for f in found]
-    if any(f.fit.kind == "over" for f in findings):
+    """Another burst, unless the judge's verdict is settled: a failure or error proven, or as
+    many bursts as planned crossed the limit with requests inside the app together (a burst
+    that did not counts for nothing; each client of a burst crosses its own limit) and nothing
+    is left that more bursts could decide (the judge says what: window edges still to tell
+    from a race, too few workers). Within the run's budget of extra bursts."""
+    if verdict.kind in ("fail", "error") or verdict.basis == "never-limited":
         return False
-    if edge_chance(findings, claim.period_s) < EDGE_ALPHA:
-        return False
-    if any(f.tally.errors or under_admitted(f, claim) for f in findings):
-        return False
-    strong = sum(overlapped(f, claim) for f in findings) if overlap_possible else len(findings)
-    if strong >= planned and not wants_another_burst(findings, claim.period_s):
+    strong = strong_crossings(verdict, claim) if overlap_possible else len(verdict.bursts)
+    if strong >= planned and not more_bursts_could_settle(verdict, claim, overlap_possible):
         return False
     extra = EXTRA_BURSTS if strong or not overlap_possible else EXTRA_BURSTS_NO_OVERLAP
-    return len(rounds) < planned + extra
+    return rounds < planned + extra
 
 
 def _one_round(

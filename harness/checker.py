@@ -30,6 +30,8 @@ accepted + indeterminate, and neither bound counts it as an error.
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,11 +40,25 @@ from typing import Literal
 from harness.evidence import Overlap, Stamp, needed_overlap, overlap
 from harness.request_template import Statuses
 from harness.traffic.records import Record
-from harness.windows import Fit, model_for
+from harness.windows import Fit, Interval, model_for
 
 SUMMED_UP = 6  # more bursts than this are summed up as a range in reasons and reports
 EDGE_ALPHA = 1e-3  # window edges explaining over-admissions must have at least this chance
+BYPASS_PROOF = 2  # spoofed requests admitted between refused controls that prove a bypass
 VerdictKind = Literal["pass", "fail", "inconclusive", "error"]
+Basis = Literal[
+    "over",  # fail: a burst admitted more than any correct throttle could
+    "edges",  # fail: more bursts over the limit than window edges plausibly explain
+    "bypass",  # fail: a spoofed client-address header was admitted past the limit
+    "errors",  # error
+    "under",  # fail: a fresh client admitted less than the limit
+    "no-recovery",  # fail: still refused a period after its last counted request
+    "never-limited",  # inconclusive: no burst reached the limit
+    "edges-unclean",  # inconclusive: over-admissions a window edge explains, no clean burst
+    "few-workers",  # inconclusive
+    "no-overlap",  # inconclusive
+    "held",  # pass
+]
 
 
 @dataclass(frozen=True)
@@ -145,6 +161,7 @@ class Verdict:
     hint: str = ""
     bursts: tuple[BurstFinding, ...] = ()
     edge_chance: float | None = None  # chance that window edges explain the over-admissions
+    basis: Basis = "held"  # which rule decided it: what more traffic could still change
 
     @property
     def overlap(self) -> Overlap:
@@ -210,8 +227,16 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     accepted = [
         r for r in burst.records if claim.statuses.admitted(r.status) and r.received_at is not None
     ]
+    refused = [
+        (r.sent_at, r.received_at)
+        for r in burst.records
+        if claim.statuses.refused(r.status) and r.received_at is not None
+    ]
     fit = model_for(claim.window).fit(
-        [(r.sent_at, r.received_at or r.sent_at) for r in accepted], claim.limit, claim.period_s
+        [(r.sent_at, r.received_at or r.sent_at) for r in accepted],
+        claim.limit,
+        claim.period_s,
+        refused,
     )
     ids = {r.request_id for r in accepted}
     ov = overlap(list(burst.stamps.values()), ids, claim.limit)
@@ -234,19 +259,24 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
 def _bypassed(
     attempts: Sequence[tuple[str, Record]], statuses: Statuses
 ) -> tuple[tuple[str, int, int], ...]:
-    """(header, admitted, sent) for each spoofed header, if the control request without one
-    was refused: else the window had passed, and an admission proves nothing."""
-    if not any(h == "" and statuses.refused(r.status) for h, r in attempts):
-        return ()
-    headers = dict.fromkeys(h for h, _ in attempts if h)
-    return tuple(
-        (
-            h,
-            sum(statuses.admitted(r.status) for x, r in attempts if x == h),
-            sum(x == h for x, _ in attempts),
-        )
-        for h in headers
-    )
+    """(header, admitted, telling) for each spoofed header: of its requests sent between two
+    refused controls (requests without it, one before and one after: ``telling``), how many
+    were admitted. A throttle that ignores the header treats a control and a spoofed request
+    alike, so a slot that reopens between two refused controls goes to at most the one
+    request it admitted there; a header it trusts admits every such request."""
+    found: dict[str, list[int]] = {}
+    for i, (header, record) in enumerate(attempts):
+        if not header:
+            continue
+        counts = found.setdefault(header, [0, 0])
+        before = attempts[i - 1] if i else None
+        after = attempts[i + 1] if i + 1 < len(attempts) else None
+        if all(
+            c is not None and not c[0] and statuses.refused(c[1].status) for c in (before, after)
+        ):
+            counts[1] += 1
+            counts[0] += statuses.admitted(record.status)
+    return tuple((h, admitted, telling) for h, (admitted, telling) in found.items())
 
 
 def _answered(records: Sequence[Record], statuses: Statuses) -> tuple[int, int] | None:
@@ -281,53 +311,119 @@ def combine(tallies: Sequence[Tally]) -> Tally:
 
 
 def edge_chance(findings: Sequence[BurstFinding], period_s: float) -> float:
-    """The chance that a correct throttle shows the over-admissions that only a window edge of
-    unknown phase explains: that an edge fell inside each of those bursts.
+    """The chance that a correct fixed window of unknown phase shows as many over-admissions
+    as window edges must explain here (the ``edge`` bursts): that at least that many of all the
+    bursts had an edge inside (a p-value; small means edges do not explain them).
 
-    With a phase of its own per client (django-ratelimit's offset per key, a window anchored at
-    a client's first request) the bursts are independent: the chance that at least that many of
-    all the bursts had an edge inside, each with its own chance. With one
-    phase for every client (one global reset) it is the share of phases that fall inside every
-    one of those bursts at once. The larger of the two."""
-    edges = [f for f in findings if f.fit.kind == "edge"]
+    Two ways a correct window's phase is unknown, and the larger chance of the two:
+
+    - one phase for every client (a global grid at some offset): the share of phases that
+      fall inside at least that many of the bursts' spans at once (a sweep over the spans'
+      ends modulo the period; staggered clients of one burst share one edge);
+    - a phase per client on whole seconds (django-ratelimit's ``crc32(key) % period``
+      offsets): each burst independently, with the share of the period's whole seconds
+      inside its span (a Poisson-binomial tail).
+
+    Either way the edge must fall where each burst's admissions and refusals allow one
+    (``Fit.edges``): where no phase, or no whole second, does for every such burst, that way
+    is ruled out. Windows anchored at a client's first request have no edge inside its first
+    period, and every burst is a fresh client's first. A window with a fractional phase of its
+    own per client is a model we have not met in the wild; such a throttle could fail here.
+    """
+    edges = [f.fit.edges for f in findings if f.fit.kind == "edge"]
     if not edges:
         return 1.0
-    # Independent phases: the chance that at least as many of all the bursts had an edge
-    # inside (each with its own chance, its span over the period; a Poisson-binomial tail).
-    dist = [1.0]  # dist[k]: chance that exactly k of the bursts so far had an edge inside
-    for f in findings:
-        p = min(1.0, f.tally.span_s / period_s) if f.fit.kind != "edge" else f.fit.edge_chance
+    spans = [
+        (f.tally.first_sent, f.tally.last_received)
+        for f in findings
+        if f.tally.first_sent is not None and f.tally.last_received is not None
+    ]
+    shared = _shared_phase(spans, len(edges), period_s) if _one_phase_fits(edges, period_s) else 0
+    whole = _whole_seconds(spans, len(edges), period_s) if all(map(_holds_whole, edges)) else 0
+    return min(1.0, max(shared, whole))
+
+
+def _one_phase_fits(edges: Sequence[Sequence[Interval]], period_s: float) -> bool:
+    """Whether one window phase puts an edge where each of these bursts could have had it
+    (each burst's ranges, from its admissions and refusals): a phase in all of them."""
+    common: list[Interval] = [(0.0, period_s)]
+    for ranges in edges:
+        arcs: list[Interval] = []
+        for a, b in ranges:
+            if b - a >= period_s:
+                arcs.append((0.0, period_s))
+                continue
+            start = a % period_s
+            end = start + (b - a)
+            arcs.append((start, min(end, period_s)))
+            if end > period_s:
+                arcs.append((0.0, end - period_s))
+        common = [
+            (max(a, c), min(b, d)) for a, b in common for c, d in arcs if max(a, c) <= min(b, d)
+        ]
+        if not common:
+            return False
+    return True
+
+
+def _holds_whole(ranges: Sequence[Interval]) -> bool:
+    """Whether an edge on a whole second could have fallen in one of these ranges."""
+    return any(math.floor(b) >= math.ceil(a) for a, b in ranges)
+
+
+def _shared_phase(spans: Sequence[tuple[float, float]], needed: int, period_s: float) -> float:
+    """The share of window phases that put an edge inside at least ``needed`` of the spans."""
+    always = 0  # spans of a period or more: an edge falls inside whatever the phase
+    changes: list[tuple[float, int]] = [(0.0, 0), (period_s, 0)]
+    for first, last in spans:
+        if last - first >= period_s:
+            always += 1
+            continue
+        start = first % period_s
+        end = start + (last - first)
+        arcs = [(start, min(end, period_s))] + ([(0.0, end - period_s)] if end > period_s else [])
+        for a, b in arcs:
+            changes += [(a, 1), (b, -1)]
+    changes.sort()
+    inside = always
+    covered = 0.0
+    for (at, step), (nxt, _) in itertools.pairwise(changes):
+        inside += step
+        if inside >= needed:
+            covered += nxt - at
+    return covered / period_s
+
+
+def _whole_seconds(spans: Sequence[tuple[float, float]], needed: int, period_s: float) -> float:
+    """The chance that at least ``needed`` spans hold an edge when each client's edges sit on
+    whole seconds at an offset of its own: each span's whole seconds over the period's."""
+    dist = [1.0]  # dist[k]: chance that exactly k of the spans so far had an edge inside
+    for first, last in spans:
+        p = min(1.0, (math.floor(last) - math.floor(first)) / max(1.0, period_s))
         dist = [
             (dist[k] if k < len(dist) else 0.0) * (1 - p) + (dist[k - 1] * p if k else 0.0)
             for k in range(len(dist) + 1)
         ]
-    independent = min(1.0, sum(dist[len(edges) :]))
-    return max(independent, _shared_phase(edges, period_s))
+    return sum(dist[needed:])
 
 
-def _shared_phase(edges: Sequence[BurstFinding], period_s: float) -> float:
-    """The share of window phases that put an edge inside every one of these bursts."""
-    common = [(0.0, period_s)]
-    for f in edges:
-        start = (f.tally.first_sent or 0.0) % period_s
-        end = start + min(f.tally.span_s, period_s)
-        arc = [(start, min(end, period_s)), (0.0, max(0.0, end - period_s))]
-        common = [
-            (max(a, c), min(b, d)) for a, b in common for c, d in arc if min(b, d) > max(a, c)
-        ]
-    return sum(b - a for a, b in common) / period_s
+def more_bursts_could_settle(verdict: Verdict, claim: Claim, overlap_possible: bool) -> bool:
+    """Whether another burst could change or firm up ``verdict`` beyond the bursts planned: it
+    is not proven (a failure, an error) and rests on too little. Over-admissions that a window
+    edge explains (a race over-admits again and again, and where each burst could have had its
+    edge soon rules one edge out, while a correct window's next bursts come clean), too few
+    workers, or no crossing with requests inside the app together (where overlap is possible).
+    """
+    if verdict.basis in ("edges-unclean", "few-workers"):
+        return True
+    if verdict.basis == "no-overlap":
+        return overlap_possible
+    return verdict.basis == "held" and verdict.edge_chance is not None
 
 
-def wants_another_burst(findings: Sequence[BurstFinding], period_s: float) -> bool:
-    """Whether more bursts could settle the run: an over-admission that only a window edge
-    explains, too plausible to call a failure, and no clean burst yet."""
-    if any(f.fit.kind == "over" for f in findings):
-        return False
-    if not any(f.fit.kind == "edge" for f in findings):
-        return False
-    return edge_chance(findings, period_s) >= EDGE_ALPHA and not any(
-        f.fit.kind == "within" for f in findings
-    )
+def strong_crossings(verdict: Verdict, claim: Claim) -> int:
+    """How many of the verdict's bursts crossed the limit with a race's overlap."""
+    return sum(overlapped(f, claim) for f in verdict.bursts)
 
 
 def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
@@ -337,14 +433,17 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     expected = sum(min(f.tally.sent, claim.limit) for f in findings)
     factor = t.accepted / expected if expected else None
 
-    def verdict(kind: VerdictKind, reason: str, hint: str = "", **kw: float | None) -> Verdict:
-        return Verdict(kind, expected, t, reason, factor, hint, findings, **kw)
+    def verdict(
+        kind: VerdictKind, basis: Basis, reason: str, hint: str = "", chance: float | None = None
+    ) -> Verdict:
+        return Verdict(kind, expected, t, reason, factor, hint, findings, chance, basis)
 
     over = [f for f in findings if f.fit.kind == "over"]
     if over:
         worst = max(over, key=lambda f: f.tally.accepted)
         return verdict(
             "fail",
+            "over",
             f"over-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
             f"{worst.tally.sent}, limit {claim.limit} (x{worst.tally.accepted / claim.limit:.2f})"
             f"; {worst.fit.reason}",
@@ -356,27 +455,30 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         counts = ", ".join(str(f.tally.accepted) for f in edges)
         return verdict(
             "fail",
+            "edges",
             f"over-admission: {len(edges)} of {len(findings)} bursts admitted more than "
             f"{claim.limit} ({counts}); {edges[0].fit.reason}; window edges inside that many "
             f"bursts have a chance of {chance:.1e}",
             _over_admission_hint(max(edges, key=lambda f: f.tally.accepted), claim, findings),
-            edge_chance=chance,
+            chance=chance,
         )
-    leaks = [(f, h, a, n) for f in findings for h, a, n in f.bypassed if a]
+    leaks = [(f, h, a, n) for f in findings for h, a, n in f.bypassed if a >= BYPASS_PROOF]
     if leaks:
         f, header, admitted, sent = leaks[0]
         others = sorted({h for _, h, _, _ in leaks} - {header})
         return verdict(
             "fail",
+            "bypass",
             f"bypass: past the limit, {admitted} of {sent} requests of client {f.identity} "
-            f"carrying {header} with another address were admitted (one without it was "
-            "refused)" + (f"; also {', '.join(others)}" if others else ""),
+            f"carrying {header} with another address were admitted, each between two "
+            "refused requests without it" + (f"; also {', '.join(others)}" if others else ""),
             f"the throttle takes the client address from {header}, which any client can set: "
             "trust it only from your own proxy (DRF: set NUM_PROXIES)",
         )
     if t.errors:
         return verdict(
             "error",
+            "errors",
             f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}",
             _error_hint(t),
         )
@@ -410,6 +512,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             )
         return verdict(
             "fail",
+            "under",
             f"under-admission: {_which(worst, findings)} admitted {worst.tally.accepted} of "
             f"{worst.tally.sent}, limit {claim.limit}",
             hint,
@@ -419,6 +522,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         admitted, refused = stuck[0].recovered or (0, 0)
         return verdict(
             "fail",
+            "no-recovery",
             f"no recovery: {claim.period_s:g}s after its burst, client {stuck[0].identity} was "
             f"still refused ({refused} refused, {admitted} admitted)",
             "the throttle does not forget: a counter or key without an expiry (no TTL), or a "
@@ -427,20 +531,25 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     if all(f.tally.sent <= claim.limit for f in findings):
         return verdict(
             "inconclusive",
+            "never-limited",
             f"every burst was admitted whole, but {findings[0].tally.sent if findings else 0} "
             f"requests never reach the limit of {claim.limit}: send more than {claim.limit}",
         )
     if edges and not any(f.fit.kind == "within" for f in findings):
         return verdict(
             "inconclusive",
+            "edges-unclean",
             f"{len(edges)} burst(s) admitted more than {claim.limit}, which a window edge "
             f"could explain ({edges[0].fit.reason}), and no burst was clean",
-            edge_chance=chance,
+            chance=chance,
         )
+    beyond = [f for f in findings if f.tally.accepted > min(f.tally.sent, claim.limit)]
+    held = "within bounds" if beyond else "exact"
     if t.workers_seen < claim.workers_needed:
         return verdict(
             "inconclusive",
-            f"exact, but only {t.workers_seen} of {claim.workers} workers served the traffic; "
+            "few-workers",
+            f"{held}, but only {t.workers_seen} of {claim.workers} workers served the traffic; "
             f"{claim.workers_needed} needed to show the state is shared",
         )
     need_requests, need_workers = needed_overlap(claim.workers, claim.threads)
@@ -449,18 +558,22 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     if not strong:
         return verdict(
             "inconclusive",
-            f"exact, but the requests never overlapped inside the app when the limit was "
+            "no-overlap",
+            f"{held}, but the requests never overlapped inside the app when the limit was "
             f"crossed ({strongest.describe()}; {need_requests} requests on {need_workers} "
             "worker(s) needed): a race would not have shown",
         )
     recovered = [f.recovered for f in findings if f.recovered]
     reason = (
-        f"exact: {len(findings)} burst(s) admitted what a correct throttle would ("
+        f"{held}: {len(findings)} burst(s) admitted what a correct throttle would ("
         + _summaries(findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
         f"on {strongest.crossing_workers} worker(s) were inside the app together "
         f"(in {strong} of {len(findings)} bursts)"
     )
+    if beyond:  # the model and bound that held for the burst furthest past the limit
+        most = max(beyond, key=lambda f: f.tally.accepted - min(f.tally.sent, claim.limit))
+        reason += f"; {_which(most, findings)} admitted {most.tally.accepted}: {most.fit.reason}"
     if t.indeterminate:
         reason += (
             f"; {t.indeterminate} request(s) died with their worker, counted or not: "
@@ -476,7 +589,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"; {len(edges)} burst(s) over {claim.limit} are explained by a window edge "
             f"(chance {chance:.2g})"
         )
-    return verdict("pass", reason, edge_chance=chance if edges else None)
+    return verdict("pass", "held", reason, chance=chance if edges else None)
 
 
 def under_admitted(finding: BurstFinding, claim: Claim) -> bool:

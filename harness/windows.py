@@ -12,10 +12,11 @@ Windows are half-open, ``[t, t + d)``. Adding an algorithm is adding a class to 
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
-from bisect import bisect_left
-from collections.abc import Sequence
-from dataclasses import dataclass
+from bisect import bisect_left, insort
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal, Protocol
 
@@ -38,12 +39,23 @@ class Fit:
     edge_chance: float  # edge: upper bound on the chance that an edge fell inside the burst
     model: str
     reason: str  # one short clause naming the bound, for a verdict's reason
+    edges: tuple[Interval, ...] = ()  # edge: where one window edge could have fallen, closed
 
 
 class WindowModel(Protocol):
     name: str
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit: ...
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
+        """How ``accepted`` fits; ``refused``, the same client's refused requests, may only
+        narrow what a correct throttle could have done (models that do not use them ignore
+        them)."""
+        ...
 
 
 class SlidingWindow:
@@ -56,12 +68,21 @@ class SlidingWindow:
     ``[phase + k*d, phase + (k+1)*d)`` are sliding windows too, so the exact known-phase
     fixed-window count on such a grid bounds the sliding count from above. The bound is the
     least of three grids (edges on the epoch clock, at the first send, just after the last
-    receipt). Safe overestimate: a grid lets up to ``2*limit`` pass close around its edges.
+    receipt), and of the count less the most that any interval from a send to a receipt holds
+    beyond ``limit`` per started period of its length (so a tight cluster is never lost
+    between grid lines). Safe overestimate: a grid lets up to ``2*limit`` pass close around its
+    edges.
     """
 
     name = "sliding"
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
         n, first, last = _check(accepted, limit, period_s)
         rule = f"{limit} in any {period_s:g}s"
         if n == 0 or last - first < period_s:
@@ -69,6 +90,19 @@ class SlidingWindow:
             return _fit(self.name, n, bound, bound, 0.0, f"a sliding window admits at most {rule}")
         phases = (0.0, first, math.nextafter(last, math.inf))
         bound = min([n] + [_grid_bound(accepted, limit, period_s, p) for p in phases])
+        dense = _densest(accepted, lambda seconds: limit * (math.floor(seconds / period_s) + 1))
+        if n - dense.excess < bound:
+            bound = n - dense.excess
+            return _fit(
+                self.name,
+                n,
+                bound,
+                bound,
+                0.0,
+                f"a sliding window ({rule}) admits at most {dense.allowed} in "
+                f"{_secs(dense.seconds)}s, and {dense.count} of these were admitted within "
+                f"{_secs(dense.seconds)}s",
+            )
         return _fit(
             self.name,
             n,
@@ -91,11 +125,32 @@ class FixedClockWindow:
 
     name = "fixed-clock"
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
-        n, _, _ = _check(accepted, limit, period_s)
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
+        n, first, last = _check(accepted, limit, period_s)
         ranges = _ranges(accepted, period_s, 0.0)
         bound = _assign(ranges, limit)
         windows = max(hi for _, hi in ranges) - min(lo for lo, _ in ranges) + 1 if n else 1
+        if limit < n <= bound and windows == 2 and last - first < period_s:
+            edge = (_window(last, period_s, 0.0)) * period_s
+            near = _near(refused, edge - period_s, edge + period_s)
+            if not _Split(accepted, near, limit).fits(edge):
+                return _fit(
+                    self.name,
+                    n,
+                    n - 1,
+                    n - 1,
+                    0.0,
+                    f"a fixed window on the {period_s:g}s clock ({limit} per window) fills "
+                    "the window before its edge or the one after before it refuses, and no "
+                    f"split of these {n} admitted and {len(refused)} refused at that edge "
+                    "does",
+                )
         return _fit(
             self.name,
             n,
@@ -123,13 +178,32 @@ class FixedWindow:
 
     name = "fixed"
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
         n, first, last = _check(accepted, limit, period_s)
         span = last - first
         if n == 0 or span < period_s:
             strict, loose = min(n, limit), _one_edge_bound(accepted, limit)
             chance = min(1.0, span / period_s)
-            return _fit(
+            near = _near(refused, last - period_s, first + period_s)
+            edges = _edge_region(accepted, near, limit) if strict < n <= loose else ()
+            if strict < n <= loose and not edges:
+                return _fit(
+                    self.name,
+                    n,
+                    n - 1,
+                    n - 1,
+                    0.0,
+                    f"a fixed window of unknown phase fills the window before an edge or the "
+                    f"one after before it refuses, and wherever the edge, no split of these "
+                    f"{n} admitted and {len(refused)} refused does",
+                )
+            found = _fit(
                 self.name,
                 n,
                 strict,
@@ -139,6 +213,7 @@ class FixedWindow:
                 f"inside the {_secs(span)}s burst (chance <= {_chance(chance)}), {loose} "
                 "across one edge",
             )
+            return replace(found, edges=edges) if found.kind == "edge" else found
         windows = math.ceil((Fraction(last) - Fraction(first)) / Fraction(period_s)) + 1
         phases = (first, math.nextafter(last, math.inf))
         loose = min(
@@ -158,27 +233,47 @@ class FixedWindow:
 class TokenBucket:
     """A token bucket or GCRA holding ``limit`` and refilling ``limit / d`` per second.
 
-    Any interval ``[a, b]`` admits at most ``limit + limit * (b - a) / d``; the bound applies it
-    to the burst's whole span: ``min(n, limit + floor(limit * span / d))`` with a 1e-6 relative
-    headroom for the throttle's rounding. Safe overestimate: it ignores how the admissions
-    spread inside the span.
+    Any interval ``[t1, t2]`` admits at most ``limit + floor(limit * (t2 - t1) / d)`` (with a
+    1e-6 relative headroom for the throttle's rounding), and the bound checks *every* interval
+    from one request's send to another's receipt against the requests wholly inside it: a
+    generous whole span never hides a few extra admissions packed close together. Where some
+    interval holds ``k`` more than that, at least ``k`` of these requests were too many; the
+    bound is the count less the largest such excess (a safe overestimate of the most a bucket
+    could admit).
     """
 
     name = "token-bucket"
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
         n, first, last = _check(accepted, limit, period_s)
+        rate = limit / period_s
+
+        def allowance(seconds: float) -> int:
+            refill = rate * seconds
+            return limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill))
+
+        rule = f"a token bucket of {limit} refilling {limit} per {period_s:g}s"
+        dense = _densest(accepted, allowance)
+        if dense.excess > 0:
+            return _fit(
+                self.name,
+                n,
+                n - dense.excess,
+                n - dense.excess,
+                0.0,
+                f"{rule} admits at most {dense.allowed} in {_secs(dense.seconds)}s, and "
+                f"{dense.count} of these were admitted within {_secs(dense.seconds)}s",
+            )
         span = last - first if n else 0.0
-        refill = limit * span / period_s
-        bound = min(n, limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill)))
+        bound = min(n, allowance(span))
         return _fit(
-            self.name,
-            n,
-            bound,
-            bound,
-            0.0,
-            f"a token bucket ({limit} deep, {limit} per {period_s:g}s) admits at most {bound} "
-            f"in {_secs(span)}s",
+            self.name, n, bound, bound, 0.0, f"{rule} admits at most {bound} in {_secs(span)}s"
         )
 
 
@@ -194,8 +289,14 @@ class AnyWindow:
     def __init__(self, models: Sequence[WindowModel]) -> None:
         self.models = tuple(models)
 
-    def fit(self, accepted: Sequence[Interval], limit: int, period_s: float) -> Fit:
-        fits = [m.fit(accepted, limit, period_s) for m in self.models]
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
+        fits = [m.fit(accepted, limit, period_s, refused) for m in self.models]
         top = max(fits, key=lambda f: f.loose_bound)
         within = [f for f in fits if f.kind == "within"]
         edges = [f for f in fits if f.kind == "edge"]
@@ -221,6 +322,7 @@ class AnyWindow:
             best.edge_chance,
             best.model,
             best.reason,
+            best.edges,
         )
 
 
@@ -290,6 +392,104 @@ def _one_edge_bound(accepted: Sequence[Interval], limit: int) -> int:
             either = n - left_only - right_only
             best = max(best, min(left_only, limit) + min(right_only, limit) + either)
     return min(best, 2 * limit)
+
+
+@dataclass(frozen=True)
+class Dense:
+    """The interval that holds the most requests beyond what a model allows in it."""
+
+    excess: int  # requests wholly inside, less the allowance; <= 0 when every interval fits
+    count: int
+    allowed: int
+    seconds: float
+
+
+def _densest(accepted: Sequence[Interval], allowance: Callable[[float], int]) -> Dense:
+    """Over every interval from one request's send to another's receipt, the one whose
+    requests (those sent and answered inside it, so admitted inside it whenever admitted)
+    most exceed ``allowance(its length)``. O(n^2): from each send, the receipts of the
+    requests sent at or after it, in order."""
+    best = Dense(-len(accepted) - 1, 0, 0, 0.0)
+    receipts: list[float] = []  # of the requests sent at or after the current send, sorted
+    by_send = sorted(accepted, key=lambda iv: -iv[0])
+    i = 0
+    while i < len(by_send):
+        t1 = by_send[i][0]
+        while i < len(by_send) and by_send[i][0] == t1:
+            insort(receipts, by_send[i][1])
+            i += 1
+        for count, t2 in enumerate(receipts, 1):
+            allowed = allowance(t2 - t1)
+            if count - allowed > best.excess:
+                best = Dense(count - allowed, count, allowed, t2 - t1)
+    return best
+
+
+class _Split:
+    """Whether a correct fixed window with one edge at ``e`` (and no other edge among these
+    requests) could have admitted ``accepted`` and refused ``refused`` of a fresh client.
+
+    Necessary conditions only, so true wherever such a window could: a request answered
+    before the edge counts in the window before it, one sent at or after it in the window
+    after, the rest in either; a refusal means its window had ``limit`` admitted, so with any
+    refusal one window holds exactly ``limit`` of the admissions, and a refusal that must fall
+    in the other needs that one full too.
+    """
+
+    def __init__(
+        self, accepted: Sequence[Interval], refused: Sequence[Interval], limit: int
+    ) -> None:
+        self.n, self.limit = len(accepted), limit
+        self.sent = sorted(s for s, _ in accepted)
+        self.answered = sorted(r for _, r in accepted)
+        self.any_refused = bool(refused)
+        self.refused_last = max((s for s, _ in refused), default=-math.inf)
+        self.refused_answered = min((r for _, r in refused), default=math.inf)
+
+    def fits(self, e: float) -> bool:
+        n, limit = self.n, self.limit
+        if n > 2 * limit:
+            return False
+        before = bisect_left(self.answered, e)  # answered before the edge
+        after = n - bisect_left(self.sent, e)  # sent at or after it
+        if not self.any_refused:
+            return max(before, n - limit) <= min(limit, n - after)
+        refused_before = self.refused_answered < e
+        refused_after = self.refused_last >= e
+        for left in {limit, n - limit}:  # admissions before the edge: one window is full
+            right = n - left
+            if left < 0 or before > left or after > right:
+                continue
+            if (refused_before and left < limit) or (refused_after and right < limit):
+                continue
+            return True
+        return False
+
+
+def _edge_region(
+    accepted: Sequence[Interval], refused: Sequence[Interval], limit: int
+) -> tuple[Interval, ...]:
+    """Where one edge of a correct fixed window could have fallen, given what it admitted and
+    refused: closed ranges (a point where only one instant fits). The conditions change only
+    at the requests' ends, so each end and each gap between two ends is tried once."""
+    split = _Split(accepted, refused, limit)
+    ends = sorted({t for iv in (*accepted, *refused) for t in iv})
+    tries = [(t, t) for t in ends] + list(itertools.pairwise(ends))
+    merged: list[Interval] = []
+    for a, b in sorted(tries):
+        if not split.fits(a if a == b else (a + b) / 2):
+            continue
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return tuple(merged)
+
+
+def _near(refused: Sequence[Interval], lo: float, hi: float) -> list[Interval]:
+    """The refusals that can only count in the windows meeting ``[lo, hi)``: sent before
+    ``hi`` and answered at or after ``lo``."""
+    return [(s, r) for s, r in refused if s < hi and r >= lo]
 
 
 def _grid_bound(accepted: Sequence[Interval], capacity: int, length: float, phase: float) -> int:

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from harness.checker import Burst, Claim
 from harness.fleet import Fleet
+from harness.ledger import Ledger
 from harness.providers import RedisServer
 from harness.redis_proxy import RedisProxy
 from harness.traffic.records import Client, Target
@@ -104,6 +105,7 @@ class FaultContext:
     started: float  # time.monotonic() when the run's traffic started
     fresh_client: Callable[[], Client | None]  # a client no burst has used
     proxy: RedisProxy | None = None  # in front of Redis, for the faults of PROXIED
+    ledger: Ledger = field(default_factory=Ledger)  # every request sent, faults' probes too
 
     def at_s(self, now: float) -> float:
         return now - self.started

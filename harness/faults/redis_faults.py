@@ -78,6 +78,7 @@ class RedisRestart:
             value=burst.value,
             deadline=ctx.deadline,
         )
+        ctx.ledger.add(records)
         counts = _counts(records, ctx.claim.statuses)
         before = sum(ctx.claim.statuses.admitted(r.status) for r in burst.records)
         since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records), default=0.0)
@@ -174,9 +175,11 @@ class RedisOutage:
             ids = [f"outage-{n + i}" for i in range(wave)]
             n += wave
             until = min(ctx.deadline, time.monotonic() + WAVE_TIMEOUT_S)
-            return fresh_requests(
+            records = fresh_requests(
                 ctx.target, ids, identity=client.address, value=client.value, deadline=until
             )
+            ctx.ledger.add(records)
+            return records
 
         began = time.monotonic()
         ctx.proxy.outage()

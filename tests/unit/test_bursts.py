@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from harness import bursts
-from harness.checker import Claim, find
+from harness.checker import Burst, Claim, find, judge
 from harness.evidence import Stamp
 from harness.scenario import load_scenarios
 from harness.traffic.burst import CHUNK, _chunks
@@ -149,12 +149,62 @@ def test_more_bursts_while_no_crossing_has_overlapped() -> None:
     """A correct count whose crossings never overlapped gets up to EXTRA_BURSTS_NO_OVERLAP more
     bursts (a busy machine); once one has overlapped, EXTRA_BURSTS bound the run."""
     c = claim()
-    lone = find(burst({"w1": (60, 140), "w2": (40, 160)}, together=1), c)
-    shared = find(burst({"w1": (60, 140), "w2": (40, 160)}), c)
+    lone = burst({"w1": (60, 140), "w2": (40, 160)}, together=1)
+    shared = burst({"w1": (60, 140), "w2": (40, 160)})
+
+    def wants(sent: list[Burst], overlap_possible: bool = True) -> bool:
+        return bursts._wants_burst(judge(sent, c), len(sent), 3, c, overlap_possible)
+
     cap = 3 + bursts.EXTRA_BURSTS_NO_OVERLAP
-    assert bursts._wants_burst([[lone]] * (cap - 1), 3, c, True)
-    assert not bursts._wants_burst([[lone]] * cap, 3, c, True)
-    some = [[lone]] * (3 + bursts.EXTRA_BURSTS - 1)
-    assert bursts._wants_burst(some, 3, c, True)
-    assert not bursts._wants_burst([*some, [shared]], 3, c, True)
-    assert not bursts._wants_burst([[lone]] * 3, 3, c, False)  # sequential: no overlap to wait for
+    assert wants([lone] * (cap - 1))
+    assert not wants([lone] * cap)
+    some = [lone] * (3 + bursts.EXTRA_BURSTS - 1)
+    assert wants(some)
+    assert not wants([*some, shared])
+    assert not wants([lone] * 3, False)  # sequential: no overlap to wait for
+    assert not wants([shared] * 3)  # settled: three crossings raced, exact
+
+
+def test_the_stopping_rule_asks_the_judge() -> None:
+    """More bursts while an over-admission only a window edge explains is unsettled; none once
+    the judge has proven a failure, however few bursts were planned."""
+    c = claim(limit=20, period_s=1)
+    edge = burst({"w1": (18, 2), "w2": (14, 6)}, t0=T0 - 0.3, span_s=0.5, limit=20)
+    clean = burst({"w1": (10, 10), "w2": (10, 10)}, span_s=0.1, limit=20)
+    assert judge([edge, clean, clean], c).kind == "pass"
+    assert bursts._wants_burst(judge([edge, clean, clean], c), 3, 3, c, True)
+    assert not bursts._wants_burst(judge([clean] * 3, c), 3, 3, c, True)
+    over = burst({"w1": (30, 0), "w2": (30, 0)}, limit=20)
+    assert judge([over], c).kind == "fail"
+    assert not bursts._wants_burst(judge([over], c), 1, 3, c, True)
+
+
+def test_burst_phases_spread_and_fit_before_the_next_clock_edge() -> None:
+    phases = [bursts._phase(n, 1.0, 0.1) for n in range(12)]
+    assert phases[0] == 0.0
+    assert all(0 <= p <= 1.0 - 1.5 * 0.1 for p in phases)
+    gaps = sorted(phases)
+    assert min(b - a for a, b in zip(gaps, gaps[1:], strict=False)) > 0.02  # no two coincide
+    assert bursts._phase(5, 1.0, 0.9) < 1.0  # no room: anywhere in the period
+
+
+def _attempt(header: str, status: int, i: int) -> tuple[str, Record]:
+    return header, Record(i, "127.0.0.9", T0 + i, T0 + i + 0.01, status, "w1", None, f"x-{i}")
+
+
+def test_a_bypass_is_only_what_the_controls_could_not_have_had() -> None:
+    c = claim(limit=5, period_s=60)
+    trusted = [_attempt("", 429, 0)]
+    for k in range(3):  # every spoofed request admitted, every control beside it refused
+        trusted += [_attempt("X-Forwarded-For", 200, 2 * k + 1), _attempt("", 429, 2 * k + 2)]
+    b = replace(burst({"w1": (3, 5), "w2": (2, 5)}, limit=5), bypass=tuple(trusted))
+    assert find(b, c).bypassed == (("X-Forwarded-For", 3, 3),)
+    assert judge([b], c).basis == "bypass"
+    # A token refilled before one spoofed request (taken by it), and one before a control
+    # (which was admitted, so the spoofed request after it tells nothing): no bypass.
+    refill = [_attempt("", 429, 0), _attempt("X-Real-IP", 200, 1), _attempt("", 429, 2)]
+    refill += [_attempt("X-Real-IP", 429, 3), _attempt("", 200, 4), _attempt("X-Real-IP", 200, 5)]
+    refill += [_attempt("", 429, 6)]
+    b = replace(b, bypass=tuple(refill))
+    assert find(b, c).bypassed == (("X-Real-IP", 1, 1),)
+    assert judge([b], c).basis != "bypass"

@@ -82,6 +82,78 @@ def test_token_bucket_20_per_second_over_200ms_admits_24() -> None:
     assert fit("token-bucket", spread(100, T0, 2.0), 20).bound == 60  # 20 + 20/s * 2s
 
 
+def test_token_bucket_bounds_every_interval_not_only_the_whole_span() -> None:
+    # The narrow race at 5/second: seven admitted within 50 ms, one more 0.55 s later. Over
+    # the whole 0.6 s a bucket of 5 refills 3 (8 in all), but no bucket admits 7 in 50 ms.
+    accepted = [(T0 + 0.30, T0 + 0.35)] * 7 + [(T0 + 0.85, T0 + 0.9)]
+    f = fit("token-bucket", accepted, 5)
+    assert (f.kind, f.bound) == ("over", 6)
+    assert f.reason == (
+        "a token bucket of 5 refilling 5 per 1s admits at most 5 in 0.05s, and 7 of these "
+        "were admitted within 0.05s"
+    )
+    # A correct bucket's shape: 5 at once, then one per refill of 200 ms.
+    correct = [(T0 + 0.3, T0 + 0.31)] * 5 + [
+        (T0 + 0.3 + 0.2 * k, T0 + 0.31 + 0.2 * k) for k in (1, 2)
+    ]
+    held = fit("token-bucket", correct, 5)
+    assert (held.kind, held.bound) == ("within", 7)
+    assert held.reason == "a token bucket of 5 refilling 5 per 1s admits at most 7 in 0.41s"
+    assert fit("any", correct, 5).model == "token-bucket"
+
+
+def test_sliding_window_bounds_a_tight_cluster_between_grid_lines() -> None:
+    # Over 2 s, six admitted within 10 ms across T0 + 1: the grids (on the epoch clock, at the
+    # first send, after the last receipt) all have an edge there and split them, but no
+    # sliding window of 5 per second admits six within 10 ms.
+    cluster = [(T0 + 0.995, T0 + 1.005)] * 6
+    accepted = [(T0, T0 + 0.001), *cluster, (T0 + 1.999, T0 + 2.0)]
+    f = fit("sliding", accepted, 5)
+    assert (f.kind, f.bound) == ("over", 7)
+    assert f.reason == (
+        "a sliding window (5 in any 1s) admits at most 5 in 0.01s, and 6 of these were "
+        "admitted within 0.01s"
+    )
+
+
+def test_refusals_place_the_edge_of_a_fixed_window() -> None:
+    # Five admitted, then three refused, then two admitted, then three refused (each at one
+    # instant): a correct fixed window fills one window before it refuses, so the refusals
+    # after the two late admissions need a second full window: no edge splits this.
+    accepted = [(T0 + 0.3, T0 + 0.3)] * 5 + [(T0 + 0.5, T0 + 0.5)] * 2
+    refused = [(T0 + 0.4, T0 + 0.4)] * 3 + [(T0 + 0.6, T0 + 0.6)] * 3
+    assert fit("fixed", accepted, 5).kind == "edge"  # admissions alone: an edge at 0.4 or 0.5
+    f = MODELS["fixed"].fit(accepted, 5, 1.0, refused)
+    assert (f.kind, f.bound, f.edges) == ("over", 6, ())
+    assert MODELS["any"].fit(accepted, 5, 1.0, refused).kind == "over"
+
+
+def test_refusals_narrow_where_an_edge_could_fall() -> None:
+    # The narrow race at 5/second: eight admitted in the first 20 ms, then 32 refused over
+    # 0.4 s. A correct window could only have had its edge after the third admission was
+    # sent and before the fourth was answered: where, is the range the checker works with.
+    accepted = [(T0 + 0.3 + 0.002 * i, T0 + 0.31 + 0.002 * i) for i in range(8)]
+    refused = [(T0 + 0.32 + 0.0125 * i, T0 + 0.33 + 0.0125 * i) for i in range(32)]
+    f = MODELS["fixed"].fit(accepted, 5, 1.0, refused)
+    assert f.kind == "edge"
+    assert f.edges == ((T0 + 0.304, T0 + 0.316),)
+    assert f.edge_chance == pytest.approx(accepted[-1][1] - accepted[0][0])  # the span's share
+
+
+def test_refusals_at_a_known_clock_edge() -> None:
+    # Six admitted around a clock edge, then refusals on both sides of the edge: the window
+    # after it refused before it had five. A fixed window on the clock cannot do this.
+    accepted = [(T0 + 0.98, T0 + 0.99)] * 4 + [(T0 + 1.01, T0 + 1.02)] * 2
+    refused = [(T0 + 0.99, T0 + 0.995)] * 2 + [(T0 + 1.03, T0 + 1.04)] * 2
+    assert fit("fixed-clock", accepted, 5).kind == "within"  # 5 + 5 across the edge
+    f = MODELS["fixed-clock"].fit(accepted, 5, 1.0, refused)
+    assert f.kind == "over"
+    # Refusals only after the window after the edge is full: as a correct one does.
+    fair = [(T0 + 1.03, T0 + 1.04)] * 2
+    late = [(T0 + 0.98, T0 + 0.99)] + [(T0 + 1.01, T0 + 1.02)] * 5
+    assert MODELS["fixed-clock"].fit(late, 5, 1.0, fair).kind == "within"
+
+
 def test_zero_accepted_is_within_for_every_model() -> None:
     for name in WINDOW_NAMES:
         f = fit(name, [], 5)
@@ -326,3 +398,61 @@ def test_bounds_never_fall_below_brute_force() -> None:
         if span < 1:  # exact there
             assert fit("sliding", accepted, limit).loose_bound == sliding, case
             assert fit("fixed", accepted, limit).loose_bound == any_phase, case
+
+
+def _simulate(
+    kind: str, requests: Sequence[Interval], limit: int, phase: float, rng: random.Random
+):
+    """A correct throttle of ``kind`` deciding each request at a random instant inside its
+    interval, in the order of those instants: (admitted, refused) intervals."""
+    decided = sorted((rng.uniform(s, r), (s, r)) for s, r in requests)
+    admitted: list[Interval] = []
+    refused: list[Interval] = []
+    times: list[float] = []
+    tokens, last = float(limit), None
+    for at, iv in decided:
+        if kind == "fixed":
+            window = math.floor((at - phase) / D)
+            ok = sum(math.floor((t - phase) / D) == window for t in times) < limit
+        elif kind == "sliding":
+            ok = sum(t > at - D for t in times) < limit
+        else:  # a token bucket, full at the start
+            if last is not None:
+                tokens = min(float(limit), tokens + (at - last) * limit / D)
+            last = at
+            ok = tokens >= 1
+            tokens -= ok
+        if ok:
+            times.append(at)
+        (admitted if ok else refused).append(iv)
+    return admitted, refused
+
+
+def test_correct_throttles_are_never_over_whatever_they_refused() -> None:
+    """Refusals narrow the bounds: they must never turn what a correct throttle did into an
+    over-admission. Simulated fixed windows (clock and random phase), sliding logs and token
+    buckets, on bursts of overlapping requests shorter and longer than a period."""
+    rng = random.Random(15)
+    for case in range(400):
+        limit = rng.choice([1, 2, 3, 5, 8])
+        n = rng.randint(1, 30)
+        start = T0 + rng.uniform(0, 2)
+        length = rng.choice([0.05, 0.3, 0.9, 2.5])
+        requests = []
+        for _ in range(n):
+            s = start + rng.uniform(0, length)
+            requests.append((s, s + rng.choice([0.0, 0.001, 0.02, 0.2])))
+        for kind, models in (
+            ("fixed", ("fixed", "any")),
+            ("sliding", ("sliding", "any")),
+            ("bucket", ("token-bucket", "any")),
+        ):
+            phase = rng.choice([0.0, rng.uniform(0, 1)])
+            admitted, refused = _simulate(kind, requests, limit, phase, rng)
+            names = (*models, "fixed-clock") if kind == "fixed" and phase == 0 else models
+            for name in names:
+                f = MODELS[name].fit(admitted, limit, 1.0, refused)
+                assert f.kind != "over", (case, kind, name, phase, admitted, refused, f)
+                if kind == "fixed" and f.kind == "edge":  # the true edge is where it says
+                    edge = phase + math.ceil(min(s for s, _ in admitted) - phase)
+                    assert any(a <= edge <= b for a, b in f.edges), (case, edge, f.edges)
