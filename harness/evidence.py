@@ -62,8 +62,10 @@ class Overlap:
     """How many requests were inside the app together.
 
     ``peak``: the most at any instant (``peak_workers``: over how many workers).
-    ``at_crossing``: requests inside the app while the request that took the limit's last place
-    was (itself included; None when the limit was never reached), over ``crossing_workers``.
+    ``at_crossing``: requests whose throttle check may have run while that of the request that
+    took the limit's last place did (itself included; None when the limit was never reached),
+    over ``crossing_workers``: a check runs from a request's entry for at most as long as a
+    refused request stays in the app.
     """
 
     peak: int = 0
@@ -88,9 +90,29 @@ def overlap(stamps: Sequence[Stamp], accepted: Collection[str], limit: int) -> O
     if len(admitted) < limit:
         return Overlap(peak, peak_workers)
     crossing = admitted[limit - 1]
-    start, end = crossing.entered_ns, crossing.left_ns or crossing.entered_ns
-    together = [s for s in done if s.entered_ns <= end and (s.left_ns or 0) >= start]
+    check = _check_ns(done, accepted)
+
+    def checking(s: Stamp) -> tuple[int, int]:
+        """When ``s``'s throttle check may have run: from its entry, at most ``check`` long."""
+        stay = (s.left_ns or s.entered_ns) - s.entered_ns
+        return s.entered_ns, s.entered_ns + (stay if check is None else min(stay, check))
+
+    start, end = checking(crossing)
+    together = [s for s in done if checking(s)[0] <= end and checking(s)[1] >= start]
     return Overlap(peak, peak_workers, len(together), len({s.worker for s in together}))
+
+
+def _check_ns(done: Sequence[Stamp], accepted: Collection[str]) -> int | None:
+    """The longest a throttle check may take: the median stay in the app of a refused request
+    (its answer came from the check, so the check took no longer); None when none was refused.
+    An app with a fast check and a slow view is not credited with overlap its checks never
+    had."""
+    stays = sorted(
+        (s.left_ns or 0) - s.entered_ns
+        for s in done
+        if s.request not in accepted and s.status is not None and s.status >= 400
+    )
+    return stays[len(stays) // 2] if stays else None
 
 
 def _peak(done: Sequence[Stamp]) -> tuple[int, int]:
