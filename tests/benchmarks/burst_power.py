@@ -95,7 +95,7 @@ def run_harness(target: Target, count: int, identity: str) -> list[Result]:
     return [Result(r.sent_at, r.received_at, r.status, r.worker, r.error) for r in records]
 
 
-def run_raw(target: Target, count: int, identity: str) -> list[Result]:
+def run_raw(target: Target, count: int, identity: str, path: str = PATH) -> list[Result]:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if count + 64 > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(count + 64, hard), hard))
@@ -112,7 +112,7 @@ def run_raw(target: Target, count: int, identity: str) -> list[Result]:
         sent: list[float] = []
         for sock, conn in zip(socks, conns, strict=True):
             headers = [("Host", f"{host}:{port}"), ("Connection", "close")]
-            request = conn.send(h11.Request(method="GET", target=PATH, headers=headers)) or b""
+            request = conn.send(h11.Request(method="GET", target=path, headers=headers)) or b""
             sent.append(time.time())
             sock.sendall(request + (conn.send(h11.EndOfMessage()) or b""))
         results = []

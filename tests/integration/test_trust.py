@@ -91,6 +91,87 @@ def test_the_atomic_throttle_passes_with_overlap_reported(
     assert "inside the app together" in run["reason"]
 
 
+@pytest.mark.parametrize("workers", ["2", "4"])
+def test_a_read_compare_increment_counter_is_caught_at_5_per_second(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, workers: str
+) -> None:
+    """The narrow race at a per-second rate: a few extra admissions in tens of milliseconds,
+    which neither a token bucket nor a window edge where its refusals allow one explains."""
+    out = tmp_path / "r.json"
+    result = run_cli(
+        *app_args(
+            "handrolled_app:application",
+            "5/second",
+            "--workers",
+            workers,
+            "--threads",
+            "2",
+            "--requests",
+            "40",
+            "--env",
+            "PATTERN=read-compare-increment",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
+    (run,) = runs(result, out)
+    assert run["verdict"] == "fail", run["reason"]
+    assert run["reason"].startswith("over-admission"), run["reason"]
+    assert result.code == 1
+
+
+def test_a_refilling_limiter_is_no_bypass_but_a_trusted_header_is(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path
+) -> None:
+    """A token bucket keyed on the socket address refills while the bypass check runs: a
+    spoofed request may take a refilled token, but never between two refused controls twice.
+    A throttle that trusts X-Forwarded-For at a per-second rate is still caught."""
+    out = tmp_path / "gcra.json"
+    result = run_cli(
+        *app_args(
+            "handrolled_app:application",
+            "600/minute",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--env",
+            "PATTERN=token-bucket",
+            "--bypass-check",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
+    (run,) = runs(result, out)
+    assert run["verdict"] == "pass", run["reason"]
+    assert "no bypass through" in run["reason"]
+    out = tmp_path / "xff.json"
+    result = run_cli(
+        *app_args(
+            "xff_app:application",
+            "10/second",
+            "--workers",
+            "2",
+            "--threads",
+            "2",
+            "--env",
+            "TRUST_XFF=1",
+            "--bypass-check",
+            "--redis",
+            redis_spec,
+            "--json",
+            str(out),
+        )
+    )
+    (run,) = runs(result, out)
+    assert run["verdict"] == "fail" and run["reason"].startswith("bypass"), run["reason"]
+    assert "X-Forwarded-For" in run["reason"]
+
+
 @pytest.mark.parametrize(
     ("app", "env"),
     [

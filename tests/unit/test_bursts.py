@@ -3,6 +3,7 @@ over-admission with nothing refused, and fresh client addresses."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 from harness import bursts
 from harness.checker import Burst, Claim, find, judge
 from harness.evidence import Stamp
+from harness.ledger import Ledger
 from harness.scenario import load_scenarios
 from harness.traffic.burst import CHUNK, _chunks
 from harness.traffic.records import Client, Record, Target
@@ -208,3 +210,26 @@ def test_a_bypass_is_only_what_the_controls_could_not_have_had() -> None:
     b = replace(b, bypass=tuple(refill))
     assert find(b, c).bypassed == (("X-Real-IP", 1, 1),)
     assert judge([b], c).basis != "bypass"
+
+
+def test_recovery_waits_a_period_after_the_last_counted_request_of_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fault probe admitted after the burst (a Redis restart forgot the count) counts in a
+    new window: the recovery check waits a period after it, not after the burst."""
+    c = Claim(limit=5, period_s=1.0, workers=2, threads=2)
+    b = burst({"w1": (3, 5), "w2": (2, 5)}, t0=T0, span_s=0.1, limit=5)
+    ledger = Ledger()
+    ledger.add(b.records)
+    probe = Record(0, b.identity, T0 + 0.4, T0 + 0.45, 200, "w1", None, "b1-restart-0")
+    refused = Record(1, b.identity, T0 + 0.6, T0 + 0.65, 429, "w1", None, "b1-restart-1")
+    ledger.add([probe, refused])  # a refusal counts for nothing in a correct throttle
+    assert ledger.last_counted(b.identity, c.statuses) == T0 + 0.45
+    slept: list[float] = []
+    monkeypatch.setattr(bursts.time, "time", lambda: T0 + 0.7)
+    monkeypatch.setattr(bursts.time, "sleep", slept.append)
+    sent = [Record(i, b.identity, T0 + 2, T0 + 2.01, 200, "w1", None, f"r-{i}") for i in range(4)]
+    monkeypatch.setattr(bursts, "fresh_requests", lambda *a, **kw: sent)
+    after = bursts._with_recovery(b, TARGET, c, time.monotonic() + 60, ledger)
+    assert slept == [pytest.approx(0.45 + 1.0 + bursts.RECOVERY_MARGIN_S - 0.7)]
+    assert list(after.recovery) == sent and ledger.of(b.identity)[-4:] == sent
