@@ -169,6 +169,11 @@ def send_bursts(
     if scenario.bypass_check and verdict and verdict.bursts[-1].tally.rejected:
         rounds[-1][-1] = _with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted
         ledger.add(r for _, r in rounds[-1][-1].bypass)
+    first = rounds[0][0] if rounds else None
+    if first is not None:  # what faults sent on the first client, from the ledger
+        known = {r.request_id for r in first.ledger()}
+        probes = [r for r in ledger.of(first.identity) if r.request_id not in known]
+        rounds[0][0] = replace(first, probes=probes)
     if claim.period_s <= RECOVERY_PERIOD_S and verdict and _wants_recovery(verdict):
         rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline, ledger)
     return _numbered(rounds)

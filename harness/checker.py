@@ -131,6 +131,12 @@ class Burst:
     round: int = 0  # which of the run's bursts (one Burst per client); 0: its place in the run
     bypass: Sequence[tuple[str, Record]] = ()  # (spoofed header, or "" for the control)
     indeterminate: frozenset[str] = frozenset()  # request ids that may or may not have counted
+    probes: Sequence[Record] = ()  # sent on this client by a fault, after the burst
+
+    def ledger(self) -> list[Record]:
+        """Every request sent on this client, in the order of sending."""
+        sent = [*self.records, *self.confirmation, *(r for _, r in self.bypass), *self.probes]
+        return sorted([*sent, *self.recovery], key=lambda r: r.sent_at)
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,7 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     ids = {r.request_id for r in accepted}
     ov = overlap(list(burst.stamps.values()), ids, claim.limit)
     confirmed = _answered(burst.confirmation, claim.statuses)
-    later = _answered(burst.recovery, claim.statuses)
+    later = _answered(_forgiven(burst, claim), claim.statuses)
     recovered = (later[0], later[1]) if later else None
     return BurstFinding(
         burst.identity,
@@ -277,6 +283,21 @@ def _bypassed(
             counts[1] += 1
             counts[0] += statuses.admitted(record.status)
     return tuple((h, admitted, telling) for h, (admitted, telling) in found.items())
+
+
+def _forgiven(burst: Burst, claim: Claim) -> list[Record]:
+    """The recovery requests sent a whole period after the last request of the client that a
+    correct throttle may have counted (admitted, or never answered), wherever in its ledger:
+    any window has forgotten it by then. Ones sent sooner prove nothing and are left out."""
+    counted = [
+        r.received_at if r.received_at is not None else r.sent_at
+        for r in burst.ledger()
+        if r not in burst.recovery and (r.status is None or claim.statuses.admitted(r.status))
+    ]
+    last = max(counted, default=None)
+    if last is None:
+        return list(burst.recovery)
+    return [r for r in burst.recovery if r.sent_at >= last + claim.period_s]
 
 
 def _answered(records: Sequence[Record], statuses: Statuses) -> tuple[int, int] | None:

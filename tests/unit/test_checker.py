@@ -360,3 +360,19 @@ def test_tally_counts_workers_that_served_rejections_too() -> None:
     t = tally(burst({"w1": (100, 0), "w2": (0, 300)}).records)
     assert t.workers_seen == 2
     assert t.served_by == {"w1": 100, "w2": 300}
+
+
+def test_recovery_counts_only_requests_a_period_after_the_last_counted_one() -> None:
+    # A fault's probe on the client was admitted after the burst (a restart forgot the count):
+    # refusals less than a period after that probe are no sign of a throttle that never forgets.
+    c = claim(limit=5, period_s=1)
+    b = burst({"w1": (3, 5), "w2": (2, 5)}, span_s=0.1, limit=5)
+    probe = Record(0, b.identity, T0 + 0.5, T0 + 0.55, 200, "w1", None, "b-restart-0")
+    early = [
+        Record(i, b.identity, T0 + 1.2, T0 + 1.21, 429, "w1", None, f"r-{i}") for i in range(4)
+    ]
+    v = judge([replace(b, probes=[probe], recovery=early)], c)
+    assert v.basis != "no-recovery" and v.bursts[0].recovered is None, v.reason
+    late = [replace(r, sent_at=T0 + 1.6, received_at=T0 + 1.61) for r in early]
+    v = judge([replace(b, probes=[probe], recovery=late)], c)
+    assert v.basis == "no-recovery" and v.bursts[0].recovered == (0, 4), v.reason
