@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.evidence import Overlap, Stamp, needed_overlap, overlap
+from harness.redaction import client_name
 from harness.request_template import Statuses
 from harness.traffic.records import Record
 from harness.windows import Fit, Interval, model_for
@@ -527,9 +528,9 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         elif not under_admitted(findings[0], claim):
             hint = (
                 f"a fresh client was refused after burst 1's client ({findings[0].identity}, "
-                f"{findings[0].value}) had used the limit: the clients share one budget (does "
-                "the throttle's key leave the client out, as a constant key or an ignored "
-                "header would?)"
+                f"{client_name(findings[0].value)}) had used the limit: the clients share one "
+                "budget (does the throttle's key leave the client out, as a constant key or an "
+                "ignored header would?)"
             )
         return verdict(
             "fail",
@@ -655,7 +656,7 @@ def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:
     if not f.round:
         return f"burst {findings.index(f) + 1}"
     if len(_together(f, findings)) > 1:
-        return f"client {f.value} of burst {f.round}"
+        return f"client {client_name(f.value)} of burst {f.round}"
     return f"burst {f.round}"
 
 

@@ -43,7 +43,8 @@ from harness.gate import (
     parse_shape,
     run_gate,
 )
-from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis, redact_secrets
+from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
+from harness.redaction import MASKS, redact_secrets, scrub, scrubbed
 from harness.report.console import ConsoleObserver, print_table
 from harness.report.gate_report import print_gate, write_gate_json, write_gate_markdown
 from harness.report.html import write_html
@@ -360,10 +361,13 @@ def _print_error(err: Console, message: str, detail: str = "") -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    out = Console(highlight=False, emoji=False)
-    err = Console(stderr=True, highlight=False, emoji=False)
+    MASKS.url(args.redis)
+    # Everything shown goes through the scrub of harness.redaction: the consoles' one exit.
+    stdout, stderr = scrubbed(sys.stdout), scrubbed(sys.stderr)
+    out = Console(file=stdout, highlight=False, emoji=False)
+    err = Console(file=stderr, highlight=False, emoji=False)
     if not out.is_terminal:  # CI logs: wide enough for the results table
-        out = Console(highlight=False, emoji=False, width=max(out.width, 132))
+        out = Console(file=stdout, highlight=False, emoji=False, width=max(out.width, 132))
     signal.signal(signal.SIGTERM, _raise_interrupt)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # kill -USR1: where is it stuck?
     if args.command == "gate":
@@ -386,11 +390,13 @@ def _writers(args: argparse.Namespace, reports: Mapping[str, W]) -> dict[Path, t
 
 def _failed(exc: HarnessError, err: Console, report: MatrixReport, spec: str) -> int:
     """Show ``exc`` as one line (and its detail) and keep it in ``report``; its exit code."""
-    # A last guard for Redis passwords (the --redis URL's, or the one the harness made up),
-    # wherever a message or a log tail (the app's own, in gunicorn's) may have picked one up.
+    # A last guard for Redis passwords (the --redis URL's, or the one the harness made up,
+    # however short) and every other secret, wherever a message or a log tail (the app's own,
+    # in gunicorn's) may have picked one up.
     for url in (spec, report.redis.url if report.redis else ""):
         exc.message = redact_secrets(exc.message, url)
         exc.detail = redact_secrets(exc.detail, url)
+    exc.message, exc.detail = scrub(exc.message), scrub(exc.detail)
     exc.args = (exc.message,)
     report.error = exc
     _print_error(err, exc.message, exc.detail)

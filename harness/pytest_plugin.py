@@ -16,7 +16,8 @@ command line (registered through the ``pytest11`` entry point; nothing to copy i
   hands its runs to the controller, which writes one report.
 
 A check is named after its test's node id (``name=`` overrides), so reports say which test ran
-what.
+what. Its messages and reports name clients as the command line does, never by their
+``{identity}`` values or header values (:mod:`harness.redaction`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import pytest
 
 from harness.errors import HarnessError
 from harness.providers import DEFAULT_SPEC, RedisServer, open_redis, redact_url
+from harness.redaction import MASKS, scrub
 from harness.report.html import write_html
 from harness.report.json_report import write_json
 from harness.report.markdown import write_markdown
@@ -75,7 +77,7 @@ class ThrottleResult:
     def summary(self) -> str:
         v = self.run.verdict
         hint = f" (hint: {v.hint})" if v.hint else ""
-        return f"{self.run.scenario} {self.run.shape}: {v.kind} - {v.reason}{hint}"
+        return scrub(f"{self.run.scenario} {self.run.shape}: {v.kind} - {v.reason}{hint}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -116,7 +118,11 @@ class SessionRuns:
         return any(self.config.getoption(flag) for flag in REPORTS)
 
     def add(self, report: MatrixReport) -> None:
-        """Take one check's runs, notes and error (or a worker's, under xdist)."""
+        """Take one check's runs, notes and error (or a worker's, under xdist, whose secrets
+        the reports written here are scrubbed of too)."""
+        for run in report.runs:
+            MASKS.identities(burst.value for burst in run.bursts)
+            MASKS.request([*(value for _, value in run.request.headers), run.request.body])
         self.report.runs += report.runs
         self.report.notes += [n for n in report.notes if n not in self.report.notes]
         self.report.redis = self.report.redis or report.redis
@@ -176,7 +182,7 @@ def throttle_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
         with open_redis(spec) as server:
             yield server
     except HarnessError as exc:
-        pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
+        pytest.fail(scrub(f"throttle-harness: {exc.message}"), pytrace=False)
 
 
 @pytest.fixture
@@ -198,8 +204,8 @@ def throttle_check(
             run_matrix([scenario], throttle_redis, SilentObserver(), report)
         except HarnessError as exc:
             report.error = exc
-            report.notes.append(f"{keys['name']}: error: {exc.message}")
-            pytest.fail(f"throttle-harness: {exc.message}", pytrace=False)
+            report.notes.append(f"{keys['name']}: error: {scrub(exc.message)}")
+            pytest.fail(scrub(f"throttle-harness: {exc.message}"), pytrace=False)
         finally:
             if session_runs.wanted():
                 session_runs.add(report)

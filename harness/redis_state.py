@@ -2,7 +2,8 @@
 hand (``redis-cli --scan --pattern "throttle*"``, ``TTL``): which keys, of what type and size,
 with what time to live against the window; keys that never expire (a limiter that never
 forgets) and times to live far longer than the window are flagged. Read only: SCAN, TYPE,
-PTTL, the size of each key and INFO, never a write.
+PTTL, the size of each key and INFO, never a write. A key is named by
+:func:`~harness.redaction.key_name`, never by its name (which may hold a token).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+
+from harness.redaction import key_name
 
 SAMPLE = 10  # keys described one by one in the report
 MAX_KEYS = 10_000  # keys looked at, at most
@@ -28,7 +31,7 @@ _SIZE = {
 
 @dataclass(frozen=True)
 class KeyInfo:
-    key: str
+    key: str  # key_name(the key): ``key:`` and a digest, never the name itself
     type: str
     size: int  # bytes of a string, members of anything else
     ttl_s: float | None  # None: the key never expires
@@ -104,7 +107,7 @@ def _snapshot(client: redis.Redis, pattern: str, period_s: float) -> RedisState:
             if pttl == -2:
                 continue  # expired between SCAN and now
             ttl = None if pttl == -1 else pttl / 1000
-            infos.append(KeyInfo(_text(key), kind, int(size), ttl))
+            infos.append(KeyInfo(key_name(key), kind, int(size), ttl))
     ttls = [i.ttl_s for i in infos if i.ttl_s is not None]
     forever = [i.key for i in infos if i.ttl_s is None]
     far = [i.key for i in infos if i.ttl_s is not None and i.ttl_s > FAR_FACTOR * period_s]

@@ -11,7 +11,6 @@ hot loop only writes prepared buffers.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,13 +98,16 @@ def parse_method(text: str) -> str:
 
 
 def parse_header(text: str) -> tuple[str, str]:
-    """``Name: value`` as curl takes it."""
+    """``Name: value`` as curl takes it. A complaint never shows the value (it may be a
+    token): of a header without a colon, only its first word."""
     name, sep, value = text.partition(":")
     name, value = name.strip(), value.strip()
     if not sep or not name:
-        raise ValueError(f"header {text!r}: expected 'Name: value'")
+        words = text.split(maxsplit=1) if sep == "" else []
+        shown = f"header {words[0]!r}{' ...' if len(words) > 1 else ''}" if words else "a header"
+        raise ValueError(f"{shown}: expected 'Name: value'")
     if not _TOKEN.match(name):
-        raise ValueError(f"header {text!r}: {name!r} is not a header name")
+        raise ValueError(f"header {name!r}: not a header name")
     if any(c in value for c in "\r\n\0") or not value.isascii():
         raise ValueError(f"header {name!r}: a value is ASCII, without line breaks or NUL")
     if name.lower() in _OWNED_HEADERS or name.lower().startswith("x-throttle-harness-"):
@@ -169,11 +171,13 @@ def read_identities(name: str, base_dir: Path, per_burst: int) -> tuple[str, ...
         return ()
     path = base_dir / name
     try:
-        values = tuple(v.strip() for v in path.read_text().splitlines() if v.strip())
+        lines = [(n, v.strip()) for n, v in enumerate(path.read_text().splitlines(), 1)]
     except FileNotFoundError:
         raise ValueError(f"identity file {name!r}: no such file {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"identity file {name!r}: cannot read {path}: {exc}") from None
+    lines = [(n, v) for n, v in lines if v]
+    values = tuple(v for _, v in lines)
     if not values:
         raise ValueError(f"identity file {name!r} holds no values")
     if len(values) < per_burst:
@@ -183,7 +187,12 @@ def read_identities(name: str, base_dir: Path, per_burst: int) -> tuple[str, ...
         )
     if any(c in v for v in values for c in "\r\n\0"):
         raise ValueError(f"identity file {name!r}: a value holds a control character")
-    repeated = next((v for v, n in Counter(values).items() if n > 1), None)
-    if repeated is not None:
-        raise ValueError(f"identity file {name!r}: {repeated!r} appears twice; one client each")
+    first: dict[str, int] = {}
+    for n, v in lines:  # the lines, never the values: they may be tokens
+        if v in first:
+            raise ValueError(
+                f"identity file {name!r}: lines {first[v]} and {n} hold the same value; "
+                "one client each"
+            )
+        first[v] = n
     return values

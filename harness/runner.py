@@ -26,6 +26,7 @@ from harness.faults.redis_faults import RedisLatency
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
 from harness.providers import RedisServer
 from harness.providers.base import glob_escape
+from harness.redaction import MASKS, masked_batches
 from harness.redis_proxy import RedisProxy, redis_proxy
 from harness.redis_state import RedisState, snapshot
 from harness.request_template import RequestTemplate, Statuses
@@ -149,6 +150,7 @@ def run_matrix(
     session = secrets.token_hex(4)
     addresses = client_addresses()
     report.redis = redis
+    mask_secrets(scenarios, redis)
     report.notes += [
         f"{found} is ignored: the harness owns gunicorn's configuration (use gunicorn_args)"
         for found in ignored_user_config()
@@ -157,7 +159,7 @@ def run_matrix(
         check_faults_allowed(scenario.faults, scenario.name, redis)
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
     for scenario in scenarios:
-        values = identity_values(scenario)  # never the same value twice for a scenario
+        values = masked_batches(identity_values(scenario))  # never the same value twice
         for workers in scenario.workers:
             observer.run_started(scenario, workers)
             prefix = f"throttle-harness:{session}:{len(report.runs) + 1}:"
@@ -165,6 +167,15 @@ def run_matrix(
             report.runs.append(result)
             observer.run_finished(result)
     return report
+
+
+def mask_secrets(scenarios: Sequence[Scenario], redis: RedisServer) -> None:
+    """Tell :mod:`harness.redaction` the secrets of a matrix before anything runs: the Redis
+    URL's password, the headers' values and the bodies (``{identity}`` values as they are
+    drawn, see :func:`~harness.redaction.masked_batches`)."""
+    MASKS.url(redis.url)
+    for scenario in scenarios:
+        MASKS.request([*(value for _, value in scenario.headers), scenario.data])
 
 
 def check_faults_allowed(faults: Sequence[FaultSpec], scenario: str, redis: RedisServer) -> None:

@@ -295,7 +295,8 @@ class _Validator:
         if not isinstance(value, str):
             raise self.error(f"{key} must be a string, not {value!r}")
         if "\0" in value:
-            raise self.error(f"{key} must not contain a NUL character: {value!r}")
+            shown = "" if key in ("headers", "data") else f": {value!r}"  # may hold a token
+            raise self.error(f"{key} must not contain a NUL character{shown}")
         return value
 
     def scalar_text(self, key: str, value: Any) -> str:

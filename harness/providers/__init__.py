@@ -12,10 +12,11 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 from harness.errors import RedisUnavailable, UsageError
-from harness.providers.base import RedisProvider, RedisServer, redact_secrets, redact_url
+from harness.providers.base import RedisProvider, RedisServer
 from harness.providers.binary import EMBEDDED, LOCAL
 from harness.providers.docker import DockerProvider
 from harness.providers.url import UrlProvider
+from harness.redaction import redact_secrets, redact_url
 
 __all__ = [
     "AUTO_ORDER",

@@ -22,7 +22,8 @@ from harness import processes
 from harness.cleanup import temp_dir
 from harness.errors import RedisUnavailable
 from harness.ports import LOOPBACK, free_port
-from harness.providers.base import RedisServer, redact_secrets, server_version
+from harness.providers.base import RedisServer, server_version
+from harness.redaction import redact_secrets
 
 _START_ATTEMPTS = 3
 _READY_TIMEOUT_S = 10.0

@@ -36,8 +36,9 @@ import redis
 from harness.cleanup import on_death_remove_container
 from harness.errors import RedisUnavailable
 from harness.ports import LOOPBACK, free_port
-from harness.providers.base import RedisServer, redact_secrets, server_version
+from harness.providers.base import RedisServer, server_version
 from harness.providers.redis_url import is_loopback
+from harness.redaction import redact_secrets
 
 __all__ = ["DEFAULT_IMAGE", "IMAGE_ENV", "DockerProvider", "engine_unavailable"]
 

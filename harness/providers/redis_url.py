@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote, unquote_plus
 
 from harness.errors import UsageError
-from harness.providers.base import redact_secrets, redact_url
+from harness.redaction import redact_secrets, redact_url
 
 SHAPE = "redis://[[USER]:PASSWORD@]127.0.0.1[:PORT][/DB]"
 DEFAULT_PORT = 6379

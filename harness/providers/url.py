@@ -8,8 +8,9 @@ from contextlib import AbstractContextManager, contextmanager
 import redis
 
 from harness.errors import RedisUnavailable
-from harness.providers.base import RedisServer, redact_secrets, redact_url, server_version
+from harness.providers.base import RedisServer, server_version
 from harness.providers.redis_url import parse_redis_url
+from harness.redaction import redact_secrets, redact_url
 
 __all__ = ["UrlProvider"]
 

@@ -18,7 +18,8 @@ from rich.text import Text
 from harness.budgets import METRICS
 from harness.gate import GateReport, ShapeResult
 from harness.providers import redact_url
-from harness.report.json_report import _run_dict
+from harness.redaction import scrub
+from harness.report.json_report import _run_dict, json_escaped
 from harness.report.markdown import _cell
 
 GATE_SCHEMA_VERSION = 1
@@ -140,7 +141,7 @@ def gate_schema() -> dict[str, Any]:
 
 
 def write_gate_json(report: GateReport, exit_code: int, path: Path) -> None:
-    path.write_text(json.dumps(gate_dict(report, exit_code), indent=2) + "\n")
+    path.write_text(scrub(json.dumps(gate_dict(report, exit_code), indent=2) + "\n", json_escaped))
 
 
 def headline(report: GateReport, exit_code: int) -> str:
@@ -214,7 +215,7 @@ def render_gate_markdown(report: GateReport, exit_code: int) -> str:
     lines += [f"- note: {_cell(note)}" for note in report.matrix.notes]
     units = ", ".join(f"{k} {u}" for k, (u, _, _) in METRICS.items() if u)
     lines += ["", f"- units: {_cell(units)}", ""]
-    return "\n".join(lines)
+    return scrub("\n".join(lines), _cell)
 
 
 def write_gate_markdown(report: GateReport, exit_code: int, path: Path) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
+from harness.redaction import client_name, scrub
 from harness.report.timeline import Bar, Timeline, build, decisive
 from harness.runner import MatrixReport, RunResult
 
@@ -70,7 +71,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
     for number, run in enumerate(report.runs, start=1):
         parts.append(_run_section(number, run))
     parts.append("</body></html>\n")
-    return "\n".join(parts)
+    return scrub("\n".join(parts), escape)
 
 
 def _verdict_table(runs: list[RunResult]) -> str:
@@ -132,7 +133,7 @@ def _run_section(number: int, r: RunResult) -> str:
         )
     clients = Counter(b.round for b in r.bursts)  # clients per round
     for burst, finding in chosen:
-        client = f", client {finding.value}" if clients[burst.round] > 1 else ""
+        client = f", client {client_name(finding.value)}" if clients[burst.round] > 1 else ""
         timeline = build(
             burst,
             finding,

@@ -12,10 +12,11 @@ from typing import Any
 from harness.checker import BurstFinding
 from harness.evidence import Overlap
 from harness.providers import redact_url
+from harness.redaction import client_name, scrub
 from harness.redis_state import RedisState
 from harness.runner import MatrixReport, RunResult
 
-SCHEMA_VERSION = 2  # harness/report/report.schema.json describes it
+SCHEMA_VERSION = 3  # harness/report/report.schema.json describes it
 SCHEMA_FILE = "report/report.schema.json"  # a resource of the harness package
 
 
@@ -130,8 +131,8 @@ def _overlap_dict(o: Overlap) -> dict[str, Any]:
 def _burst_dict(b: BurstFinding) -> dict[str, Any]:
     t, fit = b.tally, b.fit
     return {
-        "identity": b.identity,
-        "value": b.value,
+        "identity": b.identity,  # the client's address
+        "client": client_name(b.value),  # never the value: it may be a token
         "sent": t.sent,
         "accepted": t.accepted,
         "rejected": t.rejected,
@@ -154,6 +155,11 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
     }
 
 
+def json_escaped(text: str) -> str:
+    """``text`` as it is written inside a JSON string."""
+    return json.dumps(text)[1:-1]
+
+
 def schema() -> dict[str, Any]:
     """The JSON Schema of the report (shipped in the package)."""
     return dict(json.loads(files("harness").joinpath(SCHEMA_FILE).read_text()))
@@ -161,7 +167,7 @@ def schema() -> dict[str, Any]:
 
 def write_json(report: MatrixReport, exit_code: int, path: Path) -> None:
     """Write the report to ``path``; on an OSError, a file this call created is removed."""
-    text = json.dumps(report_dict(report, exit_code), indent=2) + "\n"
+    text = scrub(json.dumps(report_dict(report, exit_code), indent=2) + "\n", json_escaped)
     existed = os.path.lexists(path)
     try:
         path.write_text(text)

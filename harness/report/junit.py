@@ -11,7 +11,9 @@ import xml.etree.ElementTree as ET
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.sax.saxutils import escape
 
+from harness.redaction import scrub
 from harness.runner import VERDICT_FOR, MatrixReport, RunResult
 
 SUITE = "throttle-harness"
@@ -66,7 +68,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
             "\n".join(f"note: {n}" for n in report.notes)
         )
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    text = ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return scrub(text, escape, _attribute)
 
 
 def _case(r: RunResult, name: str) -> ET.Element:
@@ -105,6 +108,11 @@ def _case(r: RunResult, name: str) -> ET.Element:
         )
     ET.SubElement(case, "system-out").text = _clean(body)
     return case
+
+
+def _attribute(text: str) -> str:
+    """``text`` as ElementTree writes it in an attribute value."""
+    return escape(text, {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#09;"})
 
 
 def _wanted(r: RunResult) -> str:

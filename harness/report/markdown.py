@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.redaction import scrub
 from harness.runner import MatrixReport, RunResult
 
 _MARK = {"pass": "pass", "fail": "FAIL", "inconclusive": "inconclusive", "error": "ERROR"}
@@ -41,7 +42,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
         lines.append(f"- Redis {report.redis.version} ({report.redis.provider})")
     versions = ", ".join(f"{k} {v}" for k, v in report.versions.items())
     lines += [f"- {versions}", ""]
-    return "\n".join(lines)
+    return scrub("\n".join(lines), _cell)
 
 
 def _row(r: RunResult) -> str:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from conftest import CliResult
+from harness.redaction import client_name
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 APPS = Path(__file__).resolve().parent / "apps"
@@ -63,8 +64,8 @@ def test_a_login_limited_per_posted_username(
     assert run["verdict"] == "pass", run["reason"]
     assert run["request"] == {"method": "POST", "path": "/login/", "header_names": [], "body": True}
     assert run["statuses"] == {"accept": [200, 401], "reject": [429]}
-    values = [b["value"] for b in run["bursts"]]
-    assert len(set(values)) == len(values) >= 3
+    clients = [b["client"] for b in run["bursts"]]
+    assert len(set(clients)) == len(clients) >= 3
     # Without --accept-status every failed login is an error, and the hint says what to do.
     result, run = run_app(run_cli, redis_spec, tmp_path, "login_app:application", *args[:-2])
     assert run["verdict"] == "error" and "--accept-status" in run["hint"]
@@ -259,7 +260,7 @@ def test_a_hundred_identities_on_two_workers_are_each_exact(
     clients = run["bursts"]
     assert len(clients) >= 100 and all(c["accepted"] == 20 for c in clients)
     assert (
-        len({c["identity"] for c in clients}) == len({c["value"] for c in clients}) == len(clients)
+        len({c["identity"] for c in clients}) == len({c["client"] for c in clients}) == len(clients)
     )
     assert "20-20 (" in result.stdout  # the table sums many clients up
 
@@ -308,8 +309,8 @@ def test_identity_values_come_from_a_file_in_order(
         str(tokens),
     )
     assert run["verdict"] == "pass", run["reason"]
-    values = [c["value"] for c in run["bursts"]]
-    assert values == [f"tok-{i}" for i in range(len(values))]
+    clients = [c["client"] for c in run["bursts"]]  # named by a digest, never by the token
+    assert clients == [client_name(f"tok-{i}") for i in range(len(clients))]
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ def test_the_schema_is_valid_and_rejects_a_broken_report() -> None:
     jsonschema.Draft202012Validator.check_schema(schema())
     empty = report_dict(MatrixReport(), 2)
     jsonschema.validate(empty, schema())
-    assert empty["schema_version"] == empty["schema"] == SCHEMA_VERSION == 2
+    assert empty["schema_version"] == empty["schema"] == SCHEMA_VERSION == 3
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**empty, "runs": [{"scenario": "x"}]}, schema())
     with pytest.raises(jsonschema.ValidationError):

@@ -8,8 +8,9 @@ import redis
 
 from harness.errors import UsageError
 from harness.providers import open_redis, provider_for
-from harness.providers.base import RedisServer, redact_secrets, redact_url
+from harness.providers.base import RedisServer
 from harness.providers.redis_url import parse_redis_url
+from harness.redaction import redact_secrets, redact_url
 
 
 @pytest.fixture

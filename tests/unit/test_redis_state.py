@@ -11,6 +11,7 @@ from redis.retry import Retry
 
 from harness import redis_state
 from harness.ports import free_port
+from harness.redaction import key_name
 from harness.redis_state import snapshot
 
 
@@ -30,14 +31,26 @@ def test_keys_types_sizes_and_ttls(client: fakeredis.FakeRedis) -> None:
     state = snapshot(client, "throttle*", 3600)
     assert state.keys == 4 and not state.truncated
     assert state.types == {"string": 3, "list": 1}
-    assert state.no_ttl == ("throttle:forever",) and state.no_ttl_count == 1
-    assert state.ttl_far == ("throttle:long",) and state.ttl_far_count == 1
+    forever = key_name("throttle:forever")
+    assert state.no_ttl == (forever,) and state.no_ttl_count == 1
+    assert state.ttl_far == (key_name("throttle:long"),) and state.ttl_far_count == 1
     assert state.ttl_range_s is not None and state.ttl_range_s[0] == pytest.approx(1800, abs=2)
     sizes = {k.key: k.size for k in state.sample}
-    assert sizes["throttle:1:anon_127.0.0.2"] == 10 and sizes["throttle:1:hist_127.0.0.3"] == 3
+    assert sizes[key_name("throttle:1:anon_127.0.0.2")] == 10
+    assert sizes[key_name("throttle:1:hist_127.0.0.3")] == 3
     line = state.describe(3600)
-    assert "4 (list 1, string 3)" in line and "1 never expire (e.g. throttle:forever)" in line
+    assert "4 (list 1, string 3)" in line and f"1 never expire (e.g. {forever})" in line
     assert "1 live over 2x the window" in line
+
+
+def test_keys_are_named_by_a_digest_never_by_their_name(client: fakeredis.FakeRedis) -> None:
+    client.set("throttle:key:tok_s3cr3t_key", 1)
+    client.set(b"throttle:bin:\xff", 1)  # not UTF-8: named by its bytes as stored
+    state = snapshot(client, "throttle*", 3600)
+    shown = repr(state) + state.describe(3600)
+    assert "s3cr3t" not in shown and "anon_127" not in shown and "forever" not in shown
+    assert key_name("throttle:key:tok_s3cr3t_key") in {k.key for k in state.sample}
+    assert key_name(b"throttle:bin:\xff") in state.no_ttl
 
 
 def test_nothing_is_written(client: fakeredis.FakeRedis) -> None:
