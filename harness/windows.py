@@ -15,7 +15,7 @@ import heapq
 import itertools
 import math
 from bisect import bisect_left, insort
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Literal, Protocol
@@ -90,7 +90,7 @@ class SlidingWindow:
             return _fit(self.name, n, bound, bound, 0.0, f"a sliding window admits at most {rule}")
         phases = (0.0, first, math.nextafter(last, math.inf))
         bound = min([n] + [_grid_bound(accepted, limit, period_s, p) for p in phases])
-        dense = _densest(accepted, lambda seconds: limit * (math.floor(seconds / period_s) + 1))
+        dense = _densest_window(accepted, limit, period_s)
         if n - dense.excess < bound:
             bound = n - dense.excess
             return _fit(
@@ -259,7 +259,7 @@ class TokenBucket:
             return limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill))
 
         rule = f"a token bucket of {limit} refilling {limit} per {period_s:g}s"
-        dense = _densest(accepted, allowance)
+        dense = _densest(accepted, limit, rate)
         if dense.excess > 0:
             return _fit(
                 self.name,
@@ -404,24 +404,107 @@ class Dense:
     seconds: float
 
 
-def _densest(accepted: Sequence[Interval], allowance: Callable[[float], int]) -> Dense:
-    """Over every interval from one request's send to another's receipt, the one whose
-    requests (those sent and answered inside it, so admitted inside it whenever admitted)
-    most exceed ``allowance(its length)``. O(n^2): from each send, the receipts of the
-    requests sent at or after it, in order."""
-    best = Dense(-len(accepted) - 1, 0, 0, 0.0)
-    receipts: list[float] = []  # of the requests sent at or after the current send, sorted
-    by_send = sorted(accepted, key=lambda iv: -iv[0])
+def _densest(accepted: Sequence[Interval], limit: int, rate: float) -> Dense:
+    """Over every interval ``[t1, t2]`` from one request's send to another's receipt, the one
+    whose requests (sent and answered inside it, so admitted inside it whenever admitted) most
+    exceed a token bucket's ``limit + floor(rate * (t2 - t1))`` (with the rounding headroom).
+
+    From the latest send back to the earliest, each request joins a max-tree over the receipts
+    (every receipt at or after its own counts it once more); the tree's top is the best
+    ``t2`` for this ``t1`` up to the floor, which the pair found is then charged exactly. The
+    floor never hides an excess: with whole counts, ``count - limit > rate * span`` exactly when
+    ``count - limit > floor(rate * span)``. O(n log n).
+    """
+    n = len(accepted)
+    if n <= limit:
+        return Dense(n - limit, n, limit, 0.0)
+    origin = min(s for s, _ in accepted)
+    receipts = sorted(r - origin for _, r in accepted)
+    tree = _MaxTree([-rate * r for r in receipts])
+    by_send = sorted(((s - origin, r - origin) for s, r in accepted), reverse=True)
+    best = Dense(-n - 1, 0, 0, 0.0)
+    slot: dict[float, int] = {}  # the next free leaf among equal receipts
     i = 0
-    while i < len(by_send):
+    while i < n:
         t1 = by_send[i][0]
-        while i < len(by_send) and by_send[i][0] == t1:
-            insort(receipts, by_send[i][1])
+        while i < n and by_send[i][0] == t1:
+            r = by_send[i][1]
+            first = bisect_left(receipts, r)
+            leaf = slot.get(r, first)
+            slot[r] = leaf + 1
+            tree.add(first, n, 1.0)  # every receipt at or after r now counts this request
+            tree.activate(leaf)
             i += 1
-        for count, t2 in enumerate(receipts, 1):
-            allowed = allowance(t2 - t1)
-            if count - allowed > best.excess:
-                best = Dense(count - allowed, count, allowed, t2 - t1)
+        value, leaf = tree.top()
+        t2 = receipts[leaf]
+        count = round(value + rate * t2)  # the requests inside [t1, t2], a whole number
+        refill = rate * (t2 - t1)
+        allowed = limit + math.floor(refill + _ROUND_GUARD * max(1.0, refill))
+        if count - allowed > best.excess:
+            best = Dense(count - allowed, count, allowed, t2 - t1)
+    return best
+
+
+class _MaxTree:
+    """Leaves in a row, each inactive (minus infinity) until activated: add to a range, and
+    the largest active leaf with its position."""
+
+    def __init__(self, base: Sequence[float]) -> None:
+        self.size = 1
+        while self.size < len(base):
+            self.size *= 2
+        self.base = list(base)
+        self.pending = [0.0] * (2 * self.size)  # added to a whole node's range
+        self.best: list[tuple[float, int]] = [(-math.inf, -1)] * (2 * self.size)
+
+    def add(
+        self, lo: int, hi: int, delta: float, node: int = 1, nlo: int = 0, nhi: int = -1
+    ) -> None:
+        nhi = self.size if nhi < 0 else nhi
+        if hi <= nlo or nhi <= lo:
+            return
+        if lo <= nlo and nhi <= hi:
+            self.pending[node] += delta
+            value, at = self.best[node]
+            self.best[node] = (value + delta, at)
+            return
+        mid = (nlo + nhi) // 2
+        self.add(lo, hi, delta, 2 * node, nlo, mid)
+        self.add(lo, hi, delta, 2 * node + 1, mid, nhi)
+        self._pull(node)
+
+    def activate(self, leaf: int) -> None:
+        node = self.size + leaf
+        self.best[node] = (self.base[leaf] + self.pending[node], leaf)
+        node //= 2
+        while node:
+            self._pull(node)
+            node //= 2
+
+    def top(self) -> tuple[float, int]:
+        return self.best[1]
+
+    def _pull(self, node: int) -> None:
+        value, at = max(self.best[2 * node], self.best[2 * node + 1])
+        self.best[node] = (value + self.pending[node], at)
+
+
+def _densest_window(accepted: Sequence[Interval], limit: int, period_s: float) -> Dense:
+    """Over every interval from one request's send to another's receipt shorter than
+    ``period_s``, the one whose requests (sent and answered inside it) most exceed ``limit``:
+    from each send, those sent at or after it and answered less than a period later."""
+    n = len(accepted)
+    best = Dense(-n - 1, 0, 0, 0.0)
+    by_send = sorted(accepted)
+    receipts: list[float] = []  # of the requests sent at or after the current send, sorted
+    for k in range(n - 1, -1, -1):
+        t1, r = by_send[k]
+        insort(receipts, r)
+        if k and by_send[k - 1][0] == t1:
+            continue
+        end = bisect_left(receipts, t1 + period_s)  # answered less than a period after t1
+        if end and end - limit > best.excess:
+            best = Dense(end - limit, end, limit, receipts[end - 1] - t1)
     return best
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 import pytest
@@ -456,3 +456,37 @@ def test_correct_throttles_are_never_over_whatever_they_refused() -> None:
                 if kind == "fixed" and f.kind == "edge":  # the true edge is where it says
                     edge = phase + math.ceil(min(s for s, _ in admitted) - phase)
                     assert any(a <= edge <= b for a, b in f.edges), (case, edge, f.edges)
+
+
+def _pairs_excess(accepted: Sequence[Interval], allowance: Callable[[float], int]) -> int:
+    """The largest excess over every (send, receipt) pair, by brute force."""
+    best = -len(accepted) - 1
+    for t1, _ in accepted:
+        for _, t2 in accepted:
+            if t2 >= t1:
+                inside = sum(t1 <= s and r <= t2 for s, r in accepted)
+                best = max(best, inside - allowance(t2 - t1))
+    return best
+
+
+def test_every_interval_is_searched_as_brute_force_would() -> None:
+    rng = random.Random(7)
+    for _ in range(300):
+        limit = rng.choice([1, 3, 5, 20])
+        n = rng.randint(1, 40)
+        start = T0 + rng.uniform(0, 1)
+        accepted = []
+        for _ in range(n):
+            s = start + round(rng.uniform(0, rng.choice([0.05, 0.5, 3.0])), 3)
+            accepted.append((s, s + rng.choice([0.0, 0.001, 0.01, 0.3])))
+
+        def bucket(seconds: float, limit: int = limit) -> int:
+            return limit + math.floor(limit * seconds + 1e-6 * max(1.0, limit * seconds))
+
+        def window(seconds: float, limit: int = limit) -> int:
+            return limit if seconds < 1.0 else 10**9
+
+        tb = MODELS["token-bucket"].fit(accepted, limit, 1.0)
+        assert n - tb.bound == max(0, _pairs_excess(accepted, bucket)), (accepted, limit)
+        excess = max(0, _pairs_excess(accepted, window))
+        assert MODELS["sliding"].fit(accepted, limit, 1.0).bound <= n - excess, (accepted, limit)
