@@ -33,6 +33,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
+from harness import clock
 from harness.checker import (
     Burst,
     Claim,
@@ -268,7 +269,7 @@ def _with_recovery(
     last = ledger.last_counted(burst.identity, claim.statuses)
     if last is None:
         return burst
-    wait = last + claim.period_s + RECOVERY_MARGIN_S - time.time()
+    wait = last + claim.period_s + RECOVERY_MARGIN_S - clock.now()
     if wait + 1.0 > deadline - time.monotonic():
         return burst
     time.sleep(max(0.0, wait))

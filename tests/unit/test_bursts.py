@@ -226,7 +226,7 @@ def test_recovery_waits_a_period_after_the_last_counted_request_of_the_client(
     ledger.add([probe, refused])  # a refusal counts for nothing in a correct throttle
     assert ledger.last_counted(b.identity, c.statuses) == T0 + 0.45
     slept: list[float] = []
-    monkeypatch.setattr(bursts.time, "time", lambda: T0 + 0.7)
+    monkeypatch.setattr(bursts.clock, "now", lambda: T0 + 0.7)
     monkeypatch.setattr(bursts.time, "sleep", slept.append)
     sent = [Record(i, b.identity, T0 + 2, T0 + 2.01, 200, "w1", None, f"r-{i}") for i in range(4)]
     monkeypatch.setattr(bursts, "fresh_requests", lambda *a, **kw: sent)
