@@ -85,6 +85,7 @@ class _Exchange:
         self.parent: str | None = None
         self.status: int | None = None
         self.error: str | None = None
+        self.got_bytes = False  # any byte of a response yet
         self.request_id = ""
         self.head_length = 0
         self.tail = b""  # held back until the release: the head's final byte, and the body
@@ -113,6 +114,7 @@ class _Exchange:
 
     def feed(self, data: bytes) -> bool:
         """Take bytes from the socket (b"" at EOF); True once the response is complete."""
+        self.got_bytes = self.got_bytes or bool(data)
         self.http.receive_data(data)
         try:
             while True:
@@ -129,11 +131,23 @@ class _Exchange:
                 elif event is h11.NEED_DATA:
                     return False
                 elif isinstance(event, h11.ConnectionClosed):
-                    self.status, self.error = None, "connection closed before a response"
-                    return True
+                    return self._cut_short()
         except h11.RemoteProtocolError as exc:
+            if not data:  # h11 (0.14 and 0.16 alike) raises at an end of file mid-response
+                return self._cut_short()
             self.status, self.error = None, f"malformed response: {exc}"
             return True
+
+    def _cut_short(self) -> bool:
+        """The server closed the connection before its response was complete."""
+        if not self.got_bytes:
+            where = "before a response"
+        elif self.status is None:
+            where = "inside a response's head"
+        else:
+            where = "inside a response's body"
+        self.status, self.error = None, f"connection closed {where}"
+        return True
 
     @property
     def keeps_alive(self) -> bool:
