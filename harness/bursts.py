@@ -27,7 +27,6 @@ indeterminate.
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +44,7 @@ from harness.checker import (
 from harness.evidence import Stamp
 from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
+from harness.identities import identity_values
 from harness.ledger import Ledger
 from harness.providers import RedisServer
 from harness.redis_proxy import RedisProxy
@@ -200,22 +200,6 @@ def _phase(n: int, period_s: float, widest: float) -> float:
     not crossed and no two bursts share a phase."""
     room = period_s - PHASE_HEADROOM * widest
     return (n * GOLDEN) % 1.0 * (room if room > 0 else period_s)
-
-
-def identity_values(scenario: Scenario) -> Iterator[list[str]]:
-    """Each burst's ``{identity}`` values: the identity file's lines in order, else
-    ``client-TAG-1``, ``client-TAG-2``, … with a random TAG, so that they are fresh with every
-    burst and every session (as its addresses), even in a Redis other sessions use too (one
-    stream for all the runs of a scenario)."""
-    n = scenario.identities
-    if scenario.identity_values:
-        values = scenario.identity_values
-        for start in range(0, len(values) - n + 1, n):
-            yield list(values[start : start + n])
-        return
-    tag = secrets.token_hex(3)
-    for start in itertools.count(1, n):
-        yield [f"client-{tag}-{start + i}" for i in range(n)]
 
 
 def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:

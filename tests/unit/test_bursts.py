@@ -14,7 +14,6 @@ from harness.checker import Burst, Claim, find, judge
 from harness.evidence import Stamp
 from harness.ledger import Ledger
 from harness.probe_protocol import REQUEST_HEADER
-from harness.scenario import load_scenarios
 from harness.traffic import burst as burst_engine
 from harness.traffic import sequential
 from harness.traffic.burst import CHUNK, _chunks
@@ -133,20 +132,6 @@ def test_client_addresses_never_repeat() -> None:
     assert not any(
         a.endswith((".0", ".255")) or a.startswith(("127.0.", "127.255.")) for a in taken
     )
-
-
-def test_identity_values_per_burst() -> None:
-    (s,) = load_scenarios([], {"app": "m:app", "rate": "5/min", "identities": 3, "env": {}})
-    values = bursts.identity_values(s)
-    first, second = next(values), next(values)
-    tag = first[0].split("-")[1]
-    assert first == [f"client-{tag}-{n}" for n in (1, 2, 3)]
-    assert second == [f"client-{tag}-{n}" for n in (4, 5, 6)]
-    other = next(bursts.identity_values(s))[0]
-    assert other != first[0]  # another session (or scenario) has values of its own
-    filed = bursts.identity_values(replace(s, identity_values=tuple("abcdefg")))
-    assert [next(filed), next(filed)] == [list("abc"), list("def")]
-    assert next(filed, None) is None  # "g" alone cannot make a burst of three
 
 
 def test_chunks_pack_whole_clients() -> None:
