@@ -64,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness.cpus import usable_cpus
 from harness.errors import InfrastructureError
 from harness.load_wire import RECV_BYTES
 from harness.ports import LOOPBACK
@@ -183,13 +184,9 @@ def run_load(
 
 
 def generator_processes(connections: int) -> int:
-    """How many processes share the connections: one per usable core, up to
+    """How many processes share the connections: one per usable CPU, up to
     ``MAX_PROCESSES``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(connections, cores, MAX_PROCESSES))
+    return max(1, min(connections, usable_cpus(), MAX_PROCESSES))
 
 
 _CHILD = "from harness.load_generator import child_main; child_main()"
