@@ -27,12 +27,12 @@ indeterminate.
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
+from harness import clock
 from harness.checker import (
     Burst,
     Claim,
@@ -44,6 +44,7 @@ from harness.checker import (
 from harness.evidence import Stamp
 from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
+from harness.identities import identity_values
 from harness.ledger import Ledger
 from harness.providers import RedisServer
 from harness.redis_proxy import RedisProxy
@@ -201,22 +202,6 @@ def _phase(n: int, period_s: float, widest: float) -> float:
     return (n * GOLDEN) % 1.0 * (room if room > 0 else period_s)
 
 
-def identity_values(scenario: Scenario) -> Iterator[list[str]]:
-    """Each burst's ``{identity}`` values: the identity file's lines in order, else
-    ``client-TAG-1``, ``client-TAG-2``, … with a random TAG, so that they are fresh with every
-    burst and every session (as its addresses), even in a Redis other sessions use too (one
-    stream for all the runs of a scenario)."""
-    n = scenario.identities
-    if scenario.identity_values:
-        values = scenario.identity_values
-        for start in range(0, len(values) - n + 1, n):
-            yield list(values[start : start + n])
-        return
-    tag = secrets.token_hex(3)
-    for start in itertools.count(1, n):
-        yield [f"client-{tag}-{start + i}" for i in range(n)]
-
-
 def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
     """``burst`` with, right after it, requests from its exhausted client that carry a client
     address in a header a misconfigured app may trust (each its own address, from a range kept
@@ -268,7 +253,7 @@ def _with_recovery(
     last = ledger.last_counted(burst.identity, claim.statuses)
     if last is None:
         return burst
-    wait = last + claim.period_s + RECOVERY_MARGIN_S - time.time()
+    wait = last + claim.period_s + RECOVERY_MARGIN_S - clock.now()
     if wait + 1.0 > deadline - time.monotonic():
         return burst
     time.sleep(max(0.0, wait))

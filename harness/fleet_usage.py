@@ -1,9 +1,10 @@
 """What a fleet costs while it serves: CPU time and resident memory of every gunicorn process,
 read from ``/proc`` (Linux), and what Redis sees meanwhile.
 
-CPU use is the fleet's CPU seconds over the wall time, as a share of the whole machine (100% =
-every core busy), as a host's monitoring shows it; a worker that exits during the phase is
-counted through its arbiter's reaped-children time. Memory is sampled while the load runs
+CPU use is the fleet's CPU seconds over the wall time, as a share of the CPUs the fleet may use
+(its arbiters' CPU affinity, which its workers inherit and by which the load generator sizes
+itself too: 100% = every one of them busy); a worker that exits during the phase is counted
+through its arbiter's reaped-children time. Memory is sampled while the load runs
 (every ``SAMPLE_S``): the arbiter and its workers' RSS at the sample with the largest total
 (``total``), and the mean of the workers' RSS then (``per_worker``). Redis is read with
 ``INFO`` over one connection of the meter's own, whose commands are left out.
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+
+from harness.cpus import usable_cpus
 
 SAMPLE_S = 0.25
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -104,6 +107,7 @@ class UsageMeter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._started = 0.0
+        self._cpus = 1  # the CPUs the fleet may use
         self._commands: int | None = None
         self._infos = 0  # INFO commands this meter sent after the first
 
@@ -147,6 +151,7 @@ class UsageMeter:
         info = self._redis_info()  # connects (and authenticates) before the count starts
         self._commands = info[1] if info else None
         self._sample(self._samples.start_cpu)
+        self._cpus = usable_cpus(self.arbiters)
         self._started = time.monotonic()
         self._thread.start()
 
@@ -160,7 +165,7 @@ class UsageMeter:
         cpu_s = sum(s.end_cpu.values()) - sum(s.start_cpu.values())
         workers = s.best_workers
         usage = Usage(
-            cpu_percent=100 * max(0.0, cpu_s) / (elapsed * (os.cpu_count() or 1)),
+            cpu_percent=100 * max(0.0, cpu_s) / (elapsed * self._cpus),
             rss_total_mb=s.best_total / _MB,
             rss_per_worker_mb=(sum(workers) / len(workers) / _MB) if workers else math.nan,
             workers=s.most_workers,

@@ -17,12 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from harness.budgets import Budget, BudgetCheck, check
-from harness.bursts import identity_values
 from harness.errors import HarnessError, UsageError
 from harness.fleet import gunicorn_fleet
 from harness.fleet_usage import RedisLoad, Usage, metered
+from harness.identities import values_for_run
 from harness.load import LoadResult, run_load
 from harness.providers import RedisServer
+from harness.redaction import masked_batches
 from harness.runner import MatrixReport, Observer, RunResult, fleet_spec, run_matrix
 from harness.scenario import Scenario
 
@@ -171,7 +172,7 @@ def _load_phase(
     """A fresh fleet of the scenario's shape, warmed up, then loaded and metered."""
     redis.clear(prefix)
     spec = fleet_spec(scenario, scenario.workers[0], redis.url, prefix, connections)
-    value = next(identity_values(scenario))[0]
+    (value,) = next(masked_batches(values_for_run(scenario, per_batch=1)))  # one no run used
     template = scenario.request
     request = replace(template, path=options.path or template.path).render(value)
     try:

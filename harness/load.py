@@ -14,9 +14,13 @@ the endpoints (as a load balancer would), for ``warmup_s`` (not measured) and th
 
 A request belongs to the measured phase when it is sent (closed loop) or due (fixed rate) at
 or after its start. Sending stops at the end of the phase; answers still outstanding are
-awaited (each for ``timeout_s`` at most), so every request sent is either answered or an
-error, and ``duration_s`` runs until the last one was settled. 5xx answers, connection and
-protocol errors and timeouts are errors; any other status (429 from a throttle, say) is not.
+awaited (each for ``timeout_s`` at most, ``drain_s`` in all), so every request sent is either
+answered or an error, with its latency. Throughput is the answers that arrived within the
+phase over the phase's own duration: the drain neither adds its answers nor stretches the
+time (one slow request could otherwise cut a 10 s phase's throughput by a third), and the at
+most one request per connection still outstanding at the end is left out, as the requests
+already running at its start are. 5xx answers, connection and protocol errors and timeouts
+are errors; any other status (429 from a throttle, say) is not.
 A keep-alive connection the server closed is reopened; an idempotent request that met such a
 stale connection before any byte of its answer is sent again once, not counted twice.
 
@@ -60,6 +64,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from harness.cpus import usable_cpus
 from harness.errors import InfrastructureError
 from harness.load_wire import RECV_BYTES
 from harness.ports import LOOPBACK
@@ -77,10 +82,13 @@ class LoadError(InfrastructureError):
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What one load phase measured. ``latencies_ms`` holds one latency per completed request
-    (errors have none), sorted ascending; ``rate`` is the fixed arrival rate, None for a closed
-    loop; ``backlog`` the requests due at a fixed rate that no connection was free to start
-    before the end; ``client_cpu_s`` the CPU time the generator itself used (both phases)."""
+    """What one load phase measured. ``duration_s`` is the measured phase's own duration;
+    ``completed`` counts every answer, ``in_phase`` those that arrived within the phase (the
+    rest during the ``drain_s`` after it). ``latencies_ms`` holds one latency per completed
+    request (errors have none), sorted ascending; ``rate`` is the fixed arrival rate, None for a
+    closed loop; ``backlog`` the requests due at a fixed rate that no connection was free to
+    start before the end; ``client_cpu_s`` the CPU time the generator itself used (both
+    phases)."""
 
     duration_s: float
     sent: int
@@ -91,10 +99,13 @@ class LoadResult:
     rate: float | None = None
     backlog: int = 0
     client_cpu_s: float = 0.0
+    in_phase: int = 0
+    drain_s: float = 0.0
 
     @property
     def throughput_rps(self) -> float:
-        return self.completed / self.duration_s if self.duration_s > 0 else 0.0
+        """Answers per second within the phase (see the module)."""
+        return self.in_phase / self.duration_s if self.duration_s > 0 else 0.0
 
     @property
     def error_rate(self) -> float:
@@ -167,17 +178,15 @@ def run_load(
         rate=rate,
         backlog=sum(part["backlog"] for part in parts),
         client_cpu_s=sum(part["client_cpu_s"] for part in parts),
+        in_phase=sum(part["in_phase"] for part in parts),
+        drain_s=max(part["drain_s"] for part in parts),
     )
 
 
 def generator_processes(connections: int) -> int:
-    """How many processes share the connections: one per usable core, up to
+    """How many processes share the connections: one per usable CPU, up to
     ``MAX_PROCESSES``."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, min(connections, cores, MAX_PROCESSES))
+    return max(1, min(connections, usable_cpus(), MAX_PROCESSES))
 
 
 _CHILD = "from harness.load_generator import child_main; child_main()"

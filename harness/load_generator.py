@@ -122,7 +122,9 @@ def _generate(
     """Run both phases from ``start`` (``time.monotonic()``) on one connection per address
     (the child's side of :func:`run_load`). At a fixed rate, this process sends requests
     ``phase``, ``phase + stride``, … of the whole schedule. Returns the result's fields,
-    latencies as the bytes of a sorted ``array('d')`` of milliseconds."""
+    latencies as the bytes of a sorted ``array('d')`` of milliseconds; ``in_phase`` counts
+    the answers that arrived by the end of the measured phase, ``drain_s`` how long the
+    answers outstanding then took."""
     cpu0 = _cpu_s()
     payloads = {a: wire_request(request, *a) for a in set(addresses)}
     conns = [_Conn(a, payloads[a]) for a in addresses]
@@ -136,7 +138,7 @@ def _generate(
     queue: deque[tuple[float, bool]] = deque()  # fixed rate: (intended time, measured), due
     latencies: list[float] = []
     statuses: dict[int, int] = {}
-    sent = completed = errors = 0
+    sent = completed = in_phase = errors = 0
     epoch = 0
 
     t0 = start + warmup_s
@@ -255,7 +257,7 @@ def _generate(
             fail(conn, rest=not conn.reused)
 
     def readable(conn: _Conn, now: float) -> None:
-        nonlocal completed, errors
+        nonlocal completed, in_phase, errors
         sock = conn.sock
         assert sock is not None
         try:
@@ -294,6 +296,7 @@ def _generate(
         status, keep, used = done
         if conn.measured:
             completed += 1
+            in_phase += now <= t_end
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append((now - conn.origin) * 1000.0)
             if status >= 500:
@@ -369,9 +372,11 @@ def _generate(
         poller.close()
     latencies.sort()
     return {
-        "duration_s": end - t0,
+        "duration_s": duration_s,
+        "drain_s": max(0.0, end - t_end),
         "sent": sent,
         "completed": completed,
+        "in_phase": in_phase,
         "errors": errors,
         "statuses": statuses,
         "latencies_ms": array.array("d", latencies).tobytes(),

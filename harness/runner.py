@@ -17,13 +17,14 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from harness.bursts import client_addresses, identity_values, send_bursts
+from harness.bursts import client_addresses, send_bursts
 from harness.checker import Burst, Verdict, judge
 from harness.errors import HarnessError, UsageError
 from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
 from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
+from harness.identities import values_for_run
 from harness.providers import RedisServer
 from harness.providers.base import glob_escape
 from harness.redaction import MASKS, masked_batches
@@ -159,8 +160,8 @@ def run_matrix(
         check_faults_allowed(scenario.faults, scenario.name, redis)
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)
     for scenario in scenarios:
-        values = masked_batches(identity_values(scenario))  # never the same value twice
         for workers in scenario.workers:
+            values = masked_batches(values_for_run(scenario))  # none this session has used
             observer.run_started(scenario, workers)
             prefix = f"throttle-harness:{session}:{len(report.runs) + 1}:"
             result = _one_run(scenario, workers, redis, prefix, addresses, values)

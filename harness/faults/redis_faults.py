@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import redis
 
+from harness import clock
 from harness.checker import Burst
 from harness.errors import RedisUnavailable
 from harness.faults import FaultContext, FaultOutcome
@@ -81,7 +82,7 @@ class RedisRestart:
         ctx.ledger.add(records)
         counts = _counts(records, ctx.claim.statuses)
         before = sum(ctx.claim.statuses.admitted(r.status) for r in burst.records)
-        since_burst = time.time() - max((r.received_at or 0.0 for r in burst.records), default=0.0)
+        since_burst = clock.now() - max((r.received_at or 0.0 for r in burst.records), default=0.0)
         window_passed = since_burst >= ctx.claim.period_s
         exhausted = any(ctx.claim.statuses.refused(r.status) for r in burst.records)
         if counts["admitted"] and not exhausted:

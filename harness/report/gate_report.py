@@ -29,7 +29,7 @@ _ROWS = (  # (metric, label)
     ("p95", "latency p95 (ms)"),
     ("p99", "latency p99 (ms)"),
     ("errors", "errors (%)"),
-    ("cpu", "CPU, whole machine (%)"),
+    ("cpu", "CPU, of the fleet's CPUs (%)"),
     ("rss", "RSS total (MB)"),
     ("rss_worker", "RSS per worker (MB)"),
     ("redis_clients", "Redis clients"),

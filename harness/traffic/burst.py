@@ -28,8 +28,9 @@ other clients in ``tests/benchmarks/``):
 
 Large bursts go in chunks of ``CHUNK`` requests, so that file descriptors, gunicorn's
 ``worker_connections`` and the listen backlog stay bounded whatever the count. A burst can start
-at a chosen phase of the wall clock (``align``), once it is armed. Everything ends by the
-run's ``deadline``; every request gets a :class:`Record`, errors included.
+at a chosen phase of the epoch clock (``align``), once it is armed. Record times come from
+:func:`harness.clock.now`. Everything ends by the run's ``deadline``; every request gets a
+:class:`Record`, errors included.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from dataclasses import dataclass, field, replace
 
 import h11
 
+from harness import clock
 from harness.ports import LOOPBACK
 from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
 from harness.request_template import Rendered, Statuses
@@ -83,6 +85,7 @@ class _Exchange:
         self.parent: str | None = None
         self.status: int | None = None
         self.error: str | None = None
+        self.got_bytes = False  # any byte of a response yet
         self.request_id = ""
         self.head_length = 0
         self.tail = b""  # held back until the release: the head's final byte, and the body
@@ -111,6 +114,7 @@ class _Exchange:
 
     def feed(self, data: bytes) -> bool:
         """Take bytes from the socket (b"" at EOF); True once the response is complete."""
+        self.got_bytes = self.got_bytes or bool(data)
         self.http.receive_data(data)
         try:
             while True:
@@ -127,11 +131,23 @@ class _Exchange:
                 elif event is h11.NEED_DATA:
                     return False
                 elif isinstance(event, h11.ConnectionClosed):
-                    self.status, self.error = None, "connection closed before a response"
-                    return True
+                    return self._cut_short()
         except h11.RemoteProtocolError as exc:
+            if not data:  # h11 (0.14 and 0.16 alike) raises at an end of file mid-response
+                return self._cut_short()
             self.status, self.error = None, f"malformed response: {exc}"
             return True
+
+    def _cut_short(self) -> bool:
+        """The server closed the connection before its response was complete."""
+        if not self.got_bytes:
+            where = "before a response"
+        elif self.status is None:
+            where = "inside a response's head"
+        else:
+            where = "inside a response's body"
+        self.status, self.error = None, f"connection closed {where}"
+        return True
 
     @property
     def keeps_alive(self) -> bool:
@@ -219,7 +235,7 @@ class _Collector:
             return False
         if not chunk and ex.error is None:
             ex.feed(b"")
-        ex.received_at = time.time()
+        ex.received_at = clock.now()
         self.selector.unregister(ex.sock)
         self.pending.discard(ex)
         if self.answered == "hold":
@@ -278,8 +294,8 @@ def burst(
     A client sends from its loopback address (the client address a throttle sees) with its
     ``{identity}`` value in the request; ``limit`` is the claimed limit per client the steps aim
     at; request ids are ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``).
-    With ``align`` (period, offset), the first request is released just after the next
-    wall-clock time that is ``offset`` past a multiple of ``period``, once everything is armed.
+    With ``align`` (period, offset), the first request is released just after the next epoch
+    time that is ``offset`` past a multiple of ``period``, once everything is armed.
     Clients go in chunks of at most ``CHUNK`` requests, each client's in one chunk where it fits.
     ``on_release`` (a fault's hook) is called after each step is sent, before its answers are
     read, with how many requests of the chunk have been released so far.
@@ -350,7 +366,7 @@ def fresh_requests(
             request = ex.request(
                 replace(rendered, headers=rendered.headers + extra), False, request_id
             )
-            ex.sent_at = time.time()
+            ex.sent_at = clock.now()
             ex.send(request, deadline)
             collector.add(ex)
         collector.run(deadline)
@@ -584,7 +600,7 @@ def _release_in_steps(
         if not step:  # the rest, at once
             step = [ex for lane in lanes for ex in lane.take(lane.left)]
         live = [ex for ex in step if ex.error is None and ex.sock is not None]
-        now = time.time()  # before any of them is sent: earlier than every admission
+        now = clock.now()  # before any of them is sent: earlier than every admission
         short: list[tuple[_Exchange, int]] = []
         for ex in live:  # the hot loop: nothing in it but the send
             try:
@@ -622,12 +638,13 @@ def _release_in_steps(
 
 
 def wait_for_phase(align: tuple[float, float] | None, deadline: float) -> None:
-    """Sleep until just after the next wall-clock time ``offset`` past a multiple of
-    ``period`` (``align`` = (period, offset)); not past ``deadline``."""
+    """Sleep until just after the next epoch time (:func:`harness.clock.now`, the clock of
+    record times) ``offset`` past a multiple of ``period`` (``align`` = (period, offset)); not
+    past ``deadline``."""
     if align is None:
         return
     period, offset = align
-    now = time.time()
+    now = clock.now()
     start = math.floor((now - offset) / period + 1) * period + offset + ALIGN_MARGIN_S
     time.sleep(max(0.0, min(start - now, deadline - time.monotonic())))
 

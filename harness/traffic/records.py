@@ -45,7 +45,8 @@ class Client:
 class Record:
     """What happened to one request.
 
-    Times are wall-clock seconds (``time.time()``), the clock throttles themselves use.
+    Times are epoch seconds from :func:`harness.clock.now` (the epoch clock throttles count
+    windows on, read through a monotonic clock: ``received_at`` is never before ``sent_at``).
     ``status`` is None and ``error`` says why when no HTTP response arrived. ``request_id`` is
     the id the probe stamps; ``attempts`` > 1 when the request was sent again because it
     provably never reached the app (no response, and the probe never saw it).

@@ -11,6 +11,7 @@ import http.client
 import time
 from collections.abc import Callable, Sequence
 
+from harness import clock
 from harness.ports import LOOPBACK
 from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
 from harness.traffic.burst import wait_for_phase
@@ -32,7 +33,7 @@ def sequential(
     persistent connection per client, client after client; requests not answered by
     ``deadline`` (``time.monotonic()``) are recorded as such, unsent.
 
-    With ``align`` (period, offset), the first request goes at that phase of the wall clock (see
+    With ``align`` (period, offset), the first request goes at that phase of the epoch clock (see
     :func:`~harness.traffic.burst.wait_for_phase`); ``limit`` is accepted for the engines'
     common signature and not used; ``on_release`` is called after each answer with how many
     requests have been sent."""
@@ -64,7 +65,7 @@ def _one_client(
         for i in range(first, first + count):
             conn = conns[i % len(conns)]
             request_id = f"{tag}-{i}"
-            sent_at = time.time()
+            sent_at = clock.now()
             left = deadline - time.monotonic()
             if left <= 0:
                 records.append(
@@ -107,7 +108,7 @@ def _one_client(
                     i,
                     address,
                     sent_at,
-                    time.time(),
+                    clock.now(),
                     response.status,
                     response.getheader(WORKER_HEADER),
                     None,

@@ -27,6 +27,7 @@ from harness.request_template import Rendered
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = {"duration_s": 0.3, "warmup_s": 0.1}
+SLOW_ONCE_S = 1.5  # /slow-once: the first request answers this late, the others at once
 
 
 class _Server(ThreadingHTTPServer):
@@ -62,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path
         if path == "/hang":
             self.server.release.wait()
+        if path == "/slow-once" and self.server.hits == 1:
+            time.sleep(SLOW_ONCE_S)
         status = {"/fail": 500, "/throttled": 429}.get(path, 200)
         self.send_response(status)
         if path == "/close":
@@ -109,6 +112,20 @@ def _settled(result: LoadResult) -> LoadResult:
     assert len(result.latencies_ms) == result.completed
     assert list(result.latencies_ms) == sorted(result.latencies_ms)
     return result
+
+
+def test_throughput_is_over_the_phase_not_the_drain(servers: list[_Server]) -> None:
+    """One request answered 1 s after a 0.5 s phase must not cut the throughput to a third."""
+    result = _settled(
+        run_load(
+            [_endpoint(servers[0])], _get("/slow-once"), connections=2, duration_s=0.5, warmup_s=0
+        )
+    )
+    assert result.completed == servers[0].hits and max(result.latencies_ms) >= 1000 * SLOW_ONCE_S
+    # every answer but the slow one (and at most one per connection in flight at the end), in
+    # the phase's own 0.5 s; over the 1.5 s to the slow answer it read a third of that
+    assert (result.completed - 3) / 0.5 <= result.throughput_rps < result.completed / 0.5
+    assert result.duration_s == 0.5 and result.drain_s > 0.9
 
 
 def test_closed_loop_counts(servers: list[_Server]) -> None:

@@ -13,9 +13,12 @@ from harness import bursts
 from harness.checker import Burst, Claim, find, judge
 from harness.evidence import Stamp
 from harness.ledger import Ledger
-from harness.scenario import load_scenarios
+from harness.probe_protocol import REQUEST_HEADER
+from harness.traffic import burst as burst_engine
+from harness.traffic import sequential
 from harness.traffic.burst import CHUNK, _chunks
 from harness.traffic.records import Client, Record, Target
+from tests.unit.stub_server import stub_server
 from tests.unit.test_checker import burst, claim
 
 T0 = 1_800_000_000.5
@@ -38,45 +41,50 @@ def engine(records: list[Record]) -> Any:
     return send
 
 
-def test_only_requests_that_provably_never_reached_the_app_are_sent_again(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    ip = "127.0.0.9"
-    records = [
-        Record(0, ip, T0, T0 + 0.1, 200, "w1", None, "b1-0"),
-        Record(1, ip, T0, None, None, None, "connection closed before a response", "b1-1"),
-        Record(2, ip, T0, None, None, None, "connection closed before a response", "b1-2"),
-        Record(3, ip, 0.0, None, None, None, "not sent: the run's deadline passed", "b1-3"),
-    ]
+def test_only_requests_that_provably_never_reached_the_app_are_sent_again() -> None:
+    """Through the real engines: a server that closes on b1-1 and b1-2 before answering (as a
+    killed worker does) and answers 429 to requests sent again; b1-3 is left unsent by the
+    sequential engine past its deadline."""
+    ip = "127.0.0.1"
+
+    def answer(head: bytes) -> bytes:
+        request = head.split(REQUEST_HEADER.encode() + b": ")[1].split(b"\r\n")[0]
+        if request == b"b1-0":
+            return b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        if b"." in request:  # sent again
+            return b"HTTP/1.1 429 Too Many\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        return b""  # closed before a response
+
+    def engine(target: Target, count: int, **kw: Any) -> list[Record]:
+        records = burst_engine(target, count - 1, **kw)
+        (unsent,) = sequential(target, 1, **{**kw, "deadline": time.monotonic() - 1})
+        return [*records, replace(unsent, index=count - 1, request_id=f"b1-{count - 1}")]
+
     fleet = FakeFleet(
         {
             "b1-0": Stamp("b1-0", "w1", 1, 2, 200),
             "b1-2": Stamp("b1-2", "w1", 3),  # entered the app, never left: not provably lost
         }
     )
-    sent_again: list[list[str]] = []
-
-    def fresh(target: Target, ids: list[str], **kw: Any) -> list[Record]:
-        sent_again.append(list(ids))
-        return [Record(i, ip, T0 + 1, T0 + 1.1, 429, "w2", None, rid) for i, rid in enumerate(ids)]
-
-    monkeypatch.setattr(bursts, "fresh_requests", fresh)
-    monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    (burst,) = bursts._one_round(
-        engine(records),
-        fleet,
-        TARGET,
-        4,
-        CLAIM,  # type: ignore[arg-type]
-        [Client(ip, "client-1")],
-        "b1",
-        deadline=float("inf"),
-        align=None,
-    )
-    assert sent_again == [["b1-1.2"]]
-    again = burst.records[1]
-    assert (again.index, again.status, again.attempts, again.request_id) == (1, 429, 2, "b1-1.2")
-    assert burst.records[2].error and burst.records[3].error  # indeterminate, and never sent
+    with stub_server(answer) as port:
+        (burst,) = bursts._one_round(
+            engine,
+            fleet,  # type: ignore[arg-type]
+            Target(ip, port, workers=2, threads=1),
+            4,
+            CLAIM,
+            [Client(ip, "client-1")],
+            "b1",
+            deadline=time.monotonic() + 10,
+            align=None,
+        )
+    got = [(r.request_id, r.status, r.attempts, r.error) for r in burst.records]
+    assert got == [
+        ("b1-0", 200, 1, None),
+        ("b1-1.2", 429, 2, None),
+        ("b1-2", None, 1, "connection closed before a response"),  # indeterminate
+        ("b1-3", None, 1, "not sent: the run's deadline passed"),
+    ]
     assert set(burst.stamps) == {"b1-0", "b1-2"}
 
 
@@ -124,20 +132,6 @@ def test_client_addresses_never_repeat() -> None:
     assert not any(
         a.endswith((".0", ".255")) or a.startswith(("127.0.", "127.255.")) for a in taken
     )
-
-
-def test_identity_values_per_burst() -> None:
-    (s,) = load_scenarios([], {"app": "m:app", "rate": "5/min", "identities": 3, "env": {}})
-    values = bursts.identity_values(s)
-    first, second = next(values), next(values)
-    tag = first[0].split("-")[1]
-    assert first == [f"client-{tag}-{n}" for n in (1, 2, 3)]
-    assert second == [f"client-{tag}-{n}" for n in (4, 5, 6)]
-    other = next(bursts.identity_values(s))[0]
-    assert other != first[0]  # another session (or scenario) has values of its own
-    filed = bursts.identity_values(replace(s, identity_values=tuple("abcdefg")))
-    assert [next(filed), next(filed)] == [list("abc"), list("def")]
-    assert next(filed, None) is None  # "g" alone cannot make a burst of three
 
 
 def test_chunks_pack_whole_clients() -> None:
@@ -226,7 +220,7 @@ def test_recovery_waits_a_period_after_the_last_counted_request_of_the_client(
     ledger.add([probe, refused])  # a refusal counts for nothing in a correct throttle
     assert ledger.last_counted(b.identity, c.statuses) == T0 + 0.45
     slept: list[float] = []
-    monkeypatch.setattr(bursts.time, "time", lambda: T0 + 0.7)
+    monkeypatch.setattr(bursts.clock, "now", lambda: T0 + 0.7)
     monkeypatch.setattr(bursts.time, "sleep", slept.append)
     sent = [Record(i, b.identity, T0 + 2, T0 + 2.01, 200, "w1", None, f"r-{i}") for i in range(4)]
     monkeypatch.setattr(bursts, "fresh_requests", lambda *a, **kw: sent)

@@ -127,8 +127,10 @@ def test_result_arithmetic() -> None:
         errors=3,
         statuses={200: 7, 503: 1},
         latencies_ms=tuple(float(i) for i in range(1, 9)),
+        in_phase=6,
+        drain_s=1.5,
     )
-    assert result.throughput_rps == 4.0
+    assert result.throughput_rps == 3.0  # answers within the phase, over its own duration
     assert result.error_rate == 0.3
     assert result.percentile(50) == 4.0
     assert result.percentile(100) == 8.0
