@@ -4,21 +4,25 @@ sent after them.
 A run sends several bursts, each from a fresh client address (a fresh budget for throttles
 keyed on it), so that a race that shows only now and then is caught: the run fails if any burst
 proves over-admission. The first burst sends the scenario's requests; later ones retest the
-crossing of the limit (the limit plus ``RETEST_WAVES`` requests per thread). A run stops early
-once a failure is proven, and sends more bursts (up to ``EXTRA_BURSTS``) while an over-admission
-could still be a window edge, or while fewer bursts than planned crossed the limit with requests
-inside the app together (up to ``EXTRA_BURSTS_NO_OVERLAP`` while none has: on a busy machine a
-worker can be off the CPU at many crossings in a row). Where the period is short, each burst
-starts at a chosen phase of the clock (just past a clock-aligned window edge, then a third and
-two thirds into the period, so that a correct clock-aligned window is not crossed and the
-bursts' phases do not coincide), and once the bursts are done the first client is tried again a
-whole period after its burst: a throttle that never forgets fails there.
+crossing of the limit (the limit plus ``RETEST_WAVES`` requests per thread). After each burst
+the judge (:func:`harness.checker.judge`) rules on everything sent so far, and the run asks it
+whether more bursts could change that: none once a failure or error is proven; more (up to
+``EXTRA_BURSTS``) while an over-admission could still be a window edge, or while fewer bursts
+than planned crossed the limit with requests inside the app together (up to
+``EXTRA_BURSTS_NO_OVERLAP`` while none has: on a busy machine a worker can be off the CPU at
+many crossings in a row). Where the period is short, each burst starts at a chosen phase of the
+clock: the first just past a clock-aligned window edge, the next ones spread over the period
+(``_phase``), so that a correct clock-aligned window is not crossed and no two bursts share a
+phase; once the bursts are done the first client is tried again a whole period after its last
+request a throttle may have counted: a throttle that never forgets fails there.
 
-Requests that provably never reached the app (no response, and the probe never saw them) are
-sent again; an over-admission with nothing rejected is followed by a few confirmation requests,
-which tell "no throttle at all" from "a throttle every request raced past". With a bypass check,
-the last burst's exhausted client then tries client-address headers a misconfigured app may
-trust (``BYPASS_HEADERS``).
+Every request sent on a client goes into the run's :class:`~harness.ledger.Ledger`, whoever
+sent it (faults' probes too); follow-up checks are timed from it. Requests that provably never
+reached the app (no response, and the probe never saw them) are sent again; an over-admission
+with nothing rejected is followed by a few confirmation requests, which tell "no throttle at
+all" from "a throttle every request raced past". With a bypass check, the last burst's exhausted
+client then tries client-address headers a misconfigured app may trust (``BYPASS_HEADERS``),
+one request at a time, each between two controls without one.
 
 Faults (:mod:`harness.faults`) act during the first burst and right after it (and then at least
 one burst follows); the requests left without an answer inside a worker that died are

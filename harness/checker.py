@@ -234,10 +234,14 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
     accepted = [
         r for r in burst.records if claim.statuses.admitted(r.status) and r.received_at is not None
     ]
+    # Refusals narrow where a window's edge could have been, unless some request may or may not
+    # have counted (a worker died with it inside): a window could have been full without it.
     refused = [
         (r.sent_at, r.received_at)
         for r in burst.records
-        if claim.statuses.refused(r.status) and r.received_at is not None
+        if claim.statuses.refused(r.status)
+        and r.received_at is not None
+        and not (burst.indeterminate or t.errors)
     ]
     fit = model_for(claim.window).fit(
         [(r.sent_at, r.received_at or r.sent_at) for r in accepted],

@@ -376,3 +376,22 @@ def test_recovery_counts_only_requests_a_period_after_the_last_counted_one() -> 
     late = [replace(r, sent_at=T0 + 1.6, received_at=T0 + 1.61) for r in early]
     v = judge([replace(b, probes=[probe], recovery=late)], c)
     assert v.basis == "no-recovery" and v.bursts[0].recovered == (0, 4), v.reason
+
+
+def test_refusals_place_no_edge_when_a_request_may_have_counted_unseen() -> None:
+    # Five admitted, three refused, two admitted, three refused (at 5/second): no edge of a
+    # correct fixed window splits this, unless a request that died with its worker counted.
+    c = claim(limit=5, period_s=1)
+
+    def rec(i: int, at: float, status: int | None) -> Record:
+        return Record(
+            i, "127.0.0.9", T0 + at, T0 + at if status else None, status, "w1", None, f"b-{i}"
+        )
+
+    statuses = [200] * 5 + [429] * 3 + [200] * 2 + [429] * 3
+    times = [0.1] * 5 + [0.2] * 3 + [0.3] * 2 + [0.4] * 3
+    records = [rec(i, at, s) for i, (at, s) in enumerate(zip(times, statuses, strict=True))]
+    assert find(Burst("127.0.0.9", records), c).fit.kind == "over"
+    lost = rec(len(records), 0.15, None)
+    b = Burst("127.0.0.9", [*records, lost], indeterminate=frozenset({lost.request_id}))
+    assert find(b, c).fit.kind == "edge"
