@@ -279,7 +279,7 @@ def _wants_burst(
     many bursts as planned crossed the limit with requests inside the app together (a burst
     that did not counts for nothing; each client of a burst crosses its own limit) and nothing
     is left that more bursts could decide (the judge says what: window edges still to tell
-    from a race, too few workers). Within the run's budget of extra bursts."""
+    from a race). Within the run's budget of extra bursts."""
     if verdict.kind in ("fail", "error") or verdict.basis == "never-limited":
         return False
     strong = strong_crossings(verdict, claim) if overlap_possible else len(verdict.bursts)

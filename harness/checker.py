@@ -437,10 +437,11 @@ def more_bursts_could_settle(verdict: Verdict, claim: Claim, overlap_possible: b
     """Whether another burst could change or firm up ``verdict`` beyond the bursts planned: it
     is not proven (a failure, an error) and rests on too little. Over-admissions that a window
     edge explains (a race over-admits again and again, and where each burst could have had its
-    edge soon rules one edge out, while a correct window's next bursts come clean), too few
-    workers, or no crossing with requests inside the app together (where overlap is possible).
+    edge soon rules one edge out, while a correct window's next bursts come clean), or no
+    crossing with requests inside the app together (where overlap is possible). Too few workers
+    is left to the bursts planned: traffic that stays on one worker stays there.
     """
-    if verdict.basis in ("edges-unclean", "few-workers"):
+    if verdict.basis == "edges-unclean":
         return True
     if verdict.basis == "no-overlap":
         return overlap_possible

@@ -36,9 +36,9 @@ PATHS = {
         "inconclusive",
         "never reach the limit",
     ),
-    "one-at-a-time": (
+    "one-at-a-time": (  # one worker: sequential traffic may stay on one of two
         "handrolled_app",
-        ["--env", "PATTERN=incr-then-check", "--traffic", "sequential"],
+        ["--env", "PATTERN=incr-then-check", "--traffic", "sequential", "--workers", "1"],
         None,
         "inconclusive",
         "never overlapped",
