@@ -53,6 +53,7 @@ from harness.ledger import Ledger
 from harness.providers import RedisServer
 from harness.redis_proxy import RedisProxy
 from harness.scenario import Scenario
+from harness.sustained_run import send_sustained
 from harness.traffic import ENGINES, Client, Engine, Record, Target, fresh_requests
 
 RETEST_WAVES = 4  # bursts after the first send the limit plus this many requests per thread
@@ -96,8 +97,12 @@ def send_bursts(
     """The bursts of one run on ``fleet``, each from fresh clients (the next of ``addresses``
     and the next ``{identity}`` values), until the run is settled or its deadline is too near
     for another; one :class:`Burst` per client of each. ``faults`` act on ``fleet``, ``redis``
-    and the ``proxy`` in front of it."""
-    engine = ENGINES[scenario.traffic]
+    and the ``proxy`` in front of it. With sustained traffic (``claim.sustained``), the clients'
+    sustained histories instead (:mod:`harness.sustained_run`)."""
+    if claim.sustained:
+        values = values if values is not None else identity_values(scenario)
+        return send_sustained(fleet, scenario, claim, addresses, values)
+    engine = ENGINES["burst" if scenario.traffic == "sustained" else scenario.traffic]
     target = Target(
         fleet.host,
         fleet.port,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ Basis = Literal[
     "errors",  # error
     "under",  # fail: a fresh client admitted less than the limit
     "no-recovery",  # fail: still refused a period after its last counted request
+    "shut-out",  # fail: sustained traffic refused with fewer than the limit admitted before
     "never-limited",  # inconclusive: no burst reached the limit
     "edges-unclean",  # inconclusive: over-admissions a window edge explains, no clean burst
     "few-workers",  # inconclusive
@@ -74,6 +76,8 @@ class Claim:
     window: str = "any"
     min_workers_seen: int | None = None  # default: every configured worker
     statuses: Statuses = field(default_factory=Statuses)
+    sustained: bool = False  # each client sent at a steady pace for several periods
+    note: str = ""  # what the run tested instead of what was asked, for the reason
 
     @property
     def workers_needed(self) -> int:
@@ -153,6 +157,8 @@ class BurstFinding:
     confirmed_rejected: int | None = None  # of the confirmation requests; None: none answered
     recovered: tuple[int, int] | None = None  # (admitted, refused) a period later; None: none
     bypassed: tuple[tuple[str, int, int], ...] = ()  # (header, admitted, sent) past the limit
+    per_period: tuple[int, ...] = ()  # sustained: admitted in each period since the first send
+    unjustified: int = 0  # sustained: refused with fewer than the limit admitted just before
 
     def summary(self) -> str:
         return f"{self.tally.accepted}/{self.tally.sent}"
@@ -264,7 +270,40 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
         confirmed[1] if confirmed else None,
         recovered,
         _bypassed(burst.bypass, claim.statuses),
+        _per_period(accepted, claim.period_s) if claim.sustained else (),
+        len(unjustified_refusals(burst.records, claim)) if claim.sustained else 0,
     )
+
+
+def _per_period(accepted: Sequence[Record], period_s: float) -> tuple[int, ...]:
+    """Admitted requests in each period since the first was sent (by their receipt)."""
+    if not accepted:
+        return ()
+    first = min(r.sent_at for r in accepted)
+    counts = Counter(int(((r.received_at or r.sent_at) - first) // period_s) for r in accepted)
+    return tuple(counts.get(k, 0) for k in range(max(counts) + 1))
+
+
+def unjustified_refusals(records: Sequence[Record], claim: Claim) -> list[Record]:
+    """The refusals no correct limiter of any window makes: with fewer than ``limit`` of the
+    client's requests admitted in the two periods before. A fixed window, a sliding log or a
+    token bucket refuses only with ``limit`` admitted in the last period, a sliding-window
+    counter with ``limit`` (weighted) in the last two; a limiter that counts refused hits, or
+    refreshes a TTL on every hit, goes on refusing a client that keeps sending. Counted
+    generously: every admission whose interval meets the two periods before the refusal's."""
+    admitted = [r for r in records if claim.statuses.admitted(r.status) and r.received_at]
+    sent = sorted(r.sent_at for r in admitted)
+    answered = sorted(r.received_at or r.sent_at for r in admitted)
+    out = []
+    for r in records:
+        if not claim.statuses.refused(r.status) or r.received_at is None:
+            continue
+        before = bisect_right(sent, r.received_at) - bisect_right(
+            answered, r.sent_at - 2 * claim.period_s
+        )
+        if before < claim.limit:
+            out.append(r)
+    return out
 
 
 def _bypassed(
@@ -463,6 +502,7 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     def verdict(
         kind: VerdictKind, basis: Basis, reason: str, hint: str = "", chance: float | None = None
     ) -> Verdict:
+        reason += f"; {claim.note}" if claim.note else ""
         return Verdict(kind, expected, t, reason, factor, hint, findings, chance, basis)
 
     over = [f for f in findings if f.fit.kind == "over"]
@@ -544,6 +584,19 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"{worst.tally.sent}, limit {claim.limit}",
             hint,
         )
+    shut_out = [f for f in findings if f.unjustified]
+    if shut_out:
+        f = shut_out[0]
+        return verdict(
+            "fail",
+            "shut-out",
+            f"not let back in: client {f.identity} was refused {f.unjustified} time(s) with "
+            f"fewer than {claim.limit} admitted in the {2 * claim.period_s:g}s before, sending "
+            f"steadily (admitted per {claim.period_s:g}s: {_periods(f.per_period)})",
+            "a correct limiter admits a client again as its window moves on: one that counts "
+            "refused hits (a log that records every hit), refreshes a key's TTL on every hit, or "
+            "leaks its count never does while the client keeps sending",
+        )
     stuck = [f for f in findings if f.recovered and f.recovered[1]]
     if stuck:
         admitted, refused = stuck[0].recovered or (0, 0)
@@ -578,6 +631,17 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             "few-workers",
             f"{held}, but only {t.workers_seen} of {claim.workers} workers served the traffic; "
             f"{claim.workers_needed} needed to show the state is shared",
+        )
+    if claim.sustained:
+        return verdict(
+            "pass",
+            "held",
+            f"held: {len(findings)} client(s) sending steadily for "
+            f"{_secs(max((f.tally.span_s for f in findings), default=0.0))}s were admitted what "
+            f"a correct limiter admits and let back in as the window moved on (admitted per "
+            f"{claim.period_s:g}s: {_periods(findings[0].per_period)}) across "
+            f"{t.workers_seen} workers; one request at a time per client shows no race: "
+            "bursts test that",
         )
     need_requests, need_workers = needed_overlap(claim.workers, claim.threads)
     strongest = _strongest(findings)
@@ -617,6 +681,14 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"(chance {chance:.2g})"
         )
     return verdict("pass", "held", reason, chance=chance if edges else None)
+
+
+def _periods(counts: Sequence[int]) -> str:
+    return ",".join(map(str, counts)) if counts else "none"
+
+
+def _secs(seconds: float) -> str:
+    return f"{round(seconds, 1):g}"
 
 
 def under_admitted(finding: BurstFinding, claim: Claim) -> bool:

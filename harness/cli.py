@@ -192,7 +192,23 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument(
         "--requests", type=int, metavar="N", help="requests per run (default: 4x the limit)"
     )
-    run.add_argument("--traffic", choices=TRAFFIC_SHAPES, help="burst (default) or sequential")
+    run.add_argument(
+        "--traffic",
+        choices=TRAFFIC_SHAPES,
+        help="burst (default), sequential, or sustained (each client at --pace for --periods)",
+    )
+    run.add_argument(
+        "--pace",
+        metavar="Nx",
+        help="sustained traffic: each client sends at this multiple of the rate (default 2x; "
+        "0.5x: a below-rate control)",
+    )
+    run.add_argument(
+        "--periods",
+        type=int,
+        metavar="N",
+        help="sustained traffic: for this many periods (default 3)",
+    )
     run.add_argument("--expect", choices=EXPECTATIONS, help="what every run should show")
     run.add_argument(
         "--min-workers-seen",
@@ -280,6 +296,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "threads",
         "requests",
         "traffic",
+        "pace",
+        "periods",
         "expect",
         "port",
         "bursts",

@@ -40,7 +40,7 @@ T = TypeVar("T")
 Expectation = Literal["exact", "violation"]
 EXPECTATIONS: tuple[Expectation, ...] = ("exact", "violation")
 WINDOWS: tuple[str, ...] = WINDOW_NAMES  # "any" (the default) first
-TRAFFIC_SHAPES = ("burst", "sequential")
+TRAFFIC_SHAPES = ("burst", "sequential", "sustained")
 FIELDS = (
     "name",
     "description",
@@ -54,6 +54,8 @@ FIELDS = (
     "threads",
     "requests",
     "traffic",
+    "pace",
+    "periods",
     "expect",
     "expect_by_workers",
     "min_workers_seen",
@@ -77,6 +79,10 @@ FIELDS = (
 REQUESTS_PER_LIMIT = 4  # default burst size: four times the limit, so that over-admission shows
 DEFAULT_BURSTS = 3  # bursts per run, each from a fresh client address
 DEFAULT_TIMEOUT_S = 120.0  # a run's traffic ends by then, whatever the server does
+DEFAULT_PACE = 2.0  # sustained traffic: each client sends at this multiple of the rate
+DEFAULT_PERIODS = 3  # sustained traffic: for this many periods
+MAX_PACE = 100.0
+SUSTAINED_HEADROOM = 1.2  # sustained traffic's duration, with this margin, must fit the timeout
 MAX_PORT = 65535
 _URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, space excluded
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -96,6 +102,8 @@ class Scenario:
     threads: int = 1
     requests: int = 0  # 0: REQUESTS_PER_LIMIT x the limit
     traffic: str = "burst"
+    pace: float = DEFAULT_PACE  # sustained: a multiple of the rate
+    periods: int = DEFAULT_PERIODS  # sustained: for how many periods
     expect: Expectation = "exact"
     expect_by_workers: Mapping[int, Expectation] = field(default_factory=dict)
     min_workers_seen: int | None = None
@@ -137,7 +145,44 @@ class Scenario:
             window=self.window,
             min_workers_seen=self.min_workers_seen,
             statuses=self.statuses,
+            sustained=self.traffic == "sustained" and self.sustained_fits,
+            note=self.sustained_note,
         )
+
+    @property
+    def sustained_s(self) -> float:
+        """How long sustained traffic sends: ``periods`` periods."""
+        return self.periods * self.rate.period_s
+
+    @property
+    def sustained_fits(self) -> bool:
+        """Whether sustained traffic ends well inside the run's timeout."""
+        return self.sustained_s * SUSTAINED_HEADROOM <= self.timeout_s
+
+    @property
+    def sustained_note(self) -> str:
+        """What is tested instead when sustained traffic would outlast the run's timeout."""
+        if self.traffic != "sustained" or self.sustained_fits:
+            return ""
+        return (
+            f"sustained traffic for {self.periods} periods of {self.rate.period_s:g}s would "
+            f"outlast the run's {self.timeout_s:g}s timeout: bursts were sent instead (raise "
+            "--timeout, or lower --periods)"
+        )
+
+
+def parse_pace(value: Any) -> float:
+    """A multiple of the rate: ``2x``, ``0.5x``, ``2`` or ``0.5``; ValueError otherwise."""
+    text = str(value).strip().lower().removesuffix("x") if not isinstance(value, bool) else ""
+    try:
+        pace = float(text)
+    except ValueError:
+        raise ValueError(
+            f"pace must be a multiple of the rate such as 2x or 0.5x, not {value!r}"
+        ) from None
+    if not 0 < pace <= MAX_PACE:
+        raise ValueError(f"pace must be above 0 and at most {MAX_PACE:g}x, not {value!r}")
+    return pace
 
 
 def load_scenarios(paths: Sequence[Path], overrides: Mapping[str, Any]) -> list[Scenario]:
@@ -208,6 +253,8 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         threads=v.positive("threads", data.get("threads", 1)),
         requests=v.positive("requests", data["requests"]) if "requests" in data else 0,
         traffic=v.choice("traffic", data.get("traffic", "burst"), TRAFFIC_SHAPES),
+        pace=v.parsed("pace", parse_pace, data.get("pace", DEFAULT_PACE)),
+        periods=v.positive("periods", data.get("periods", DEFAULT_PERIODS)),
         expect=v.choice("expect", data.get("expect", "exact"), EXPECTATIONS),
         expect_by_workers={
             v.positive("expect_by_workers key", _int_key(k, v)): v.choice(
@@ -262,6 +309,8 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         raise v.error(f"faults: each fault at most once, not {kinds}")
     if scenario.expect_outage and "redis-outage" not in kinds:
         raise v.error('expect_outage needs the redis-outage fault (faults = ["redis-outage"])')
+    if kinds and scenario.traffic == "sustained":
+        raise v.error("faults act around bursts: they need traffic burst or sequential")
     v.parsed("request", checked_template, scenario.request)
     in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
     if in_header and not all(value.isascii() for value in scenario.identity_values):

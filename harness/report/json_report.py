@@ -152,6 +152,8 @@ def _burst_dict(b: BurstFinding) -> dict[str, Any]:
         "confirmed_rejected": b.confirmed_rejected,
         "recovered": list(b.recovered) if b.recovered else None,
         "bypass": [{"header": h, "admitted": a, "sent": n} for h, a, n in b.bypassed],
+        "per_period": list(b.per_period),
+        "unjustified": b.unjustified,
     }
 
 

@@ -395,3 +395,50 @@ def test_refusals_place_no_edge_when_a_request_may_have_counted_unseen() -> None
     lost = rec(len(records), 0.15, None)
     b = Burst("127.0.0.9", [*records, lost], indeterminate=frozenset({lost.request_id}))
     assert find(b, c).fit.kind == "edge"
+
+
+def _steady(statuses: str, interval: float = 0.1, limit: int = 5) -> Burst:
+    """One client's sustained history: a request every ``interval`` s, ``statuses`` as
+    ``a`` (admitted) and ``r`` (refused), each answered 5 ms after it was sent."""
+    records = [
+        Record(
+            i,
+            "127.0.0.9",
+            T0 + i * interval,
+            T0 + i * interval + 0.005,
+            200 if c == "a" else 429,
+            f"w{i % 2}",
+            None,
+            f"s-{i}",
+        )
+        for i, c in enumerate(statuses)
+    ]
+    return Burst("127.0.0.9", records)
+
+
+def test_sustained_traffic_a_correct_window_lets_the_client_back_in() -> None:
+    c = claim(limit=5, period_s=1, sustained=True)
+    # A fixed window from the first hit at 2x the rate: five admitted, five refused, per second.
+    v = judge([_steady("aaaaarrrrr" * 3)], c)
+    assert (v.kind, v.basis) == ("pass", "held"), v.reason
+    assert v.bursts[0].per_period == (5, 5, 5)
+    assert "admitted per 1s: 5,5,5" in v.reason
+
+
+def test_sustained_traffic_a_log_of_refused_hits_shuts_the_client_out() -> None:
+    c = claim(limit=5, period_s=1, sustained=True)
+    v = judge([_steady("aaaaa" + "r" * 25)], c)
+    assert (v.kind, v.basis) == ("fail", "shut-out"), v.reason
+    # The five were admitted in the first 0.4 s: refusals until two seconds after the first of
+    # them are justified; from 2.1 s on (nine of them), the limit was no longer admitted.
+    assert v.bursts[0].unjustified == 9
+    assert "not let back in" in v.reason
+    # Bursts alone never see it: without the sustained claim the same history is over nothing.
+    assert judge([_steady("aaaaa" + "r" * 25)], claim(limit=5, period_s=1)).basis != "shut-out"
+
+
+def test_sustained_traffic_below_the_rate_is_never_refused() -> None:
+    c = claim(limit=5, period_s=1, sustained=True)
+    assert judge([_steady("a" * 8, interval=0.4)], c).kind == "pass"
+    v = judge([_steady("aaar" + "a" * 4, interval=0.4)], c)
+    assert (v.kind, v.basis) == ("fail", "shut-out"), v.reason

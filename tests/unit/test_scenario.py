@@ -256,3 +256,33 @@ def test_a_scenario_name_with_markup_is_kept_as_text(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_scenario_file(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="is a directory"):
         load_scenarios([tmp_path], {})
+
+
+@pytest.mark.parametrize(("given", "pace"), [("2x", 2.0), ("0.5x", 0.5), (3, 3.0), ("1.5", 1.5)])
+def test_sustained_pace_is_a_multiple_of_the_rate(given: object, pace: float) -> None:
+    (s,) = load_scenarios(
+        [], {"app": "m:app", "rate": "5/second", "traffic": "sustained", "pace": given}
+    )
+    assert s.pace == pace and s.periods == 3
+    assert s.claim(2).sustained and not s.claim(2).note
+
+
+@pytest.mark.parametrize("given", ["fast", "0x", "-1x", "1000x", True])
+def test_a_bad_pace_is_one_line(given: object) -> None:
+    with pytest.raises(ScenarioError, match="pace must"):
+        load_scenarios([], {"app": "m:app", "rate": "5/second", "pace": given})
+
+
+def test_sustained_traffic_that_would_outlast_the_timeout_says_what_is_tested_instead() -> None:
+    (s,) = load_scenarios([], {"app": "m:app", "rate": "100/hour", "traffic": "sustained"})
+    c = s.claim(2)
+    assert not c.sustained
+    assert "would outlast the run's 120s timeout: bursts were sent instead" in c.note
+
+
+def test_faults_need_bursts() -> None:
+    with pytest.raises(ScenarioError, match="faults act around bursts"):
+        load_scenarios(
+            [],
+            {"app": "m:app", "rate": "5/s", "traffic": "sustained", "faults": ["worker-kill"]},
+        )

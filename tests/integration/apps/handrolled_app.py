@@ -18,6 +18,10 @@
 - ``get-set-list`` (RACY): redis-py ``GET`` of a JSON list of timestamps, drop the old ones,
   compare the length, ``SET`` it back (DRF's ``SimpleRateThrottle``, hand-written). Concurrent
   requests overwrite each other's history.
+- ``log-of-hits`` (NEVER LETS BACK IN): a sorted-set log in one MULTI/EXEC (trim entries older
+  than the period, count, add this hit, expire), refused when the count is at the limit. It
+  records refused hits too, so it is exact in a burst, but a client that keeps sending faster
+  than the rate is refused for as long as it sends.
 - ``none`` (no limit): always 200.
 - ``constant-key`` (correct total, wrong identity): ``INCR`` on one key for every client, so all
   clients share one budget.
@@ -160,6 +164,25 @@ def get_set_list() -> Check:
     return check
 
 
+def log_of_hits() -> Check:
+    """The widely copied sorted-set log that records refused hits too (MULTI/EXEC: trim,
+    count, add, expire; refuse when the count is at the limit)."""
+    r = _redis()
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:hits:{ip}"
+        now = time.time()
+        with r.pipeline() as pipe:  # MULTI/EXEC
+            pipe.zremrangebyscore(key, 0, now - RATE.period)
+            pipe.zcard(key)
+            pipe.zadd(key, {f"{now}:{threading.get_ident()}:{os.getpid()}": now})
+            pipe.expire(key, RATE.period)
+            _, count, _, _ = pipe.execute()
+        return int(count) < RATE.limit
+
+    return check
+
+
 def no_limit() -> Check:
     return lambda ip: True
 
@@ -198,6 +221,7 @@ PATTERNS: dict[str, Callable[[], Check]] = {
     "incr-then-check": incr_then_check,
     "clock-window": clock_window,
     "no-expiry": no_expiry,
+    "log-of-hits": log_of_hits,
     "token-bucket": token_bucket,
     "get-set-list": get_set_list,
     "none": no_limit,
