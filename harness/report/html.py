@@ -125,6 +125,9 @@ def _run_section(number: int, r: RunResult) -> str:
             f'<p class="reason"><b>fault {escape(f.kind)}</b> ({escape(f.outcome)}'
             f"{'' if f.as_expected else ', not as expected'}): {escape(f.summary)}</p>"
         )
+    for finding in v.bursts:
+        if finding.per_period:
+            parts.append(_periods_figure(finding.identity, finding.per_period, r.limit))
     chosen = decisive(r.bursts, v.bursts)
     if len(chosen) < len(v.bursts):
         parts.append(
@@ -145,6 +148,37 @@ def _run_section(number: int, r: RunResult) -> str:
         parts.append(_figure(timeline))
     parts.append("</section>")
     return "\n".join(parts)
+
+
+def _periods_figure(client: str, counts: tuple[int, ...], limit: int) -> str:
+    """Sustained traffic: a client's admissions in each period, as bars against the limit."""
+    height, bar, gap = 120, 36, 12
+    top = max([limit, *counts]) or 1
+
+    def y(n: float) -> float:
+        return 10 + (height - 20) * (1 - n / top)
+
+    width = LEFT + len(counts) * (bar + gap) + RIGHT
+    shapes = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 16}" '
+        f'role="img" aria-label="admitted per period">'
+    ]
+    for k, n in enumerate(counts):
+        x = LEFT + k * (bar + gap)
+        shapes.append(
+            f'<rect x="{x}" y="{y(n):.1f}" width="{bar}" height="{y(0) - y(n):.1f}" '
+            f'fill="{COLOURS["accepted"]}"><title>period {k + 1}: {n} admitted</title></rect>'
+            f'<text x="{x + bar / 2}" y="{height + 10}" font-size="11" text-anchor="middle">'
+            f"{k + 1}</text>"
+        )
+    shapes.append(
+        f'<line x1="{LEFT - 6}" x2="{width - RIGHT}" y1="{y(limit):.1f}" y2="{y(limit):.1f}" '
+        f'stroke="{LIMIT_COLOUR}" stroke-dasharray="4 3"/>'
+        f'<text x="{LEFT - 10}" y="{y(limit) + 4:.1f}" font-size="11" text-anchor="end">'
+        f"limit {limit}</text></svg>"
+    )
+    caption = escape(f"client {client}: admitted in each period of sustained traffic")
+    return f"<figure><figcaption>{caption}</figcaption>{''.join(shapes)}</figure>"
 
 
 def _figure(t: Timeline) -> str:

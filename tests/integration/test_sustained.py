@@ -40,8 +40,20 @@ def test_a_log_of_refused_hits_is_caught_by_sustained_traffic_not_by_bursts(
     run_cli: RunCli, redis_spec: str, tmp_path: Path
 ) -> None:
     args = ("--env", "PATTERN=log-of-hits")
-    run = sustained_run(run_cli, redis_spec, tmp_path, "5/second", *args, "--traffic", "sustained")
+    html = tmp_path / "r.html"
+    run = sustained_run(
+        run_cli,
+        redis_spec,
+        tmp_path,
+        "5/second",
+        *args,
+        "--traffic",
+        "sustained",
+        "--html",
+        str(html),
+    )
     assert run["verdict"] == "fail", run["reason"]
+    assert "admitted in each period of sustained traffic" in html.read_text()
     assert str(run["reason"]).startswith("not let back in"), run["reason"]
     (client,) = run["bursts"]  # type: ignore[misc]
     assert client["per_period"][0] == 5 and client["unjustified"] > 0
