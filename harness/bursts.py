@@ -13,8 +13,10 @@ than planned crossed the limit with requests inside the app together (up to
 many crossings in a row). Where the period is short, each burst starts at a chosen phase of the
 clock: the first just past a clock-aligned window edge, the next ones spread over the period
 (``_phase``), so that a correct clock-aligned window is not crossed and no two bursts share a
-phase; once the bursts are done the first client is tried again a whole period after its last
-request a throttle may have counted: a throttle that never forgets fails there.
+phase; once the bursts are done the first client is tried again once the claimed window has
+forgotten its last request a throttle may have counted (a period later, two under ``any`` or
+``sliding-counter``: a sliding-window counter recovers gradually): a throttle that never
+forgets fails there.
 
 Every request sent on a client goes into the run's :class:`~harness.ledger.Ledger`, whoever
 sent it (faults' probes too); follow-up checks are timed from it. Requests that provably never
@@ -43,6 +45,7 @@ from harness.checker import (
     Verdict,
     judge,
     more_bursts_could_settle,
+    recovery_wait_s,
     strong_crossings,
 )
 from harness.evidence import Stamp
@@ -63,7 +66,7 @@ ALIGN_PERIOD_S = 10.0  # bursts against periods this short start at chosen clock
 RESEND_ROUNDS = 3
 CONFIRMATIONS = 4  # requests sent after an over-admission with nothing rejected
 STAMP_WAIT_S = 0.5
-RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again a period later
+RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again once forgiven
 RECOVERY_MARGIN_S = 0.05
 RECOVERY_REQUESTS = 4
 GOLDEN = 0.6180339887498949  # the fractional part of the golden ratio: phases spread evenly
@@ -255,14 +258,15 @@ def _wants_recovery(verdict: Verdict) -> bool:
 def _with_recovery(
     burst: Burst, target: Target, claim: Claim, deadline: float, ledger: Ledger
 ) -> Burst:
-    """``burst`` with a few requests from its client sent once a whole period has passed since
+    """``burst`` with a few requests from its client sent once the claimed window has forgotten
     the last request of that client a throttle may have counted (the ledger's, from any part of
-    the run: the burst, confirmations, bypass controls, fault probes): a correct throttle of any
-    window admits them all again."""
+    the run: the burst, confirmations, bypass controls, fault probes): a period later, two
+    under ``any`` or ``sliding-counter`` (:func:`~harness.checker.recovery_wait_s`). A correct
+    throttle of the claimed window admits them all again."""
     last = ledger.last_counted(burst.identity, claim.statuses)
     if last is None:
         return burst
-    wait = last + claim.period_s + RECOVERY_MARGIN_S - clock.now()
+    wait = last + recovery_wait_s(claim) + RECOVERY_MARGIN_S - clock.now()
     if wait + 1.0 > deadline - time.monotonic():
         return burst
     time.sleep(max(0.0, wait))

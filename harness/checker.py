@@ -10,7 +10,8 @@ stamps show (:mod:`harness.evidence`):
   without it was refused (a bypass);
   or more bursts admitted more than the limit than window edges can plausibly explain (the
   chance is in the reason); or a burst admitted fewer than the limit (under-admission), or its
-  client was still refused a whole period later (no recovery).
+  client was still refused once a correct throttle has forgotten it (no recovery: a period
+  after its last counted request, two for a sliding-window counter or ``any``).
 - ``error``: a status neither admitted nor refused (by default 2xx and 429), or a transport
   error that retries could not settle
   (unless a failure is proven anyway).
@@ -42,7 +43,7 @@ from harness.evidence import Overlap, Stamp, needed_overlap, overlap
 from harness.redaction import client_name
 from harness.request_template import Statuses
 from harness.traffic.records import Record
-from harness.windows import Fit, Interval, model_for
+from harness.windows import Fit, Interval, model_for, recovery_periods
 
 SUMMED_UP = 6  # more bursts than this are summed up as a range in reasons and reports
 EDGE_ALPHA = 1e-3  # window edges explaining over-admissions must have at least this chance
@@ -54,7 +55,7 @@ Basis = Literal[
     "bypass",  # fail: a spoofed client-address header was admitted past the limit
     "errors",  # error
     "under",  # fail: a fresh client admitted less than the limit
-    "no-recovery",  # fail: still refused a period after its last counted request
+    "no-recovery",  # fail: still refused once the window forgot its last counted request
     "shut-out",  # fail: sustained traffic refused with fewer than the limit admitted before
     "never-limited",  # inconclusive: no burst reached the limit
     "edges-unclean",  # inconclusive: over-admissions a window edge explains, no clean burst
@@ -131,7 +132,7 @@ class Burst:
     stamps: Mapping[str, Stamp] = field(default_factory=dict)
     tag: str = "b"  # the prefix of its request ids
     confirmation: Sequence[Record] = ()  # sent after an over-admission with nothing rejected
-    recovery: Sequence[Record] = ()  # sent again once a whole period has passed
+    recovery: Sequence[Record] = ()  # sent again once the window has forgotten the client
     value: str = "client-1"  # the client's {identity} in its requests
     round: int = 0  # which of the run's bursts (one Burst per client); 0: its place in the run
     bypass: Sequence[tuple[str, Record]] = ()  # (spoofed header, or "" for the control)
@@ -155,7 +156,7 @@ class BurstFinding:
     fit: Fit
     overlap: Overlap
     confirmed_rejected: int | None = None  # of the confirmation requests; None: none answered
-    recovered: tuple[int, int] | None = None  # (admitted, refused) a period later; None: none
+    recovered: tuple[int, int] | None = None  # (admitted, refused) once forgiven; None: none
     bypassed: tuple[tuple[str, int, int], ...] = ()  # (header, admitted, sent) past the limit
     per_period: tuple[int, ...] = ()  # sustained: admitted in each period since the first send
     unjustified: int = 0  # sustained: refused with fewer than the limit admitted just before
@@ -329,10 +330,18 @@ def _bypassed(
     return tuple((h, admitted, telling) for h, (admitted, telling) in found.items())
 
 
+def recovery_wait_s(claim: Claim) -> float:
+    """How long after a client's last counted request a correct throttle of the claimed window
+    has forgotten it whole: a period, or two where a sliding-window counter is claimed (or
+    ``any``, which includes it: its previous window still weighs in the period after)."""
+    return recovery_periods(claim.window) * claim.period_s
+
+
 def _forgiven(burst: Burst, claim: Claim) -> list[Record]:
-    """The recovery requests sent a whole period after the last request of the client that a
-    correct throttle may have counted (admitted, or never answered), wherever in its ledger:
-    any window has forgotten it by then. Ones sent sooner prove nothing and are left out."""
+    """The recovery requests sent :func:`recovery_wait_s` after the last request of the client
+    that a correct throttle may have counted (admitted, or never answered), wherever in its
+    ledger: the claimed window has forgotten it by then. Ones sent sooner prove nothing and are
+    left out."""
     counted = [
         r.received_at if r.received_at is not None else r.sent_at
         for r in burst.ledger()
@@ -341,7 +350,7 @@ def _forgiven(burst: Burst, claim: Claim) -> list[Record]:
     last = max(counted, default=None)
     if last is None:
         return list(burst.recovery)
-    return [r for r in burst.recovery if r.sent_at >= last + claim.period_s]
+    return [r for r in burst.recovery if r.sent_at >= last + recovery_wait_s(claim)]
 
 
 def _answered(records: Sequence[Record], statuses: Statuses) -> tuple[int, int] | None:
@@ -603,7 +612,8 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         return verdict(
             "fail",
             "no-recovery",
-            f"no recovery: {claim.period_s:g}s after its burst, client {stuck[0].identity} was "
+            f"no recovery: {recovery_wait_s(claim):g}s after its burst, client "
+            f"{stuck[0].identity} was "
             f"still refused ({refused} refused, {admitted} admitted)",
             "the throttle does not forget: a counter or key without an expiry (no TTL), or a "
             "window longer than claimed",
@@ -671,7 +681,10 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             "every burst's admissions fit with them either way"
         )
     if recovered:
-        reason += f"; recovered a period later ({recovered[0][0]} admitted, none refused)"
+        reason += (
+            f"; recovered {recovery_wait_s(claim):g}s later ({recovered[0][0]} admitted, "
+            "none refused)"
+        )
     tried = [h for f in findings for h, _, _ in f.bypassed]
     if tried:
         reason += f"; no bypass through {len(tried)} client-address headers"

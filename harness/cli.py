@@ -186,8 +186,8 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
         choices=WINDOWS,
         metavar="|".join(WINDOWS),
         help="the throttle's window algorithm; any (default) allows whatever a "
-        "correct sliding, fixed (unknown phase), fixed-clock or token-bucket "
-        "throttle could admit",
+        "correct sliding, fixed (unknown phase), fixed-clock, token-bucket or "
+        "sliding-counter throttle could admit",
     )
     run.add_argument(
         "--requests", type=int, metavar="N", help="requests per run (default: 4x the limit)"

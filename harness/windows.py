@@ -26,6 +26,9 @@ FitKind = Literal["within", "edge", "over"]
 # Throttles round their clocks and rates (Redis TIME in whole microseconds, emission intervals
 # in integer units): the token bucket's continuous bound gets this much relative headroom.
 _ROUND_GUARD = 1e-6
+# A sliding-window counter may read the previous window's remaining share to the millisecond
+# (Redis PTTL): its bound allows each interval this much longer.
+COUNTER_CLOCK_S = 1e-3
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,14 @@ class WindowModel(Protocol):
         ...
 
 
+def recovery_periods(model: WindowModel | str) -> int:
+    """How many periods after a client's last counted request a correct throttle of ``model``
+    has forgotten it whole: one for windows, logs and buckets, two for a sliding-window counter
+    (its previous window still weighs in during the period after)."""
+    found = model_for(model) if isinstance(model, str) else model
+    return int(getattr(found, "recovery_periods", 1))
+
+
 class SlidingWindow:
     """A sliding log (DRF's ``SimpleRateThrottle``): at most ``limit`` in any ``[t, t + d)``.
 
@@ -75,6 +86,7 @@ class SlidingWindow:
     """
 
     name = "sliding"
+    recovery_periods = 1
 
     def fit(
         self,
@@ -124,6 +136,7 @@ class FixedClockWindow:
     """
 
     name = "fixed-clock"
+    recovery_periods = 1
 
     def fit(
         self,
@@ -167,7 +180,8 @@ class FixedWindow:
 
     Covers clock grids of any phase, per-key offsets (django-ratelimit's ``crc32(key) % d``)
     and windows anchored at a key's first request (INCR + EXPIRE, as :mod:`harness.throttles`
-    does), and a sliding-window counter, which never admits more than its fixed windows.
+    does). (A sliding-window counter never admits more than its fixed windows either, but it
+    refuses before its window is full: :class:`SlidingCounter` ignores the refusals.)
     Shorter than the period, a burst meets at most two windows: with no edge inside it, at
     most ``limit`` pass (strict); the loose bound is the exact best over every edge position.
     From one period on, an edge always falls inside and ``strict == loose``: the least of
@@ -177,6 +191,7 @@ class FixedWindow:
     """
 
     name = "fixed"
+    recovery_periods = 1
 
     def fit(
         self,
@@ -243,6 +258,7 @@ class TokenBucket:
     """
 
     name = "token-bucket"
+    recovery_periods = 1
 
     def fit(
         self,
@@ -277,17 +293,80 @@ class TokenBucket:
         )
 
 
+class SlidingCounter:
+    """A sliding-window counter: the current window's count plus the previous window's,
+    weighted by the share of it still inside the sliding period (``limits``'
+    "sliding-window-counter", Cloudflare's), windows clock-aligned (any phase) or anchored at a
+    client's first hit. An approximation by design: it admits at most ``limit`` per window
+    (so never more than its fixed windows), a fresh client at most ``limit`` in a period with
+    no edge inside (always, when anchored), and it recovers gradually: full recovery may take
+    two periods (:attr:`recovery_periods`).
+
+    The bound is :class:`FixedWindow`'s from the admissions alone (a counter refuses before its
+    window is full, so refusals place no edge), less the most any interval shorter than the
+    period holds beyond ``limit + ceil(limit * (t2 - t1 + q) / d)``: across an edge at ``e``,
+    the window before it admitted ``a <= limit`` and the one after, by ``e + x``, at most
+    ``limit - floor(a * (d - x) / d)`` (a weighted count rounded down admits the most), so
+    ``a`` plus that is at most ``limit + ceil(limit * x / d)``; ``q``, the limiter's clock
+    resolution (:data:`COUNTER_CLOCK_S`), covers a remaining share read to the millisecond. A
+    safe overestimate: the pairs searched are the best up to the rounding of ``ceil``.
+    """
+
+    name = "sliding-counter"
+    recovery_periods = 2
+
+    def fit(
+        self,
+        accepted: Sequence[Interval],
+        limit: int,
+        period_s: float,
+        refused: Sequence[Interval] = (),
+    ) -> Fit:
+        n, first, last = _check(accepted, limit, period_s)
+        windows = FixedWindow().fit(accepted, limit, period_s)  # refusals left out
+        rule = f"a sliding-window counter ({limit} per {period_s:g}s window"
+        dense = _densest_counter(accepted, limit, period_s)
+        if dense.excess > 0 and n - dense.excess < windows.loose_bound:
+            bound = n - dense.excess
+            found = _fit(
+                self.name,
+                n,
+                min(windows.bound, bound),
+                bound,
+                windows.edge_chance,
+                f"{rule}, the previous one weighted) admits at most {dense.allowed} in "
+                f"{_secs(dense.seconds)}s, and {dense.count} of these were admitted within "
+                f"{_secs(dense.seconds)}s",
+            )
+            return replace(found, edges=windows.edges) if found.kind == "edge" else found
+        if windows.kind == "edge":
+            reason = (
+                f"{rule}) admits at most {windows.bound} unless an edge falls inside the "
+                f"{_secs(last - first)}s burst (chance <= {_chance(windows.edge_chance)}), "
+                f"{windows.loose_bound} across one edge"
+            )
+        else:
+            reason = (
+                f"{rule}) admits at most {windows.bound} of these over "
+                f"{_secs(last - first if n else 0.0)}s"
+            )
+        return replace(windows, model=self.name, reason=reason)
+
+
 class AnyWindow:
-    """The default: what no correct sliding, fixed (any phase) or token-bucket throttle exceeds.
+    """The default: what no correct sliding, fixed (any phase), token-bucket or sliding-counter
+    throttle exceeds.
 
     ``within`` if some model is (the smallest such bound), else ``edge`` if some model is (the
-    largest edge chance), else ``over`` the largest loose bound of all.
+    largest edge chance), else ``over`` the largest loose bound of all. Its recovery waits for
+    the slowest of them.
     """
 
     name = "any"
 
     def __init__(self, models: Sequence[WindowModel]) -> None:
         self.models = tuple(models)
+        self.recovery_periods = max(recovery_periods(m) for m in self.models)
 
     def fit(
         self,
@@ -331,6 +410,7 @@ _ALGORITHMS: tuple[WindowModel, ...] = (
     FixedWindow(),
     FixedClockWindow(),
     TokenBucket(),
+    SlidingCounter(),
 )
 MODELS: dict[str, WindowModel] = {
     "any": AnyWindow(_ALGORITHMS),
@@ -484,9 +564,63 @@ class _MaxTree:
     def top(self) -> tuple[float, int]:
         return self.best[1]
 
+    def query(
+        self, lo: int, hi: int, node: int = 1, nlo: int = 0, nhi: int = -1
+    ) -> tuple[float, int]:
+        """The largest active leaf in ``[lo, hi)`` with its position; ``(-inf, -1)``: none."""
+        nhi = self.size if nhi < 0 else nhi
+        if hi <= nlo or nhi <= lo:
+            return (-math.inf, -1)
+        if lo <= nlo and nhi <= hi:
+            return self.best[node]
+        mid = (nlo + nhi) // 2
+        value, at = max(
+            self.query(lo, hi, 2 * node, nlo, mid), self.query(lo, hi, 2 * node + 1, mid, nhi)
+        )
+        return (value + self.pending[node], at)
+
     def _pull(self, node: int) -> None:
         value, at = max(self.best[2 * node], self.best[2 * node + 1])
         self.best[node] = (value + self.pending[node], at)
+
+
+def _densest_counter(accepted: Sequence[Interval], limit: int, period_s: float) -> Dense:
+    """Over every interval ``[t1, t2]`` from one request's send to another's receipt, shorter
+    than ``period_s``, the one whose requests (sent and answered inside it) most exceed a
+    sliding-window counter's ``limit + ceil(rate * (t2 - t1 + COUNTER_CLOCK_S))``: as
+    :func:`_densest`, each ``t1`` taking the receipts less than a period later. The best pair
+    is found up to the rounding of ``ceil`` and then charged exactly, so an excess reported is
+    always real (it may miss one by less than a request: a safe overestimate). O(n log n)."""
+    n = len(accepted)
+    if n <= limit:
+        return Dense(n - limit, n, limit, 0.0)
+    rate = limit / period_s
+    origin = min(s for s, _ in accepted)
+    receipts = sorted(r - origin for _, r in accepted)
+    tree = _MaxTree([-rate * r for r in receipts])
+    by_send = sorted(((s - origin, r - origin) for s, r in accepted), reverse=True)
+    best = Dense(-n - 1, 0, 0, 0.0)
+    slot: dict[float, int] = {}
+    i = 0
+    while i < n:
+        t1 = by_send[i][0]
+        while i < n and by_send[i][0] == t1:
+            r = by_send[i][1]
+            first = bisect_left(receipts, r)
+            leaf = slot.get(r, first)
+            slot[r] = leaf + 1
+            tree.add(first, n, 1.0)
+            tree.activate(leaf)
+            i += 1
+        value, leaf = tree.query(0, bisect_left(receipts, t1 + period_s))
+        if leaf < 0:
+            continue
+        t2 = receipts[leaf]
+        count = round(value + rate * t2)
+        allowed = limit + math.ceil(rate * (t2 - t1 + COUNTER_CLOCK_S))
+        if count - allowed > best.excess:
+            best = Dense(count - allowed, count, allowed, t2 - t1)
+    return best
 
 
 def _densest_window(accepted: Sequence[Interval], limit: int, period_s: float) -> Dense:

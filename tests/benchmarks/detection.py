@@ -82,9 +82,11 @@ THROTTLES: dict[str, Throttle] = {
     "incr": _ours("handrolled_app", False, PATTERN="incr-then-check"),  # fixed, anchored
     "clock": _ours("handrolled_app", False, PATTERN="clock-window"),  # fixed, on the clock
     "gcra": _ours("handrolled_app", False, PATTERN="token-bucket"),  # token bucket
+    "counter": _ours("handrolled_app", False, PATTERN="sliding-counter"),  # weighted, clock
     "ratelimit": _ours("ratelimit_app", False),  # fixed, offset per key
     "limits-fixed": _ours("limits_app", False, LIMITS_STRATEGY="fixed-window"),
     "limits-moving": _ours("limits_app", False, LIMITS_STRATEGY="moving-window"),  # sliding log
+    "limits-counter": _ours("limits_app", False, LIMITS_STRATEGY="sliding-window-counter"),
     "flask-limiter": _ours("flask_limiter_app", False),
 }
 

@@ -205,7 +205,8 @@ def test_correct_throttles_at_20_per_second_pass(
     )
     (run,) = runs(result, out)
     assert run["verdict"] == "pass", run["reason"]
-    assert "recovered a period later (4 admitted, none refused)" in run["reason"]
+    # `any` includes a sliding-window counter: recovery is checked two periods later.
+    assert "recovered 2s later (4 admitted, none refused)" in run["reason"]
     assert result.code == 0
 
 
@@ -262,6 +263,45 @@ def test_a_throttle_that_never_forgets_fails_the_recovery_check(
     assert run["verdict"] == "fail", run["reason"]
     assert "no recovery" in run["reason"] and "does not forget" in run["hint"]
     assert all(b["accepted"] == 20 for b in run["bursts"])  # exact until then
+
+
+@pytest.mark.parametrize(
+    ("app", "env"),
+    [
+        ("handrolled_app:application", "PATTERN=sliding-counter"),  # clock-aligned, exact weight
+        ("limits_app:application", "LIMITS_STRATEGY=sliding-window-counter"),  # anchored, floor
+    ],
+)
+def test_a_sliding_window_counter_is_never_failed_and_recovers_in_two_periods(
+    run_cli: RunCli, redis_spec: str, tmp_path: Path, app: str, env: str
+) -> None:
+    """A weighted sliding-window counter admits the limit to a fresh client's burst, but one
+    period later may admit only part of it: the recovery check under `any` waits two. The
+    first run claims the counter by name; the second the default (`any`)."""
+    for window in ("sliding-counter", "any"):
+        out = tmp_path / f"{window}.json"
+        result = run_cli(
+            *app_args(
+                app,
+                "10/second",
+                "--workers",
+                "2",
+                "--threads",
+                "2",
+                "--env",
+                env,
+                "--window",
+                window,
+                "--redis",
+                redis_spec,
+                "--json",
+                str(out),
+            )
+        )
+        (run,) = runs(result, out)
+        assert run["verdict"] != "fail", run["reason"]
+        assert run["bursts"][0]["recovered"] == [4, 0], run["reason"]
+        assert run["bursts"][0]["accepted"] >= 10 and run["bursts"][0]["rejected"], run["reason"]
 
 
 def test_max_requests_recycling_is_not_an_error(

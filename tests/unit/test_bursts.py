@@ -225,5 +225,12 @@ def test_recovery_waits_a_period_after_the_last_counted_request_of_the_client(
     sent = [Record(i, b.identity, T0 + 2, T0 + 2.01, 200, "w1", None, f"r-{i}") for i in range(4)]
     monkeypatch.setattr(bursts, "fresh_requests", lambda *a, **kw: sent)
     after = bursts._with_recovery(b, TARGET, c, time.monotonic() + 60, ledger)
-    assert slept == [pytest.approx(0.45 + 1.0 + bursts.RECOVERY_MARGIN_S - 0.7)]
+    # Under `any` two periods: a sliding-window counter's previous window still weighs in.
+    assert slept == [pytest.approx(0.45 + 2.0 + bursts.RECOVERY_MARGIN_S - 0.7)]
     assert list(after.recovery) == sent and ledger.of(b.identity)[-4:] == sent
+    for window, periods in (("sliding", 1), ("fixed", 1), ("sliding-counter", 2)):
+        slept.clear()
+        fresh = Ledger()
+        fresh.add([*b.records, probe, refused])
+        bursts._with_recovery(b, TARGET, replace(c, window=window), time.monotonic() + 60, fresh)
+        assert slept == [pytest.approx(0.45 + periods + bursts.RECOVERY_MARGIN_S - 0.7)], window

@@ -374,14 +374,25 @@ def test_recovery_counts_only_requests_a_period_after_the_last_counted_one() -> 
     v = judge([replace(b, probes=[probe], recovery=early)], c)
     assert v.basis != "no-recovery" and v.bursts[0].recovered is None, v.reason
     late = [replace(r, sent_at=T0 + 1.6, received_at=T0 + 1.61) for r in early]
-    v = judge([replace(b, probes=[probe], recovery=late)], c)
+    v = judge([replace(b, probes=[probe], recovery=late)], replace(c, window="fixed"))
     assert v.basis == "no-recovery" and v.bursts[0].recovered == (0, 4), v.reason
+    assert v.reason.startswith("no recovery: 1s after its burst")
+    # Under `any` (and `sliding-counter`) a sliding-window counter may still refuse them: its
+    # previous window weighs in for a second period. Two periods later, it may not.
+    for window in ("any", "sliding-counter"):
+        v = judge([replace(b, probes=[probe], recovery=late)], replace(c, window=window))
+        assert v.basis != "no-recovery" and v.bursts[0].recovered is None, v.reason
+        later = [replace(r, sent_at=T0 + 2.6, received_at=T0 + 2.61) for r in early]
+        v = judge([replace(b, probes=[probe], recovery=later)], replace(c, window=window))
+        assert v.basis == "no-recovery" and v.bursts[0].recovered == (0, 4), v.reason
+        assert v.reason.startswith("no recovery: 2s after its burst")
 
 
 def test_refusals_place_no_edge_when_a_request_may_have_counted_unseen() -> None:
     # Five admitted, three refused, two admitted, three refused (at 5/second): no edge of a
     # correct fixed window splits this, unless a request that died with its worker counted.
-    c = claim(limit=5, period_s=1)
+    # (Under `any`, a sliding-window counter ignores refusals: 5 + ceil(5 * 0.2) in 0.2 s.)
+    c = claim(limit=5, period_s=1, window="fixed")
 
     def rec(i: int, at: float, status: int | None) -> Record:
         return Record(

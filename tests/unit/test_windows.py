@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from harness.windows import MODELS, WINDOW_NAMES, Fit, Interval, model_for
+from harness.windows import MODELS, WINDOW_NAMES, Fit, Interval, model_for, recovery_periods
 
 T0 = 1_800_000_000.0  # a multiple of 1s, 60s and 3600s on the epoch clock
 
@@ -125,7 +125,11 @@ def test_refusals_place_the_edge_of_a_fixed_window() -> None:
     assert fit("fixed", accepted, 5).kind == "edge"  # admissions alone: an edge at 0.4 or 0.5
     f = MODELS["fixed"].fit(accepted, 5, 1.0, refused)
     assert (f.kind, f.bound, f.edges) == ("over", 6, ())
-    assert MODELS["any"].fit(accepted, 5, 1.0, refused).kind == "over"
+    # A sliding-window counter refuses before its window is full: its bound ignores refusals
+    # (5 + ceil(5 * 0.2) in 0.2 s, with a millisecond's headroom), so `any` needs one more.
+    assert MODELS["any"].fit(accepted, 5, 1.0, refused).kind == "edge"
+    three = [*accepted, (T0 + 0.5, T0 + 0.5)]
+    assert MODELS["any"].fit(three, 5, 1.0, refused).kind == "over"
 
 
 def test_refusals_narrow_where_an_edge_could_fall() -> None:
@@ -265,10 +269,17 @@ def test_any_model_in_a_short_burst() -> None:
 
 
 def test_model_names_and_lookup() -> None:
-    assert WINDOW_NAMES == ("any", "sliding", "fixed", "fixed-clock", "token-bucket")
+    assert WINDOW_NAMES == (
+        "any",
+        "sliding",
+        "fixed",
+        "fixed-clock",
+        "token-bucket",
+        "sliding-counter",
+    )
     assert all(MODELS[name].name == name for name in WINDOW_NAMES)
     assert model_for("fixed") is MODELS["fixed"]
-    with pytest.raises(ValueError, match="any, sliding, fixed, fixed-clock, token-bucket"):
+    with pytest.raises(ValueError, match="fixed-clock, token-bucket, sliding-counter"):
         model_for("leaky")
 
 
@@ -490,3 +501,114 @@ def test_every_interval_is_searched_as_brute_force_would() -> None:
         assert n - tb.bound == max(0, _pairs_excess(accepted, bucket)), (accepted, limit)
         excess = max(0, _pairs_excess(accepted, window))
         assert MODELS["sliding"].fit(accepted, limit, 1.0).bound <= n - excess, (accepted, limit)
+
+
+def _counter(
+    requests: Sequence[Interval],
+    limit: int,
+    rng: random.Random,
+    phase: float | None,
+    floor: bool,
+) -> tuple[list[Interval], list[Interval]]:
+    """A correct sliding-window counter deciding each request at its send, its receipt or a
+    random instant between (the latest admits the most): (admitted, refused) intervals.
+    Windows on a grid of ``phase``, or (None) anchored at the client's first hit and again
+    after two idle periods, as ``limits``' Redis script; the weighted previous count rounded
+    down (``limits``) or not."""
+    decided = sorted((rng.choice([s, r, rng.uniform(s, r)]), (s, r)) for s, r in requests)
+    d = float(D)
+    counts: dict[int, int] = {}  # on a grid: admitted per window index
+    start, prev, cur = -math.inf, 0, 0  # anchored: the current window and the two counts
+    admitted: list[Interval] = []
+    refused: list[Interval] = []
+    for at, iv in decided:
+        if phase is not None:
+            k = math.floor((at - phase) / d)
+            prev, cur, start = counts.get(k - 1, 0), counts.get(k, 0), phase + k * d
+        elif at >= start + 2 * d:
+            start, prev, cur = at, 0, 0
+        elif at >= start + d:
+            start, prev, cur = start + d, cur, 0
+        weighted = prev * (d - (at - start)) / d
+        ok = (math.floor(weighted) if floor else weighted) + cur + 1 <= limit
+        if ok:
+            cur += 1
+            if phase is not None:
+                counts[k] = cur
+        (admitted if ok else refused).append(iv)
+    return admitted, refused
+
+
+def test_correct_sliding_window_counters_are_never_over() -> None:
+    """Simulated sliding-window counters (clock-aligned at any phase or anchored at the first
+    hit; weighted count rounded down or not), on bursts shorter and longer than a period,
+    whatever they refused: never over under `sliding-counter` or `any`; over the limit in a
+    burst shorter than a period only where an edge of their grid could be."""
+    rng = random.Random(16)
+    overs = 0
+    for case in range(1500):
+        limit = rng.choice([1, 2, 3, 5, 10, 20])
+        n = rng.randint(1, 3 * limit + 5)
+        start = T0 + rng.uniform(0, 2)
+        length = rng.choice([0.01, 0.05, 0.3, 0.9, 2.5])
+        requests = []
+        for _ in range(n):
+            s = start + rng.uniform(0, length)
+            requests.append((s, s + rng.choice([0.0, 0.001, 0.02, 0.2])))
+        phase = rng.choice([None, 0.0, rng.uniform(0, 1)])
+        admitted, refused = _counter(requests, limit, rng, phase, rng.random() < 0.7)
+        overs += len(admitted) > limit
+        for name in ("sliding-counter", "any"):
+            f = MODELS[name].fit(admitted, limit, 1.0, refused)
+            assert f.kind != "over", (case, name, phase, limit, admitted, refused, f)
+        f = MODELS["sliding-counter"].fit(admitted, limit, 1.0, refused)
+        span = max(r for _, r in admitted) - min(s for s, _ in admitted) if admitted else 0
+        if phase is None and span < 1:
+            assert len(admitted) <= limit, (case, admitted)  # a fresh anchored window
+        if phase is not None and f.kind == "edge":
+            edge = phase + math.ceil(min(s for s, _ in admitted) - phase)
+            assert any(a <= edge <= b for a, b in f.edges), (case, edge, f.edges)
+    assert overs > 100  # the cases do cross edges and recover into later windows
+
+
+def test_sliding_counter_bounds_a_crossing_by_the_weighted_previous_window() -> None:
+    # Ten admitted just before an edge of a 10/second counter, then its weighted count rounded
+    # down lets one more through right after (floor(10 * 0.99) + 0 < 10), and one more per
+    # tenth of a second: 12 within 0.11 s is fine, 13 is not; a fixed window allows 20.
+    before = [(T0 + 0.99, T0 + 0.995)] * 10
+    after = [(T0 + 1.001, T0 + 1.002), (T0 + 1.09, T0 + 1.1)]
+    f = fit("sliding-counter", before + after, 10)
+    assert (f.kind, f.bound, f.loose_bound) == ("edge", 10, 12)
+    over = fit("sliding-counter", [*before, *after, (T0 + 1.09, T0 + 1.1)], 10)
+    assert (over.kind, over.bound) == ("over", 12)
+    assert over.reason == (
+        "a sliding-window counter (10 per 1s window, the previous one weighted) admits at "
+        "most 12 in 0.11s, and 13 of these were admitted within 0.11s"
+    )
+    assert fit("fixed", [*before, *after, (T0 + 1.09, T0 + 1.1)], 10).kind == "edge"
+    assert fit("sliding-counter", burst(10), 10).kind == "within"
+    assert fit("sliding-counter", spread(30, T0 + 0.3, 1.47), 10).kind == "within"
+
+
+def test_recovery_periods() -> None:
+    assert {name: recovery_periods(name) for name in WINDOW_NAMES} == {
+        "any": 2,
+        "sliding": 1,
+        "fixed": 1,
+        "fixed-clock": 1,
+        "token-bucket": 1,
+        "sliding-counter": 2,
+    }
+
+
+def test_any_never_fails_a_clock_aligned_counter_across_an_edge() -> None:
+    # A 10/second counter on the clock: ten admitted a millisecond before T0 + 1 and the
+    # eleventh refused; right after the edge floor(10 * 0.9995) + 0 < 10 lets one through and
+    # the next is refused. Refusals on both sides rule out a fixed window, and 11 in 2 ms
+    # rule out a bucket and a log: only the counter's bound keeps `any` from failing it.
+    admitted = [(T0 + 0.999, T0 + 0.999)] * 10 + [(T0 + 1.0004, T0 + 1.0006)]
+    refused = [(T0 + 0.9991, T0 + 0.9993), (T0 + 1.0007, T0 + 1.0009)]
+    for name in ("sliding", "fixed", "fixed-clock", "token-bucket"):
+        assert MODELS[name].fit(admitted, 10, 1.0, refused).kind == "over", name
+    f = MODELS["any"].fit(admitted, 10, 1.0, refused)
+    assert (f.kind, f.model, f.loose_bound) == ("edge", "sliding-counter", 11)

@@ -15,6 +15,12 @@
   ``<= limit``. A clock-aligned fixed window: a burst across an edge can pass twice the limit.
 - ``token-bucket`` (correct): GCRA in one Lua script (as in redis-gcra), burst = limit,
   emission interval = period / limit, on Redis's clock. Refills one request every interval.
+- ``sliding-counter`` (correct, approximate): a sliding-window counter in one Lua script, on
+  Redis's clock in milliseconds: windows ``key:<now // period>`` (clock-aligned), admit iff
+  ``previous * (share of the previous window still inside the period) + current + 1 <= limit``
+  (weighted exactly, not rounded), then ``INCR`` + ``PEXPIRE`` of two periods. Admits at most
+  the limit per window; one period after a burst it may admit only part of the limit, all of it
+  two periods after.
 - ``get-set-list`` (RACY): redis-py ``GET`` of a JSON list of timestamps, drop the old ones,
   compare the length, ``SET`` it back (DRF's ``SimpleRateThrottle``, hand-written). Concurrent
   requests overwrite each other's history.
@@ -61,6 +67,27 @@ end
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
            math.ceil((new_tat - now) / 1000))
 return {1, 0}
+"""
+
+SLIDING_COUNTER_LUA = """
+-- A sliding-window counter. KEYS[1]: the client's key, to which the window index is appended.
+-- ARGV[1]: the limit; ARGV[2]: the period in milliseconds.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local limit = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local window = math.floor(now / period)
+local current_key = KEYS[1] .. ':' .. string.format('%d', window)
+local previous_key = KEYS[1] .. ':' .. string.format('%d', window - 1)
+local current = tonumber(redis.call('GET', current_key)) or 0
+local previous = tonumber(redis.call('GET', previous_key)) or 0
+local left = (period - (now - window * period)) / period
+if previous * left + current + 1 > limit then
+  return 0
+end
+redis.call('INCR', current_key)
+redis.call('PEXPIRE', current_key, 2 * period)
+return 1
 """
 
 Check = Callable[[str], bool]
@@ -147,6 +174,16 @@ def token_bucket() -> Check:
     return check
 
 
+def sliding_counter() -> Check:
+    script = _redis().register_script(SLIDING_COUNTER_LUA)
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:counter:{ip}"
+        return bool(script(keys=[key], args=[RATE.limit, RATE.period * 1000]))
+
+    return check
+
+
 def get_set_list() -> Check:
     r = _redis()
 
@@ -223,6 +260,7 @@ PATTERNS: dict[str, Callable[[], Check]] = {
     "no-expiry": no_expiry,
     "log-of-hits": log_of_hits,
     "token-bucket": token_bucket,
+    "sliding-counter": sliding_counter,
     "get-set-list": get_set_list,
     "none": no_limit,
     "constant-key": constant_key,
