@@ -1,6 +1,10 @@
 """One run's bursts on one fleet: how many, from which client, at which clock phase, and what is
 sent after them.
 
+Before the first, the fleet is warmed up (:mod:`harness.traffic.warm`): every worker thread runs
+the app once, from an address no client gets, so that the first burst's window start is raced
+as hard as any later one's.
+
 A run sends several bursts, each from a fresh client address (a fresh budget for throttles
 keyed on it), so that a race that shows only now and then is caught: the run fails if any burst
 proves over-admission. The first burst sends the scenario's requests; later ones retest the
@@ -58,6 +62,7 @@ from harness.redis_proxy import RedisProxy
 from harness.scenario import Scenario
 from harness.sustained_run import send_sustained
 from harness.traffic import ENGINES, Client, Engine, Record, Target, fresh_requests
+from harness.traffic.warm import warm_up, warm_up_client
 
 RETEST_WAVES = 4  # bursts after the first send the limit plus this many requests per thread
 EXTRA_BURSTS = 6  # more bursts, at most, for a window edge to explain or a weak overlap
@@ -123,6 +128,7 @@ def send_bursts(
         return Client(next(addresses), batch[0]) if batch else None
 
     ledger = Ledger()
+    ledger.add(warm_up(target, warm_up_client(next(addresses)), deadline))  # see traffic.warm
     ctx = FaultContext(
         fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy, ledger
     )

@@ -660,17 +660,19 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         return verdict(
             "inconclusive",
             "no-overlap",
-            f"{held}, but the requests never overlapped inside the app when the limit was "
-            f"crossed ({strongest.describe()}; {need_requests} requests on {need_workers} "
-            "worker(s) needed): a race would not have shown",
+            f"{held}, but the requests never overlapped inside the app both when the limit "
+            f"was crossed and when the window started ({strongest.describe()}; "
+            f"{need_requests} requests on {need_workers} worker(s) needed at each): a race "
+            "would not have shown",
         )
     recovered = [f.recovered for f in findings if f.recovered]
     reason = (
         f"{held}: {len(findings)} burst(s) admitted what a correct throttle would ("
         + _summaries(findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
-        f"on {strongest.crossing_workers} worker(s) were inside the app together "
-        f"(in {strong} of {len(findings)} bursts)"
+        f"on {strongest.crossing_workers} worker(s) were inside the app together, at the "
+        f"window's start {strongest.at_start} on {strongest.start_workers} "
+        f"(both in {strong} of {len(findings)} bursts)"
     )
     if beyond:  # the model and bound that held for the burst furthest past the limit
         most = max(beyond, key=lambda f: f.tally.accepted - min(f.tally.sent, claim.limit))
@@ -712,20 +714,27 @@ def under_admitted(finding: BurstFinding, claim: Claim) -> bool:
 
 
 def overlapped(finding: BurstFinding, claim: Claim) -> bool:
-    """Whether the burst crossed the limit with enough requests inside the app together to
-    show a race: two on two workers where the fleet has them."""
+    """Whether the burst crossed the limit, and started its client's window, with enough
+    requests inside the app together to show a race at each: two on two workers where the
+    fleet has them."""
     requests, workers = needed_overlap(claim.workers, claim.threads)
     ov = finding.overlap
-    return (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
+    at_crossing = (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
+    return at_crossing and (ov.at_start or 0) >= requests and ov.start_workers >= workers
 
 
 def _strongest(findings: Sequence[BurstFinding]) -> Overlap:
     """The strongest crossing of the limit any burst had."""
     return max(
         (f.overlap for f in findings),
-        key=lambda ov: (ov.at_crossing or 0, ov.crossing_workers),
+        key=lambda ov: (_weaker_point(ov), ov.at_crossing or 0, ov.crossing_workers),
         default=Overlap(),
     )
+
+
+def _weaker_point(ov: Overlap) -> tuple[int, int]:
+    """(requests, workers) together at the weaker of a burst's two critical points."""
+    return min(ov.at_crossing or 0, ov.at_start or 0), min(ov.crossing_workers, ov.start_workers)
 
 
 def _summaries(findings: Sequence[BurstFinding]) -> str:

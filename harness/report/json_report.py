@@ -125,6 +125,8 @@ def _overlap_dict(o: Overlap) -> dict[str, Any]:
         "peak_workers": o.peak_workers,
         "at_crossing": o.at_crossing,
         "crossing_workers": o.crossing_workers,
+        "at_start": o.at_start,
+        "start_workers": o.start_workers,
     }
 
 

@@ -8,6 +8,7 @@ from typing import Protocol
 from harness.traffic.burst import burst, fresh_requests
 from harness.traffic.records import Client, Record, Target
 from harness.traffic.sequential import sequential
+from harness.traffic.warm import warm_up, warm_up_client
 
 __all__ = [
     "ENGINES",
@@ -18,6 +19,8 @@ __all__ = [
     "burst",
     "fresh_requests",
     "sequential",
+    "warm_up",
+    "warm_up_client",
 ]
 
 

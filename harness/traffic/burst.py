@@ -16,7 +16,10 @@ other clients in ``tests/benchmarks/``):
    next ones not yet released.
 3. **Step**: release final bytes closed-loop (the next step once this one is answered). While
    the admitted count is below ``limit - 1``, a step releases as many requests as still fit
-   under the limit (the threads work through them and then wait on their lane's next ones);
+   under the limit (the threads work through them and then wait on their lane's next ones),
+   the first step one per thread only, so that the client's window starts with every thread
+   inside the app together (the window's start is the second critical point: a counter
+   initialised by a plain ``set`` races there);
    from then on a step releases every thread's request at once. So the crossing
    of the limit happens with the whole fleet inside the app: a read-compare-increment race of a
    fraction of a millisecond has every chance to show, and a long read-check-write (DRF's) keeps
@@ -596,7 +599,8 @@ def _release_in_steps(
         crossed = frozenset(c for c in rooms if admitted[c] >= rooms[c] or c in refused)
         step = []
         if not (saturated or time.monotonic() >= deadline or timeouts >= MAX_STEP_TIMEOUTS):
-            step = _next_step(lanes, {c: rooms[c] - 1 - admitted[c] for c in rooms}, crossed)
+            below = {c: rooms[c] - 1 - admitted[c] for c in rooms}
+            step = _next_step(lanes, below, crossed, first=not released)
         if not step:  # the rest, at once
             step = [ex for lane in lanes for ex in lane.take(lane.left)]
         live = [ex for ex in step if ex.error is None and ex.sock is not None]
@@ -650,16 +654,22 @@ def wait_for_phase(align: tuple[float, float] | None, deadline: float) -> None:
 
 
 def _next_step(
-    lanes: list[_Lane], below_limit: dict[int, int], crossed: frozenset[int] = frozenset()
+    lanes: list[_Lane],
+    below_limit: dict[int, int],
+    crossed: frozenset[int] = frozenset(),
+    first: bool = False,
 ) -> list[_Exchange]:
     """What to release next.
 
     While some lane's next requests belong to a client with more than one place left under its
     limit (``below_limit``): every such request (spread evenly over the lanes; each lane's
     threads take them in order and then wait on the lane's next ones), and with them the
-    leftovers of clients already past their limit (``crossed``), which keep the lanes in step.
-    Once none has: every request the lanes' threads hold, which crosses a client's limit with
-    every thread beside it.
+    leftovers of clients already past their limit (``crossed``), which keep the lanes in step;
+    the ``first`` step of a burst no more than one per thread, so that the first requests of
+    the clients at the lanes' heads, which start their windows, enter the app together (a
+    worker handed many more at once spends a few milliseconds dealing them out to its threads,
+    spreading their entries apart: measured on gthread). Once none has: every request the lanes'
+    threads hold, which crosses a client's limit with every thread beside it.
     """
     left = dict(below_limit)
 
@@ -671,12 +681,14 @@ def _next_step(
     if not any(approaches(lane) for lane in lanes):
         return [ex for lane in lanes for ex in lane.take(lane.slots)]
     step: list[_Exchange] = []
+    room = {id(lane): lane.slots if first else lane.left for lane in lanes}
     progress = True
     while progress:
         progress = False
         for lane in lanes:
-            head = lane.queue[lane.released] if lane.left else None
+            head = lane.queue[lane.released] if lane.left and room[id(lane)] else None
             if head is not None and (head.client in crossed or left.get(head.client, 0) > 0):
+                room[id(lane)] -= 1
                 step += lane.take(1)
                 left[head.client] = left.get(head.client, 0) - 1
                 progress = True

@@ -88,6 +88,7 @@ def test_the_atomic_throttle_passes_with_overlap_reported(
     assert len(run["bursts"]) >= 3 and len(set(run["identities"])) == len(run["bursts"])
     assert all(b["accepted"] == 100 for b in run["bursts"])
     assert run["overlap"]["at_crossing"] >= 2 and run["overlap"]["crossing_workers"] == 2
+    assert run["overlap"]["at_start"] >= 2 and run["overlap"]["start_workers"] == 2
     assert "inside the app together" in run["reason"]
 
 

@@ -53,6 +53,18 @@ def test_steps_fill_up_to_the_limit_then_release_every_thread(
     assert step[0] is fleet[0].queue[4] and step[2] is fleet[1].queue[3]  # in lane order
 
 
+def test_the_first_step_starts_the_window_with_one_request_per_thread(
+    make: Callable[[str], _Exchange],
+) -> None:
+    fleet = lanes(make, [10, 10], slots=2)
+    step = _next_step(fleet, {0: 7}, first=True)  # room for 7, but a window starts together
+    assert [ex.worker for ex in step] == ["w0", "w1", "w0", "w1"]
+    assert [lane.released for lane in fleet] == [2, 2]
+    step = _next_step(fleet, {0: 3})  # then as many as fit under the limit
+    assert [ex.worker for ex in step] == ["w0", "w1", "w0"]
+    assert len(_next_step(lanes(make, [10, 10], slots=2), {0: 0}, first=True)) == 4  # limit 1
+
+
 def test_clients_cross_their_limits_one_after_another_with_every_thread(
     make: Callable[[str], _Exchange],
 ) -> None:

@@ -33,11 +33,13 @@ def burst(
     together: int = 4,
     identity: str = "127.0.0.2",
     limit: int = 100,
+    at_start: int | None = None,
 ) -> Burst:
     """``served`` maps a worker to (accepted, rejected); ``errors`` adds 503s and a timeout.
 
     Stamps put every request inside the app one after another, except that ``together``
-    requests (spread over the workers) overlap the one that took the limit's last place."""
+    requests (spread over the workers) overlap the one that took the limit's last place, and
+    ``at_start`` (default ``together``) the first admitted one."""
     records: list[Record] = []
     for worker, (ok, no) in served.items():
         for status in [200] * ok + [429] * no:
@@ -70,7 +72,27 @@ def burst(
             stamps[r.request_id] = Stamp(
                 r.request_id, r.worker or "?", crossing.entered_ns, crossing.left_ns, r.status
             )
+    _beside_the_first(
+        stamps, accepted[: max(0, limit - 1)], together if at_start is None else at_start
+    )
     return Burst(identity, records, stamps)
+
+
+def _beside_the_first(stamps: dict[str, Stamp], before: list[Record], together: int) -> None:
+    """The window's start: ``together - 1`` of the admitted requests ``before`` the crossing
+    (one per worker first) moved beside the first admitted one."""
+    if len(before) < 2 or together < 2:
+        return
+    first = stamps[before[0].request_id]
+    candidates = [r for r in before[1:] if r.request_id in stamps]
+    picked: list[Record] = []
+    for w in sorted({r.worker or "?" for r in candidates}):
+        picked += [r for r in candidates if r.worker == w and r.worker != first.worker][:1]
+    picked += [r for r in candidates if r not in picked]
+    for r in picked[: together - 1]:
+        stamps[r.request_id] = Stamp(
+            r.request_id, r.worker or "?", first.entered_ns, first.left_ns, r.status
+        )
 
 
 def claim(workers: int = 2, threads: int = 2, **kw: object) -> Claim:
@@ -453,3 +475,27 @@ def test_sustained_traffic_below_the_rate_is_never_refused() -> None:
     assert judge([_steady("a" * 8, interval=0.4)], c).kind == "pass"
     v = judge([_steady("aaar" + "a" * 4, interval=0.4)], c)
     assert (v.kind, v.basis) == ("fail", "shut-out"), v.reason
+
+
+def test_a_crossing_with_overlap_but_a_lone_window_start_is_inconclusive() -> None:
+    """A pass needs both critical points raced: a set-initialised counter over-admits only
+    where the client's window starts, so a burst whose first request ran alone proves nothing
+    about it, however crowded its crossing."""
+    v = judge([burst({"w1": (60, 140), "w2": (40, 160)}, at_start=1)], claim())
+    assert (v.kind, v.basis) == ("inconclusive", "no-overlap"), v.reason
+    assert "when the window started" in v.reason and "1 at the window's start" in v.reason
+    both = judge([burst({"w1": (60, 140), "w2": (40, 160)}, at_start=3)], claim())
+    assert both.kind == "pass", both.reason
+    assert "at the window's start 3 on 2" in both.reason
+    assert (both.overlap.at_start, both.overlap.start_workers) == (3, 2)
+
+
+def test_a_start_on_one_worker_is_not_enough_where_the_fleet_has_two() -> None:
+    b = burst({"w1": (60, 140), "w2": (40, 160)}, at_start=2)
+    first = min(b.stamps.values(), key=lambda s: s.left_ns or 0)
+    stamps = {  # the one beside the first request moved to the first's worker
+        k: replace(s, worker=first.worker) if s.entered_ns == first.entered_ns else s
+        for k, s in b.stamps.items()
+    }
+    v = judge([replace(b, stamps=stamps)], claim())
+    assert v.kind == "inconclusive" and v.overlap.start_workers == 1, v.reason

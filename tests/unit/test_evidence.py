@@ -57,3 +57,49 @@ def test_without_refusals_the_whole_stay_counts() -> None:
     stamps = [Stamp(f"b-{i}", "w0", i * MS, i * MS + 10 * MS, 200) for i in range(5)]
     ov = overlap(stamps, {s.request for s in stamps}, 3)
     assert ov.at_crossing == 5
+
+
+def _window_start(first_entries: list[tuple[str, int, int]]) -> list[Stamp]:
+    """A burst at a limit of 10: the first admitted requests as (worker, entered, stay) in ns,
+    then the rest of the ten admitted, then ten refused (1 ms each: the check's length), all
+    one after another, 5 ms apart."""
+    stamps = [
+        Stamp(f"b-{i}", worker, entered, entered + stay, 200)
+        for i, (worker, entered, stay) in enumerate(first_entries)
+    ]
+    for i in range(len(stamps), 20):
+        entered = 300 * MS + i * 5 * MS
+        stamps.append(Stamp(f"b-{i}", f"w{i % 2}", entered, entered + MS, 200 if i < 10 else 429))
+    return stamps
+
+
+def test_first_requests_whose_checks_ran_together_are_counted_at_the_start() -> None:
+    # Four first requests enter within half a millisecond on two workers (a warm fleet).
+    stamps = _window_start(
+        [("w0", 0, MS), ("w1", MS // 10, MS), ("w0", MS // 5, MS), ("w1", MS // 2, MS)]
+    )
+    ov = overlap(stamps, {s.request for s in stamps if s.status == 200}, 10)
+    assert (ov.at_start, ov.start_workers) == (4, 2)
+    assert (ov.at_crossing, ov.crossing_workers) == (1, 1)  # the crossing had none beside it
+    assert "4 at the window's start on 2" in ov.describe()
+
+
+def test_slow_first_requests_of_a_cold_fleet_are_not_credited_at_the_start() -> None:
+    # A cold fleet: each thread's first request stays 130 ms (lazy set-up), entering 30 ms
+    # apart. Their stays overlap, but a check is 1 ms long (as refusals show), and the first
+    # one's check ran alone.
+    stamps = _window_start(
+        [("w0", 0, 130 * MS), ("w1", 30 * MS, 130 * MS), ("w0", 60 * MS, 130 * MS)]
+    )
+    ov = overlap(stamps, {s.request for s in stamps if s.status == 200}, 10)
+    assert (ov.at_start, ov.start_workers) == (1, 1)
+    assert ov.peak == 3  # the stays themselves did overlap
+
+
+def test_the_start_is_reported_before_the_limit_is_reached() -> None:
+    stamps = [Stamp(f"b-{i}", f"w{i % 2}", i * MS // 10, i * MS // 10 + MS, 200) for i in range(3)]
+    ov = overlap(stamps, {s.request for s in stamps}, 5)
+    assert ov.at_crossing is None
+    assert (ov.at_start, ov.start_workers) == (3, 2)
+    nothing = overlap(stamps, set(), 5)  # nothing admitted: no window started
+    assert nothing.at_start is None and nothing.peak == 3

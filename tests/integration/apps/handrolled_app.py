@@ -7,6 +7,11 @@
   ``count = cache.get(key, 0)``; reject if ``count >= limit``; else ``cache.add(key, 1, period)``
   or, when the key exists, ``cache.incr(key)``. Each step is atomic, the sequence is not:
   requests that read the same count all pass. Over-admits under concurrency.
+- ``set-then-incr`` (RACY at a window's start): through Django's cache API on django-redis,
+  ``if cache.get(key) is None: cache.set(key, 0, period)``, then ``n = cache.incr(key)``, admit
+  iff ``n <= limit``. Exact once the key exists, but requests that all saw it missing each
+  ``set`` it back to 0, wiping the increments made meanwhile: it over-admits at the *start* of
+  a client's window, not where the limit is crossed (``cache.add`` would have been atomic).
 - ``incr-then-check`` (correct): ``n = INCR key``, ``EXPIRE`` when ``n == 1``, admit iff
   ``n <= limit``. A fixed window starting at the client's first request.
 - ``no-expiry`` (never forgets): ``INCR`` with no ``EXPIRE``: exact at first, then a client
@@ -98,19 +103,18 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(app_env.redis_url())
 
 
-def read_compare_increment() -> Check:
+def _django_cache() -> Any:
+    """Django's default cache on django-redis (made per thread, on its first use)."""
     from django.conf import settings
 
-    settings.configure(
-        CACHES={
-            "default": {
-                "BACKEND": "django_redis.cache.RedisCache",
-                "LOCATION": app_env.redis_url(),
-                "KEY_PREFIX": PREFIX,
-            }
-        }
-    )
+    settings.configure(CACHES=app_env.django_redis_caches())
     from django.core.cache import cache
+
+    return cache
+
+
+def read_compare_increment() -> Check:
+    cache = _django_cache()
 
     def check(ip: str) -> bool:
         key = f"handrolled:rci:{ip}"
@@ -123,6 +127,22 @@ def read_compare_increment() -> Check:
             except ValueError:  # it expired between add and incr: a new window
                 cache.add(key, 1, RATE.period)
         return True
+
+    return check
+
+
+def set_then_incr() -> Check:
+    cache = _django_cache()
+
+    def check(ip: str) -> bool:
+        key = f"handrolled:setincr:{ip}"
+        if cache.get(key) is None:
+            cache.set(key, 0, RATE.period)  # not add: a concurrent first request resets it
+        try:
+            n = cache.incr(key)
+        except ValueError:  # it expired between set and incr: a new window
+            cache.set(key, n := 1, RATE.period)
+        return bool(n <= RATE.limit)
 
     return check
 
@@ -255,6 +275,7 @@ def per_process() -> Check:
 
 PATTERNS: dict[str, Callable[[], Check]] = {
     "read-compare-increment": read_compare_increment,
+    "set-then-incr": set_then_incr,
     "incr-then-check": incr_then_check,
     "clock-window": clock_window,
     "no-expiry": no_expiry,
