@@ -128,7 +128,8 @@ def send_bursts(
         return Client(next(addresses), batch[0]) if batch else None
 
     ledger = Ledger()
-    ledger.add(warm_up(target, warm_up_client(next(addresses)), deadline))  # see traffic.warm
+    if scenario.warm_up:  # see traffic.warm
+        ledger.add(warm_up(target, warm_up_client(next(addresses)), deadline))
     ctx = FaultContext(
         fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy, ledger
     )

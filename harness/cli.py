@@ -174,6 +174,14 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
         "CF-Connecting-IP)",
     )
     run.add_argument(
+        "--warm-up",
+        action="store_true",
+        default=None,
+        help="before the first burst, every worker thread runs the run's request once (from an "
+        "address no client gets): a race at a window's start shows in the first burst too; "
+        "an app that counts every request (a global limit) counts these",
+    )
+    run.add_argument(
         "--redis-keys",
         metavar="PATTERN",
         help="the app's keys to report after each run (a SCAN pattern such as "
@@ -308,6 +316,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "accept_status",
         "reject_status",
         "bypass_check",
+        "warm_up",
         "redis_keys",
         "identities",
         "identity_file",

@@ -69,6 +69,7 @@ FIELDS = (
     "accept_status",
     "reject_status",
     "bypass_check",
+    "warm_up",
     "redis_keys",
     "identities",
     "identity_file",
@@ -116,6 +117,7 @@ class Scenario:
     data: str = ""
     statuses: Statuses = field(default_factory=Statuses)
     bypass_check: bool = False
+    warm_up: bool = False  # every thread runs the run's request once before the first burst
     redis_keys: str = ""  # a SCAN pattern for the report; "": the run's keys
     identities: int = 1  # clients per burst
     identity_values: tuple[str, ...] = ()  # from an identity file; (): client-TAG-1, ...
@@ -281,6 +283,7 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         ),
         statuses=v.parsed("statuses", lambda pair: checked_statuses(*pair), (accept, reject)),
         bypass_check=v.boolean("bypass_check", data.get("bypass_check", False)),
+        warm_up=v.boolean("warm_up", data.get("warm_up", False)),
         redis_keys=v.string("redis_keys", data.get("redis_keys", "")),
         identities=identities,
         identity_values=v.parsed(

@@ -3,8 +3,11 @@
 Chosen per scenario through the environment:
 
 - ``DEMO_THROTTLE``: ``drf`` (DRF's ``AnonRateThrottle``), ``atomic`` (the harness's
-  ``AtomicAnonRateThrottle``) or ``naive`` (a known-bad read-compare-increment counter,
-  :class:`harness.demo.throttles.NaiveCounterAnonRateThrottle`).
+  ``AtomicAnonRateThrottle``), or one of the known-bad controls in
+  :mod:`harness.demo.throttles`: ``naive`` (a read-compare-increment counter, racy where the
+  limit is crossed), ``set-then-incr`` (a counter initialised with a plain ``set``, racy where
+  a client's window starts), ``log-of-hits`` (a log that records refused hits too: it never
+  lets a client that keeps sending back in).
 - ``DEMO_CACHE``: the cache DRF's throttle counts in: ``django-redis``, ``redis`` (Django's
   built-in ``RedisCache``) or ``locmem`` (per-process ``LocMemCache``).
 - ``DEMO_NUM_PROXIES``: DRF's ``NUM_PROXIES`` (unset by default, as in DRF: the client address

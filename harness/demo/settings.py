@@ -10,6 +10,8 @@ THROTTLES = {
     "drf": "rest_framework.throttling.AnonRateThrottle",
     "atomic": "harness.throttles.AtomicAnonRateThrottle",
     "naive": "harness.demo.throttles.NaiveCounterAnonRateThrottle",
+    "set-then-incr": "harness.demo.throttles.SetThenIncrAnonRateThrottle",
+    "log-of-hits": "harness.demo.throttles.LogOfHitsAnonRateThrottle",
 }
 CACHE_BACKENDS = {
     "django-redis": "django_redis.cache.RedisCache",

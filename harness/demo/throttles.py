@@ -39,3 +39,58 @@ class NaiveCounterAnonRateThrottle(AnonRateThrottle):
     def wait(self) -> float | None:
         """No ``Retry-After``: this counter does not keep the history DRF's ``wait`` needs."""
         return None
+
+
+class SetThenIncrAnonRateThrottle(AnonRateThrottle):
+    """KNOWN-BAD CONTROL: a counter initialised with a plain ``cache.set`` when missing, then
+    ``cache.incr``.
+
+    Requests that all see the key missing each ``set`` it to 0 and undo one another's
+    increments: it over-admits at the *start* of a client's window, not where the limit is
+    crossed. ``cache.add`` (set only if missing) is the fix.
+    """
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        if self.cache.get(self.key) is None:
+            self.cache.set(self.key, 0, self.duration)
+        try:
+            count = int(self.cache.incr(self.key))
+        except ValueError:  # it expired between set and incr: a new window
+            self.cache.set(self.key, 1, self.duration)
+            count = 1
+        return count <= int(self.num_requests or 0)
+
+    def wait(self) -> float | None:
+        return None
+
+
+class LogOfHitsAnonRateThrottle(AnonRateThrottle):
+    """KNOWN-BAD CONTROL: DRF's sliding log that records every hit, refused ones too.
+
+    Exact in a burst (a refusal adds to the log but every entry still leaves it a period later),
+    but a client that keeps sending faster than the rate always has the limit's worth of hits
+    in its log: it is refused for as long as it sends. Sustained traffic catches it.
+    """
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        allowed = len(self.history) < int(self.num_requests or 0)
+        self.history.insert(0, self.now)
+        self.cache.set(self.key, self.history, self.duration)
+        return allowed
+
+    def wait(self) -> float | None:
+        return None

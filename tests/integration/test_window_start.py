@@ -1,7 +1,7 @@
 """The window's start as a second critical point, with real servers: a counter initialised by a
 plain ``set`` (not ``add``) before ``incr`` over-admits only where a client's window starts; the
-fleet is warm before the first burst, every burst's first requests enter the app together, and
-a pass needs overlap there as well as at the limit."""
+fleet can be warmed before the first burst (``--warm-up``), every burst's first requests enter
+the app together, and a pass needs overlap there as well as at the limit."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def test_a_set_initialised_counter_is_caught_at_2x2_and_4x2(
             "2",
             "--env",
             "PATTERN=set-then-incr",
+            "--warm-up",
             "--redis",
             redis_spec,
             "--json",

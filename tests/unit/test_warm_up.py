@@ -59,12 +59,19 @@ def test_the_warm_up_address_is_never_a_clients(monkeypatch: Any) -> None:
     monkeypatch.setattr(bursts, "warm_up", fake_warm_up)
     monkeypatch.setattr(bursts, "_one_round", fake_round)
     addresses = iter(["127.9.0.1", "127.9.0.2", "127.9.0.3"])
-    scenario = build_scenario({"app": "m:app", "rate": "5/hour"}, "t", Path("."))
+    scenario = build_scenario({"app": "m:app", "rate": "5/hour", "warm_up": True}, "t", Path("."))
     fleet: Any = type("F", (), {"host": "127.0.0.1", "port": 1, "ports": (1,)})()
     with pytest.raises(_Stop):
         bursts.send_bursts(fleet, scenario, scenario.claim(2), addresses)
     assert [c.address for c in warmed] == ["127.9.0.1"]
     assert sent == ["127.9.0.2"]
+    # Off by default: an app that counts every request would count the warm-up's.
+    warmed.clear()
+    sent.clear()
+    cold = build_scenario({"app": "m:app", "rate": "5/hour"}, "t", Path("."))
+    with pytest.raises(_Stop):
+        bursts.send_bursts(fleet, cold, cold.claim(2), iter(["127.9.0.4", "127.9.0.5"]))
+    assert warmed == [] and sent == ["127.9.0.4"]
 
 
 class _Stop(Exception):
