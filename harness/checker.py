@@ -656,13 +656,15 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
     need_requests, need_workers = needed_overlap(claim.workers, claim.threads)
     strongest = _strongest(findings)
     strong = sum(overlapped(f, claim) for f in findings)
-    if not strong:
+    started = sum(started_together(f, claim) for f in findings)
+    if not strong or not started:
+        where = "when the limit was crossed" if not strong else "when a window started"
         return verdict(
             "inconclusive",
             "no-overlap",
-            f"{held}, but the requests never overlapped inside the app both when the limit "
-            f"was crossed and when the window started ({strongest.describe()}; "
-            f"{need_requests} requests on {need_workers} worker(s) needed at each): a race "
+            f"{held}, but the requests never overlapped inside the app {where} "
+            f"({strongest.describe()}; {need_requests} requests on {need_workers} worker(s) "
+            "needed where the limit is crossed and where a window starts): a race there "
             "would not have shown",
         )
     recovered = [f.recovered for f in findings if f.recovered]
@@ -671,8 +673,8 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
         + _summaries(findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
         f"on {strongest.crossing_workers} worker(s) were inside the app together, at the "
-        f"window's start {strongest.at_start} on {strongest.start_workers} "
-        f"(both in {strong} of {len(findings)} bursts)"
+        f"window's start {strongest.at_start} on {strongest.start_workers} (at the limit in "
+        f"{strong} of {len(findings)} bursts, at the start in {started})"
     )
     if beyond:  # the model and bound that held for the burst furthest past the limit
         most = max(beyond, key=lambda f: f.tally.accepted - min(f.tally.sent, claim.limit))
@@ -714,13 +716,19 @@ def under_admitted(finding: BurstFinding, claim: Claim) -> bool:
 
 
 def overlapped(finding: BurstFinding, claim: Claim) -> bool:
-    """Whether the burst crossed the limit, and started its client's window, with enough
-    requests inside the app together to show a race at each: two on two workers where the
-    fleet has them."""
+    """Whether the burst crossed the limit with enough requests inside the app together to
+    show a race there: two on two workers where the fleet has them."""
     requests, workers = needed_overlap(claim.workers, claim.threads)
     ov = finding.overlap
-    at_crossing = (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
-    return at_crossing and (ov.at_start or 0) >= requests and ov.start_workers >= workers
+    return (ov.at_crossing or 0) >= requests and ov.crossing_workers >= workers
+
+
+def started_together(finding: BurstFinding, claim: Claim) -> bool:
+    """Whether the burst started its client's window with enough requests inside the app
+    together to show a race there (a counter initialised by ``set``, not ``add``)."""
+    requests, workers = needed_overlap(claim.workers, claim.threads)
+    ov = finding.overlap
+    return (ov.at_start or 0) >= requests and ov.start_workers >= workers
 
 
 def _strongest(findings: Sequence[BurstFinding]) -> Overlap:

@@ -483,7 +483,7 @@ def test_a_crossing_with_overlap_but_a_lone_window_start_is_inconclusive() -> No
     about it, however crowded its crossing."""
     v = judge([burst({"w1": (60, 140), "w2": (40, 160)}, at_start=1)], claim())
     assert (v.kind, v.basis) == ("inconclusive", "no-overlap"), v.reason
-    assert "when the window started" in v.reason and "1 at the window's start" in v.reason
+    assert "when a window started" in v.reason and "1 at the window's start" in v.reason
     both = judge([burst({"w1": (60, 140), "w2": (40, 160)}, at_start=3)], claim())
     assert both.kind == "pass", both.reason
     assert "at the window's start 3 on 2" in both.reason
@@ -499,3 +499,13 @@ def test_a_start_on_one_worker_is_not_enough_where_the_fleet_has_two() -> None:
     }
     v = judge([replace(b, stamps=stamps)], claim())
     assert v.kind == "inconclusive" and v.overlap.start_workers == 1, v.reason
+
+
+def test_the_two_critical_points_may_be_raced_in_different_bursts() -> None:
+    # One burst raced its crossing with a lone start, another its start with a lone crossing:
+    # the run showed both points raced, and it passes.
+    crossing = burst({"w1": (60, 140), "w2": (40, 160)}, at_start=1)
+    start = burst({"w1": (60, 140), "w2": (40, 160)}, together=1, at_start=3)
+    v = judge([crossing, start], claim())
+    assert v.kind == "pass", v.reason
+    assert "at the limit in 1 of 2 bursts, at the start in 1" in v.reason
