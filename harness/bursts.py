@@ -51,6 +51,7 @@ from harness.checker import (
     more_bursts_could_settle,
     recovery_wait_s,
     strong_crossings,
+    strong_starts,
 )
 from harness.evidence import Stamp
 from harness.faults import Fault, FaultContext
@@ -292,14 +293,18 @@ def _wants_burst(
     verdict: Verdict, rounds: int, planned: int, claim: Claim, overlap_possible: bool
 ) -> bool:
     """Another burst, unless the judge's verdict is settled: a failure or error proven, or as
-    many bursts as planned crossed the limit with requests inside the app together (a burst
-    that did not counts for nothing; each client of a burst crosses its own limit) and nothing
+    many bursts as planned crossed the limit, and as many started a window, with requests
+    inside the app together (a burst that did not counts for nothing; each client of a burst
+    crosses its own limit) and nothing
     is left that more bursts could decide (the judge says what: window edges still to tell
     from a race). Within the run's budget of extra bursts."""
     if verdict.kind in ("fail", "error") or verdict.basis == "never-limited":
         return False
     strong = strong_crossings(verdict, claim) if overlap_possible else len(verdict.bursts)
-    if strong >= planned and not more_bursts_could_settle(verdict, claim, overlap_possible):
+    starts = strong_starts(verdict, claim) if overlap_possible else len(verdict.bursts)
+    if min(strong, starts) >= planned and not more_bursts_could_settle(
+        verdict, claim, overlap_possible
+    ):
         return False
     extra = EXTRA_BURSTS if strong or not overlap_possible else EXTRA_BURSTS_NO_OVERLAP
     return rounds < planned + extra

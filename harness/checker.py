@@ -496,6 +496,11 @@ def more_bursts_could_settle(verdict: Verdict, claim: Claim, overlap_possible: b
     return verdict.basis == "held" and verdict.edge_chance is not None
 
 
+def strong_starts(verdict: Verdict, claim: Claim) -> int:
+    """How many of the verdict's bursts started a window with a race's overlap."""
+    return sum(started_together(f, claim) for f in verdict.bursts)
+
+
 def strong_crossings(verdict: Verdict, claim: Claim) -> int:
     """How many of the verdict's bursts crossed the limit with a race's overlap."""
     return sum(overlapped(f, claim) for f in verdict.bursts)
