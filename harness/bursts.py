@@ -30,6 +30,10 @@ all" from "a throttle every request raced past". With a bypass check, the last b
 client then tries client-address headers a misconfigured app may trust (``BYPASS_HEADERS``),
 one request at a time, each between two controls without one.
 
+For a global limit (``scope = "global"``, :mod:`harness.global_budget`) the burst steps
+towards the one budget of all its clients, each next burst waits until that budget is
+forgotten, and the recovery check waits for the last request of any client.
+
 Faults (:mod:`harness.faults`) act during the first burst and right after it (and then at least
 one burst follows); the requests left without an answer inside a worker that died are
 indeterminate.
@@ -150,10 +154,12 @@ def send_bursts(
         or _wants_burst(verdict, len(rounds), scenario.bursts, claim, overlap_possible)
         or (fault_between and len(rounds) == 1)  # a fault after the first: one burst after it
     ):
-        if rounds and deadline - time.monotonic() < 2 * longest + claim.period_s * (
+        wait = _budget_wait(ledger, claim) if rounds else 0.0
+        if rounds and deadline - time.monotonic() < wait + 2 * longest + claim.period_s * (
             claim.period_s <= ALIGN_PERIOD_S
         ):
             break  # another burst would likely be cut short: it could only muddle the verdict
+        time.sleep(wait)
         clients = [Client(next(addresses), value) for value in next(values, [])]
         if not clients:
             break  # the identity file has no values left for a burst of fresh clients
@@ -267,11 +273,12 @@ def _with_recovery(
     burst: Burst, target: Target, claim: Claim, deadline: float, ledger: Ledger
 ) -> Burst:
     """``burst`` with a few requests from its client sent once the claimed window has forgotten
-    the last request of that client a throttle may have counted (the ledger's, from any part of
-    the run: the burst, confirmations, bypass controls, fault probes): a period later, two
+    the last request of that client (of any client, for a global limit) a throttle may have
+    counted (the ledger's, from any part of the run: the burst, confirmations, bypass controls,
+    fault probes): a period later, two
     under ``any`` or ``sliding-counter`` (:func:`~harness.checker.recovery_wait_s`). A correct
     throttle of the claimed window admits them all again."""
-    last = ledger.last_counted(burst.identity, claim.statuses)
+    last = ledger.last_counted(burst.identity if claim.scope == "client" else None, claim.statuses)
     if last is None:
         return burst
     wait = last + recovery_wait_s(claim) + RECOVERY_MARGIN_S - clock.now()
@@ -287,6 +294,16 @@ def _with_recovery(
     )
     ledger.add(records)
     return replace(burst, recovery=records)
+
+
+def _budget_wait(ledger: Ledger, claim: Claim) -> float:
+    """How long until a global budget (``claim.scope``) has forgotten every request the run
+    may have had counted, so that the next burst crosses it afresh (0 for a client's limit:
+    each burst has fresh clients)."""
+    last = ledger.last_counted(None, claim.statuses) if claim.scope == "global" else None
+    if last is None:
+        return 0.0
+    return max(0.0, last + recovery_wait_s(claim) + RECOVERY_MARGIN_S - clock.now())
 
 
 def _wants_burst(
@@ -336,6 +353,7 @@ def _one_round(
         deadline=deadline,
         align=align,
         on_release=on_release,
+        shared=claim.scope == "global",
     )
     client_of = {c.address: c for c in clients}
     stamps = fleet.read_stamps()

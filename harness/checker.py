@@ -1,7 +1,8 @@
 """Verdicts: pure functions from a run's bursts to what they prove. No I/O.
 
-A run is one fleet and several bursts, each from a fresh client identity (a fresh budget). Each
-burst is judged on its own against the most a correct throttle of the claimed window algorithm
+A run is one fleet and several bursts, each from a fresh client identity (a fresh budget; for a
+claimed global limit, each burst's clients pooled into one history: :mod:`harness.global_budget`).
+Each burst is judged on its own against the most a correct throttle of the claimed window algorithm
 could admit of its requests (:mod:`harness.windows`), and against the server-side overlap its
 stamps show (:mod:`harness.evidence`):
 
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.evidence import Overlap, Stamp, needed_overlap, overlap
+from harness.global_budget import Scope, pooled
 from harness.redaction import client_name
 from harness.request_template import Statuses
 from harness.traffic.records import Record
@@ -79,6 +81,7 @@ class Claim:
     statuses: Statuses = field(default_factory=Statuses)
     sustained: bool = False  # each client sent at a steady pace for several periods
     note: str = ""  # what the run tested instead of what was asked, for the reason
+    scope: Scope = "client"  # "global": one budget for every client (harness.global_budget)
 
     @property
     def workers_needed(self) -> int:
@@ -187,7 +190,7 @@ class Verdict:
         counts = [b.tally.accepted for b in self.bursts]
         if len(counts) <= SUMMED_UP:
             return ",".join(map(str, counts))
-        return f"{min(counts)}-{max(counts)} ({len(counts)} clients)"
+        return f"{min(counts)}-{max(counts)} ({len(counts)} {_unit(self.bursts)})"
 
 
 def tally(
@@ -507,7 +510,10 @@ def strong_crossings(verdict: Verdict, claim: Claim) -> int:
 
 
 def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
-    """The verdict the bursts of one run support for ``claim``."""
+    """The verdict the bursts of one run support for ``claim``: each client's on its own, or,
+    for a global limit, each burst's clients pooled into one history."""
+    if claim.scope == "global":
+        bursts = pooled(bursts)
     findings = tuple(find(b, claim) for b in bursts)
     t = combine([f.tally for f in findings])
     expected = sum(min(f.tally.sent, claim.limit) for f in findings)
@@ -671,10 +677,16 @@ def judge(bursts: Sequence[Burst], claim: Claim) -> Verdict:
             f"({strongest.describe()}; {need_requests} requests on {need_workers} worker(s) "
             "needed where the limit is crossed and where a window starts): a race there "
             "would not have shown",
+            "one global budget is started and crossed once per window: run again, or test "
+            "the app with a shorter period (its rate setting) so that each burst crosses it anew"
+            if claim.scope == "global"
+            else "",
         )
     recovered = [f.recovered for f in findings if f.recovered]
+    pooled_clients = " (each pooling its clients: one budget)" if claim.scope == "global" else ""
     reason = (
-        f"{held}: {len(findings)} burst(s) admitted what a correct throttle would ("
+        f"{held}: {len(findings)} burst(s){pooled_clients} admitted what a correct throttle "
+        "would ("
         + _summaries(findings)
         + f") across {t.workers_seen} workers; at the limit {strongest.at_crossing} requests "
         f"on {strongest.crossing_workers} worker(s) were inside the app together, at the "
@@ -758,8 +770,15 @@ def _summaries(findings: Sequence[BurstFinding]) -> str:
     sent = [f.tally.sent for f in findings]
     return (
         f"{min(admitted)}-{max(admitted)} admitted of {min(sent)}-{max(sent)} sent, "
-        f"{len(findings)} clients"
+        f"{len(findings)} {_unit(findings)}"
     )
+
+
+def _unit(findings: Sequence[BurstFinding]) -> str:
+    """What each finding is: a client (of a burst with several), or a burst (one client's, or
+    a global budget's pooled clients)."""
+    rounds = [f.round for f in findings]
+    return "bursts" if all(rounds) and len(set(rounds)) == len(rounds) else "clients"
 
 
 def _which(f: BurstFinding, findings: Sequence[BurstFinding]) -> str:

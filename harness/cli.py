@@ -43,6 +43,7 @@ from harness.gate import (
     parse_shape,
     run_gate,
 )
+from harness.global_budget import SCOPES
 from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
 from harness.redaction import MASKS, redact_secrets, scrub, scrubbed
 from harness.report.console import ConsoleObserver, print_table
@@ -198,6 +199,13 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
         "sliding-counter throttle could admit",
     )
     run.add_argument(
+        "--scope",
+        choices=SCOPES,
+        metavar="|".join(SCOPES),
+        help="whose budget the limit is: each client's (default), or one global budget "
+        "for every client together (each burst's clients are judged as one)",
+    )
+    run.add_argument(
         "--requests", type=int, metavar="N", help="requests per run (default: 4x the limit)"
     )
     run.add_argument(
@@ -301,6 +309,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "path",
         "rate",
         "window",
+        "scope",
         "threads",
         "requests",
         "traffic",

@@ -27,13 +27,15 @@ class Ledger:
     def of(self, client: str) -> list[Record]:
         return list(self._sent.get(client, ()))
 
-    def last_counted(self, client: str, statuses: Statuses) -> float | None:
-        """When the last request of ``client`` that a correct throttle may have counted ended:
-        admitted, or never answered (counted or not); its receipt, else its send. None: no
-        such request."""
+    def last_counted(self, client: str | None, statuses: Statuses) -> float | None:
+        """When the last request of ``client`` (None: of any client, for a global budget) that
+        a correct throttle may have counted ended: admitted, or never answered (counted or
+        not); its receipt, else its send. None: no such request."""
+        sent = self._sent.values() if client is None else [self._sent.get(client, [])]
         ends = [
             r.received_at if r.received_at is not None else r.sent_at
-            for r in self._sent.get(client, ())
+            for records in sent
+            for r in records
             if r.status is None or statuses.admitted(r.status)
         ]
         return max(ends, default=None)

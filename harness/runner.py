@@ -58,6 +58,7 @@ class RunResult:
     traffic_s: float
     redis_state: RedisState | None = None
     bursts: tuple[Burst, ...] = ()  # the records and stamps the verdict was judged from
+    scope: str = "client"  # whose budget the limit is: each client's, or one "global"
     instances: int = 1
     faults: tuple[FaultOutcome, ...] = ()
 
@@ -262,6 +263,7 @@ def _one_run(
         limit=scenario.rate.limit,
         period_s=scenario.rate.period_s,
         window=scenario.window,
+        scope=scenario.scope,
         request=scenario.request,
         statuses=scenario.statuses,
         identities=tuple(b.identity for b in bursts),

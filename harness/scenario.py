@@ -21,6 +21,7 @@ from urllib.parse import quote
 from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
 from harness.faults import OUTAGE_EXPECTATIONS, FaultSpec, parse_fault
+from harness.global_budget import SCOPES, Scope
 from harness.rates import Rate, parse_rate
 from harness.request_template import (
     PLACEHOLDER,
@@ -34,7 +35,7 @@ from harness.request_template import (
     parse_statuses,
     read_identities,
 )
-from harness.windows import WINDOW_NAMES
+from harness.windows import WINDOW_NAMES, recovery_periods
 
 T = TypeVar("T")
 Expectation = Literal["exact", "violation"]
@@ -50,6 +51,7 @@ FIELDS = (
     "path",
     "rate",
     "window",
+    "scope",
     "workers",
     "threads",
     "requests",
@@ -99,6 +101,7 @@ class Scenario:
     pythonpath: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     window: str = "any"
+    scope: Scope = "client"  # "global": one budget for every client (harness.global_budget)
     workers: tuple[int, ...] = (1, 2, 4)
     threads: int = 1
     requests: int = 0  # 0: REQUESTS_PER_LIMIT x the limit
@@ -148,7 +151,20 @@ class Scenario:
             min_workers_seen=self.min_workers_seen,
             statuses=self.statuses,
             sustained=self.traffic == "sustained" and self.sustained_fits,
-            note=self.sustained_note,
+            note=self.sustained_note or self.global_note,
+            scope=self.scope,
+        )
+
+    @property
+    def global_note(self) -> str:
+        """What a global limit's run tests when its budget is not forgotten within the run's
+        timeout: one burst (a burst's clients pooled), crossed once."""
+        forgotten_s = self.rate.period_s * recovery_periods(self.window)
+        if self.scope != "global" or forgotten_s * 2 < self.timeout_s:
+            return ""
+        return (
+            f"one budget for every client, forgotten {forgotten_s:g}s after its last request, "
+            f"past the run's {self.timeout_s:g}s timeout: one burst crossed it"
         )
 
     @property
@@ -251,6 +267,7 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         ),
         env=v.env(v.table("env", data.get("env", {}))),
         window=v.choice("window", data.get("window", "any"), WINDOWS),
+        scope=v.choice("scope", data.get("scope", "client"), SCOPES),
         workers=tuple(v.positive("workers", w) for w in v.list_of("workers", workers, min_len=1)),
         threads=v.positive("threads", data.get("threads", 1)),
         requests=v.positive("requests", data["requests"]) if "requests" in data else 0,
@@ -314,11 +331,25 @@ def build_scenario(data: dict[str, Any], source: str, base_dir: Path) -> Scenari
         raise v.error('expect_outage needs the redis-outage fault (faults = ["redis-outage"])')
     if kinds and scenario.traffic == "sustained":
         raise v.error("faults act around bursts: they need traffic burst or sequential")
+    if scenario.scope == "global":
+        _check_global(scenario, v)
     v.parsed("request", checked_template, scenario.request)
     in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
     if in_header and not all(value.isascii() for value in scenario.identity_values):
         raise v.error("identity_file: a value that goes into a header must be ASCII")
     return scenario
+
+
+def _check_global(scenario: Scenario, v: _Validator) -> None:
+    """What a global limit cannot be combined with: whatever sends on other clients than the
+    bursts' (the warm-up, faults' probes) would spend the one budget unseen, and sustained
+    traffic judges each client on its own."""
+    if scenario.warm_up:
+        raise v.error("scope global: warm_up would spend the one budget before the first burst")
+    if scenario.faults:
+        raise v.error("scope global: faults probe with fresh clients, which share the budget")
+    if scenario.traffic == "sustained":
+        raise v.error("scope global: sustained traffic judges each client; use burst traffic")
 
 
 def checked_path(value: Any, source: str) -> str:

@@ -12,6 +12,8 @@ THROTTLES = {
     "naive": "harness.demo.throttles.NaiveCounterAnonRateThrottle",
     "set-then-incr": "harness.demo.throttles.SetThenIncrAnonRateThrottle",
     "log-of-hits": "harness.demo.throttles.LogOfHitsAnonRateThrottle",
+    "global-quota": "harness.demo.throttles.GlobalQuotaThrottle",
+    "atomic-global-quota": "harness.demo.throttles.AtomicGlobalQuotaThrottle",
 }
 CACHE_BACKENDS = {
     "django-redis": "django_redis.cache.RedisCache",

@@ -1,6 +1,5 @@
-"""A known-bad throttle for the demo: DRF's anon throttle with a naive read-compare-increment.
-
-:class:`NaiveCounterAnonRateThrottle` is a control the harness must catch, not something to use.
+"""Throttles for the demo: known-bad controls the harness must catch (not something to use),
+and a global quota counted atomically.
 """
 
 from __future__ import annotations
@@ -8,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework.throttling import AnonRateThrottle
+
+from harness.throttles import AtomicThrottleMixin
 
 
 class NaiveCounterAnonRateThrottle(AnonRateThrottle):
@@ -94,3 +95,16 @@ class LogOfHitsAnonRateThrottle(AnonRateThrottle):
 
     def wait(self) -> float | None:
         return None
+
+
+class GlobalQuotaThrottle(AnonRateThrottle):
+    """KNOWN-BAD CONTROL: one budget for every client (a downstream quota), on DRF's own
+    ``SimpleRateThrottle``: its read-check-write of the history list races across workers and
+    threads, for a global key as for a client's. Claimed with ``scope = "global"``."""
+
+    def get_cache_key(self, request: Any, view: Any) -> str | None:
+        return str(self.cache_format % {"scope": self.scope, "ident": "everyone"})
+
+
+class AtomicGlobalQuotaThrottle(AtomicThrottleMixin, GlobalQuotaThrottle):
+    """A global quota counted atomically (the reference Lua script on one key): exact."""

@@ -59,6 +59,7 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "limit": r.limit,
         "requests": r.requests,
         "window": r.window,
+        "scope": r.scope,
         "request": {  # header values stay out: they may hold tokens
             "method": r.request.method,
             "path": r.request.path,

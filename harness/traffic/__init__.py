@@ -36,6 +36,7 @@ class Engine(Protocol):
         deadline: float,
         align: tuple[float, float] | None = None,
         on_release: Callable[[int], None] | None = None,
+        shared: bool = False,
     ) -> list[Record]: ...
 
 

@@ -93,6 +93,7 @@ class _Exchange:
         self.head_length = 0
         self.tail = b""  # held back until the release: the head's final byte, and the body
         self.client = 0  # which of the burst's clients it belongs to
+        self.budget = 0  # whose budget its admission spends: its client's, or one shared
         self.rendered = _PROBE  # the request it will carry
         self.sent_at = 0.0
         self.received_at: float | None = None
@@ -290,13 +291,15 @@ def burst(
     deadline: float,
     align: tuple[float, float] | None = None,
     on_release: Callable[[int], None] | None = None,
+    shared: bool = False,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each of ``clients`` as one burst; one
     :class:`Record` each, client after client.
 
     A client sends from its loopback address (the client address a throttle sees) with its
     ``{identity}`` value in the request; ``limit`` is the claimed limit per client the steps aim
-    at; request ids are ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``).
+    at, or, when ``shared``, the one budget of every client together; request ids are
+    ``TAG-INDEX``; nothing runs past ``deadline`` (``time.monotonic()``).
     With ``align`` (period, offset), the first request is released just after the next epoch
     time that is ``offset`` past a multiple of ``period``, once everything is armed.
     Clients go in chunks of at most ``CHUNK`` requests, each client's in one chunk where it fits.
@@ -313,11 +316,16 @@ def burst(
             mine: dict[int, list[_Exchange]] = {c: [] for c, _, _ in chunk}
             for ex in (ex for lane in lanes for ex in lane.queue):
                 ex.rendered = rendered[ex.client]
+                ex.budget = 0 if shared else ex.client
                 mine[ex.client].append(ex)
             for c, first, _ in chunk:
                 for k, ex in enumerate(mine[c], c * count + first):
                     ex.request_id = f"{tag}-{k}"
-            rooms = {c: limit - admitted[c] for c, _, _ in chunk}
+            rooms = (
+                {0: limit - sum(admitted)}
+                if shared
+                else {c: limit - admitted[c] for c, _, _ in chunk}
+            )
             _fire(lanes, target.statuses, rooms, deadline, None if n else align, on_release)
             for c, first, _ in chunk:
                 for k, ex in enumerate(mine[c], c * count + first):
@@ -555,7 +563,7 @@ def _fire(
     on_release: Callable[[int], None] | None = None,
 ) -> None:
     """Arm every lane, then release in steps aimed at the limit; ``rooms`` holds how many
-    requests the limit still admits for each client."""
+    requests the limit still admits for each budget (a client's, or one shared)."""
     exchanges = [ex for lane in lanes for ex in lane.queue]
     for ex in exchanges:  # arm: all but the head's final byte (and the body), in lane order
         request_bytes = ex.request(ex.rendered, False, ex.request_id)
@@ -592,9 +600,9 @@ def _release_in_steps(
         admitted = dict.fromkeys(rooms, 0)  # recounted: late answers count too
         refused: set[int] = set()
         for ex in released:
-            admitted[ex.client] += statuses.admitted(ex.status)
+            admitted[ex.budget] += statuses.admitted(ex.status)
             if statuses.refused(ex.status):
-                refused.add(ex.client)
+                refused.add(ex.budget)
         # Past its limit: admitted it all, or refused once (below it: a shared budget, say).
         crossed = frozenset(c for c in rooms if admitted[c] >= rooms[c] or c in refused)
         step = []
@@ -633,9 +641,9 @@ def _release_in_steps(
         else:
             took.append((time.monotonic() - started) / rounds)
         for ex in step:
-            admitted[ex.client] += statuses.admitted(ex.status)
+            admitted[ex.budget] += statuses.admitted(ex.status)
             if statuses.refused(ex.status):
-                refused.add(ex.client)
+                refused.add(ex.budget)
         saturated = all(admitted[c] >= rooms[c] or c in refused for c in rooms) and all(
             statuses.refused(ex.status) for ex in step
         )
@@ -675,8 +683,8 @@ def _next_step(
 
     def approaches(lane: _Lane) -> bool:
         rest = lane.queue[lane.released :]
-        head = next((ex for ex in rest if ex.client not in crossed), None)
-        return head is not None and left.get(head.client, 0) > 0
+        head = next((ex for ex in rest if ex.budget not in crossed), None)
+        return head is not None and left.get(head.budget, 0) > 0
 
     if not any(approaches(lane) for lane in lanes):
         return [ex for lane in lanes for ex in lane.take(lane.slots)]
@@ -687,10 +695,10 @@ def _next_step(
         progress = False
         for lane in lanes:
             head = lane.queue[lane.released] if lane.left and room[id(lane)] else None
-            if head is not None and (head.client in crossed or left.get(head.client, 0) > 0):
+            if head is not None and (head.budget in crossed or left.get(head.budget, 0) > 0):
                 room[id(lane)] -= 1
                 step += lane.take(1)
-                left[head.client] = left.get(head.client, 0) - 1
+                left[head.budget] = left.get(head.budget, 0) - 1
                 progress = True
     return step
 

@@ -28,6 +28,7 @@ def sequential(
     deadline: float,
     align: tuple[float, float] | None = None,
     on_release: Callable[[int], None] | None = None,
+    shared: bool = False,
 ) -> list[Record]:
     """Send ``count`` of ``target``'s requests from each client, one at a time, over one
     persistent connection per client, client after client; requests not answered by

@@ -62,7 +62,9 @@ def test_a_log_of_refused_hits_is_caught_by_sustained_traffic_not_by_bursts(
 
 
 @pytest.mark.parametrize("pace", ["2x", "0.5x"])
-@pytest.mark.parametrize("pattern", ["incr-then-check", "clock-window", "token-bucket"])
+@pytest.mark.parametrize(
+    "pattern", ["incr-then-check", "clock-window", "sliding-log", "token-bucket"]
+)
 def test_correct_limiters_pass_sustained_traffic(
     run_cli: RunCli, redis_spec: str, tmp_path: Path, pattern: str, pace: str
 ) -> None:

@@ -452,4 +452,7 @@ def test_ten_thousand_requests_at_4x2(run_cli: RunCli, redis_spec: str, tmp_path
     )
     assert result.code == 0, result.stdout + result.stderr
     (run,) = runs(result, out)
-    assert (run["sent"], run["accepted"], run["errors"]) == (10000, 100, 0)
+    # The judge may add a short retest burst (a window's start not raced in the first one).
+    first, *retests = run["bursts"]
+    assert (first["sent"], first["accepted"], first["errors"]) == (10000, 100, 0)
+    assert run["errors"] == 0 and all(b["accepted"] == 100 for b in retests)

@@ -71,7 +71,7 @@ def test_clients_cross_their_limits_one_after_another_with_every_thread(
     fleet = lanes(make, [6, 6], slots=2)
     for lane in fleet:
         for k, ex in enumerate(lane.queue):
-            ex.client = k // 3  # two clients, client after client, three each per worker
+            ex.client = ex.budget = k // 3  # two clients, one after another, three per worker
     step = _next_step(fleet, {0: 3, 1: 3})  # three places below each client's last one
     assert sorted(ex.client for ex in step) == [0, 0, 0]
     crossing = _next_step(fleet, {0: 0, 1: 3})
@@ -84,6 +84,19 @@ def test_clients_cross_their_limits_one_after_another_with_every_thread(
         fleet[1].queue[4],
         fleet[1].queue[5],
     ]
+
+
+def test_clients_of_one_shared_budget_cross_it_together(
+    make: Callable[[str], _Exchange],
+) -> None:
+    fleet = lanes(make, [6, 6], slots=2)
+    for lane in fleet:
+        for k, ex in enumerate(lane.queue):
+            ex.client, ex.budget = k % 2, 0  # two clients, interleaved, spending one budget
+    step = _next_step(fleet, {0: 5})  # five places below the shared budget's last one
+    assert len(step) == 5 and {ex.client for ex in step} == {0, 1}
+    crossing = _next_step(fleet, {0: 0})  # then every thread, whichever client it holds
+    assert len(crossing) == 4
 
 
 def test_steps_end_when_the_lanes_do(make: Callable[[str], _Exchange]) -> None:

@@ -26,6 +26,9 @@
   (weighted exactly, not rounded), then ``INCR`` + ``PEXPIRE`` of two periods. Admits at most
   the limit per window; one period after a burst it may admit only part of the limit, all of it
   two periods after.
+- ``sliding-log`` (correct): a sorted-set log in one Lua script on Redis's clock in
+  microseconds: trim entries a period old, count, add this hit only when admitted (count
+  below the limit), ``PEXPIRE`` a period. At most the limit in any period.
 - ``get-set-list`` (RACY): redis-py ``GET`` of a JSON list of timestamps, drop the old ones,
   compare the length, ``SET`` it back (DRF's ``SimpleRateThrottle``, hand-written). Concurrent
   requests overwrite each other's history.
@@ -36,6 +39,10 @@
 - ``none`` (no limit): always 200.
 - ``constant-key`` (correct total, wrong identity): ``INCR`` on one key for every client, so all
   clients share one budget.
+- ``global-read-compare-increment`` (RACY, global): a downstream quota shared by every
+  client on purpose, written as a read-compare-increment (redis-py ``GET`` of one key, reject
+  if ``>= limit``, else ``INCR`` and ``EXPIRE`` on the first): requests that read the same
+  count all pass. Claimed with ``--scope global``; ``constant-key`` is its correct twin.
 - ``per-process`` (per-worker state): a module-global dict of counters behind a lock; every
   gunicorn worker admits the limit on its own.
 """
@@ -92,6 +99,22 @@ if previous * left + current + 1 > limit then
 end
 redis.call('INCR', current_key)
 redis.call('PEXPIRE', current_key, 2 * period)
+return 1
+"""
+
+SLIDING_LOG_LUA = """
+-- A sliding log of admitted hits. KEYS[1]: the client's sorted set.
+-- ARGV[1]: the limit; ARGV[2]: the period in microseconds.
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local period = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - period)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], now, string.format('%d-%d', now, redis.call('INCR', KEYS[1] .. ':n')))
+redis.call('PEXPIRE', KEYS[1], math.ceil(period / 1000))
+redis.call('PEXPIRE', KEYS[1] .. ':n', math.ceil(period / 1000))
 return 1
 """
 
@@ -204,6 +227,16 @@ def sliding_counter() -> Check:
     return check
 
 
+def sliding_log() -> Check:
+    script = _redis().register_script(SLIDING_LOG_LUA)
+
+    def check(ip: str) -> bool:
+        key = f"{PREFIX}handrolled:log:{ip}"
+        return bool(script(keys=[key], args=[RATE.limit, int(RATE.period * 1_000_000)]))
+
+    return check
+
+
 def get_set_list() -> Check:
     r = _redis()
 
@@ -257,6 +290,20 @@ def constant_key() -> Check:
     return check
 
 
+def global_read_compare_increment() -> Check:
+    r = _redis()
+    key = f"{PREFIX}handrolled:global"
+
+    def check(ip: str) -> bool:
+        if int(r.get(key) or 0) >= RATE.limit:
+            return False
+        if int(r.incr(key)) == 1:
+            r.expire(key, RATE.period)
+        return True
+
+    return check
+
+
 def per_process() -> Check:
     lock = threading.Lock()
     windows: dict[str, tuple[float, int]] = {}  # ip -> (window start, count)
@@ -282,9 +329,11 @@ PATTERNS: dict[str, Callable[[], Check]] = {
     "log-of-hits": log_of_hits,
     "token-bucket": token_bucket,
     "sliding-counter": sliding_counter,
+    "sliding-log": sliding_log,
     "get-set-list": get_set_list,
     "none": no_limit,
     "constant-key": constant_key,
+    "global-read-compare-increment": global_read_compare_increment,
     "per-process": per_process,
 }
 
