@@ -23,7 +23,6 @@ from typing import Any, NoReturn, TypeVar
 from rich.console import Console
 
 from harness import __version__
-from harness.budgets import METRICS, parse_budget
 from harness.errors import (
     EXIT_INFRASTRUCTURE,
     EXIT_INTERRUPTED,
@@ -35,7 +34,8 @@ from harness.errors import (
     UsageError,
 )
 from harness.faults import OUTAGE_EXPECTATIONS
-from harness.gate import (
+from harness.gate.budgets import METRICS, parse_budget
+from harness.gate.release import (
     DEFAULT_DURATION_S,
     WARMUP_S,
     GateReport,
@@ -43,9 +43,8 @@ from harness.gate import (
     parse_shape,
     run_gate,
 )
-from harness.global_budget import SCOPES
-from harness.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
 from harness.redaction import MASKS, redact_secrets, scrub, scrubbed
+from harness.redis.providers import DEFAULT_SPEC, SPEC_HELP, open_redis
 from harness.report.console import ConsoleObserver, print_table
 from harness.report.gate_report import print_gate, write_gate_json, write_gate_markdown
 from harness.report.html import write_html
@@ -54,6 +53,7 @@ from harness.report.junit import write_junit
 from harness.report.markdown import write_markdown
 from harness.runner import MatrixReport, run_matrix
 from harness.scenario import EXPECTATIONS, TRAFFIC_SHAPES, WINDOWS, checked_path, load_scenarios
+from harness.verdict.global_budget import SCOPES
 
 Writer = Callable[[MatrixReport, int, Path], None]
 W = TypeVar("W")

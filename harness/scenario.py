@@ -18,12 +18,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
-from harness.checker import Claim
 from harness.errors import RateError, ScenarioError
 from harness.faults import OUTAGE_EXPECTATIONS, FaultSpec, parse_fault
-from harness.global_budget import SCOPES, Scope
-from harness.rates import Rate, parse_rate
-from harness.request_template import (
+from harness.traffic.request_template import (
     PLACEHOLDER,
     RequestTemplate,
     Statuses,
@@ -35,7 +32,10 @@ from harness.request_template import (
     parse_statuses,
     read_identities,
 )
-from harness.windows import WINDOW_NAMES, recovery_periods
+from harness.verdict.global_budget import SCOPES, Scope
+from harness.verdict.judge import Claim
+from harness.verdict.rates import Rate, parse_rate
+from harness.verdict.windows import WINDOW_NAMES, recovery_periods
 
 T = TypeVar("T")
 Expectation = Literal["exact", "violation"]
@@ -101,7 +101,7 @@ class Scenario:
     pythonpath: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     window: str = "any"
-    scope: Scope = "client"  # "global": one budget for every client (harness.global_budget)
+    scope: Scope = "client"  # "global": one budget for every client (harness.verdict.global_budget)
     workers: tuple[int, ...] = (1, 2, 4)
     threads: int = 1
     requests: int = 0  # 0: REQUESTS_PER_LIMIT x the limit

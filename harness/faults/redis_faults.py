@@ -3,7 +3,7 @@
 ``redis-restart`` and ``redis-outage`` act once the first burst is over (its client has used its
 limit); the bursts after them are judged as usual, which shows whether the throttle works again.
 ``redis-outage`` and ``redis-latency`` work through a TCP proxy between the app and Redis
-(:mod:`harness.redis_proxy`), which the run puts in the app's ``REDIS_URL``.
+(:mod:`harness.redis.proxy`), which the run puts in the app's ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from collections.abc import Sequence
 
 import redis
 
-from harness import clock
-from harness.checker import Burst
 from harness.errors import RedisUnavailable
 from harness.faults import FaultContext, FaultOutcome
-from harness.redis_proxy import RedisProxy
-from harness.request_template import Statuses
-from harness.traffic import Record, fresh_requests
+from harness.redis.proxy import RedisProxy
+from harness.traffic import Record, clock, fresh_requests
+from harness.traffic.request_template import Statuses
+from harness.verdict.judge import Burst
 
 OUTAGE_S = 1.0  # how long Redis stays unreachable
 WAVE_TIMEOUT_S = 5.0  # a request during the outage not answered by then is a timeout

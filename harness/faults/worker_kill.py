@@ -14,10 +14,10 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from harness.checker import Burst
 from harness.faults import FaultContext, FaultOutcome
-from harness.fleet import worker_pid
-from harness.fleet_usage import children
+from harness.fleet.process import worker_pid
+from harness.fleet.usage import children
+from harness.verdict.judge import Burst
 
 WAIT_INSIDE_S = 0.2
 

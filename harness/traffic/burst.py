@@ -2,8 +2,8 @@
 the request that takes the limit's last place has every thread of the fleet beside it.
 
 Detection power is how many requests run the throttle's check together when the count crosses
-the limit (measured from the probe's stamps, see :mod:`harness.evidence`, and side by side with
-other clients in ``tests/benchmarks/``):
+the limit (measured from the probe's stamps, see :mod:`harness.verdict.evidence`, and side by
+side with other clients in ``tests/benchmarks/``):
 
 1. **Map**: open connections and ask each, over keep-alive, the probe path (answered by the
    probe, never by the app, and not counted towards gunicorn's ``--max-requests``). Each answer
@@ -32,7 +32,7 @@ other clients in ``tests/benchmarks/``):
 Large bursts go in chunks of ``CHUNK`` requests, so that file descriptors, gunicorn's
 ``worker_connections`` and the listen backlog stay bounded whatever the count. A burst can start
 at a chosen phase of the epoch clock (``align``), once it is armed. Record times come from
-:func:`harness.clock.now`. Everything ends by the run's ``deadline``; every request gets a
+:func:`harness.traffic.clock.now`. Everything ends by the run's ``deadline``; every request gets a
 :class:`Record`, errors included.
 """
 
@@ -49,11 +49,11 @@ from dataclasses import dataclass, field, replace
 
 import h11
 
-from harness import clock
-from harness.ports import LOOPBACK
-from harness.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
-from harness.request_template import Rendered, Statuses
+from harness.fleet.ports import LOOPBACK
+from harness.fleet.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+from harness.traffic import clock
 from harness.traffic.records import Client, Record, Target
+from harness.traffic.request_template import Rendered, Statuses
 
 CHUNK = 1024  # requests armed at once; a burst is cut into chunks of this size
 MAP_SPARE = 0.5  # open up to 50% more connections than requests, for an even share per worker
@@ -650,7 +650,7 @@ def _release_in_steps(
 
 
 def wait_for_phase(align: tuple[float, float] | None, deadline: float) -> None:
-    """Sleep until just after the next epoch time (:func:`harness.clock.now`, the clock of
+    """Sleep until just after the next epoch time (:func:`harness.traffic.clock.now`, the clock of
     record times) ``offset`` past a multiple of ``period`` (``align`` = (period, offset)); not
     past ``deadline``."""
     if align is None:

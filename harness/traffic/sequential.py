@@ -11,9 +11,9 @@ import http.client
 import time
 from collections.abc import Callable, Sequence
 
-from harness import clock
-from harness.ports import LOOPBACK
-from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
+from harness.fleet.ports import LOOPBACK
+from harness.fleet.probe_protocol import REQUEST_HEADER, WORKER_HEADER
+from harness.traffic import clock
 from harness.traffic.burst import wait_for_phase
 from harness.traffic.records import Client, Record, Target
 

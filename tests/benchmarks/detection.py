@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from burst_power import run_raw  # noqa: E402
 
-from harness.bursts import client_addresses, send_bursts  # noqa: E402
-from harness.checker import judge  # noqa: E402
-from harness.fleet import FleetSpec, gunicorn_fleet  # noqa: E402
-from harness.providers import open_redis  # noqa: E402
-from harness.rates import parse_rate  # noqa: E402
+from harness.campaign.bursts import client_addresses, send_bursts  # noqa: E402
+from harness.fleet.process import FleetSpec, gunicorn_fleet  # noqa: E402
+from harness.redis.providers import open_redis  # noqa: E402
 from harness.scenario import DEFAULT_BURSTS, load_scenarios  # noqa: E402
 from harness.traffic import Target  # noqa: E402
+from harness.verdict.judge import judge  # noqa: E402
+from harness.verdict.rates import parse_rate  # noqa: E402
 
 APP = "harness.demo.wsgi:application"
 PATH = "/api/ping/"
