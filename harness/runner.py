@@ -18,22 +18,22 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from harness.campaign.bursts import client_addresses, send_bursts
+from harness.campaign.identities import values_for_run
 from harness.errors import HarnessError, UsageError
 from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
-from harness.fleet.process import FleetSpec, gunicorn_fleet, ignored_user_config
-from harness.fleet.resources import ensure_fd_budget
+from harness.fleet import FleetSpec, ignored_user_config, start_fleet
+from harness.host.resources import ensure_fd_budget
+from harness.host.versions import software_versions
+from harness.http.request_template import RequestTemplate, Statuses
 from harness.redaction import MASKS, masked_batches
 from harness.redis.providers import RedisServer
 from harness.redis.providers.base import glob_escape
 from harness.redis.proxy import RedisProxy, redis_proxy
 from harness.redis.state import RedisState, snapshot
-from harness.report.versions import software_versions
 from harness.scenario import Expectation, Scenario
 from harness.traffic.burst import connections_for
-from harness.traffic.identities import values_for_run
-from harness.traffic.request_template import RequestTemplate, Statuses
 from harness.verdict.judge import Burst, Verdict, judge
 
 VERDICT_FOR: dict[Expectation, str] = {"exact": "pass", "violation": "fail"}
@@ -239,7 +239,7 @@ def _one_run(
             proxy = _fault_proxy(stack, scenario, redis, faults)
             if proxy is not None:
                 spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
-            fleet = stack.enter_context(gunicorn_fleet(spec))
+            fleet = stack.enter_context(start_fleet(spec))
             started = time.monotonic()
             bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis, proxy)
             traffic_s = time.monotonic() - started

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from harness.errors import RateError, ScenarioError
 from harness.faults import OUTAGE_EXPECTATIONS, FaultSpec, parse_fault
-from harness.traffic.request_template import (
+from harness.http.request_template import (
     PLACEHOLDER,
     RequestTemplate,
     Statuses,

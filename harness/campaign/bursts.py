@@ -1,9 +1,11 @@
 """One run's bursts on one fleet: how many, from which client, at which clock phase, and what is
 sent after them.
 
-Before the first, the fleet is warmed up (:mod:`harness.traffic.warm`): every worker thread runs
-the app once, from an address no client gets, so that the first burst's window start is raced
-as hard as any later one's.
+With a warm-up (``warm_up``, opt-in), the fleet is warmed up before the first burst
+(:mod:`harness.traffic.warm`): every worker thread runs the app once, from an address no client
+gets, so that the first burst's window start is raced as hard as any later one's. Each round is
+sent by :func:`harness.campaign.rounds.one_round`; what follows the rounds (bypass and recovery
+checks) by :mod:`harness.campaign.follow_ups`.
 
 A run sends several bursts, each from a fresh client address (a fresh budget for throttles
 keyed on it), so that a race that shows only now and then is caught: the run fails if any burst
@@ -43,20 +45,28 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
+from harness.campaign.follow_ups import (
+    RECOVERY_MARGIN_S,
+    RECOVERY_PERIOD_S,
+    wants_recovery,
+    with_bypass,
+    with_recovery,
+)
+from harness.campaign.identities import identity_values
+from harness.campaign.rounds import one_round
 from harness.campaign.sustained import send_sustained
 from harness.faults import Fault, FaultContext
-from harness.fleet.process import Fleet
+from harness.fleet import Fleet
+from harness.http import clock
 from harness.redis.providers import RedisServer
 from harness.redis.proxy import RedisProxy
 from harness.scenario import Scenario
-from harness.traffic import ENGINES, Client, Engine, Record, Target, clock, fresh_requests
-from harness.traffic.identities import identity_values
+from harness.traffic import ENGINES, Client, Target
 from harness.traffic.ledger import Ledger
 from harness.traffic.warm import warm_up, warm_up_client
-from harness.verdict.evidence import Stamp
 from harness.verdict.judge import (
     Burst,
     Claim,
@@ -72,16 +82,8 @@ RETEST_WAVES = 4  # bursts after the first send the limit plus this many request
 EXTRA_BURSTS = 6  # more bursts, at most, for a window edge to explain or a weak overlap
 EXTRA_BURSTS_NO_OVERLAP = 18  # more bursts, at most, while no crossing has overlapped at all
 ALIGN_PERIOD_S = 10.0  # bursts against periods this short start at chosen clock phases
-RESEND_ROUNDS = 3
-CONFIRMATIONS = 4  # requests sent after an over-admission with nothing rejected
-STAMP_WAIT_S = 0.5
-RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again once forgiven
-RECOVERY_MARGIN_S = 0.05
-RECOVERY_REQUESTS = 4
 GOLDEN = 0.6180339887498949  # the fractional part of the golden ratio: phases spread evenly
 PHASE_HEADROOM = 1.5  # a burst is given this many times the widest span so far
-BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP", "CF-Connecting-IP")
-BYPASS_TRIES = 3  # requests per header, each with an address of its own
 
 
 def client_addresses() -> Iterator[str]:
@@ -111,10 +113,9 @@ def send_bursts(
     for another; one :class:`Burst` per client of each. ``faults`` act on ``fleet``, ``redis``
     and the ``proxy`` in front of it. With sustained traffic (``claim.sustained``), the clients'
     sustained histories instead (:mod:`harness.campaign.sustained`)."""
+    values = values if values is not None else identity_values(scenario)
     if claim.sustained:
-        values = values if values is not None else identity_values(scenario)
         return send_sustained(fleet, scenario, claim, addresses, values)
-    engine = ENGINES["burst" if scenario.traffic == "sustained" else scenario.traffic]
     target = Target(
         fleet.host,
         fleet.port,
@@ -125,18 +126,32 @@ def send_bursts(
         fleet.ports[1:],
     )
     deadline = time.monotonic() + scenario.timeout_s
-    values = values if values is not None else identity_values(scenario)
+    ledger = Ledger()
+    if scenario.warm_up:  # see traffic.warm
+        ledger.add(warm_up(target, warm_up_client(next(addresses)), deadline))
 
     def fresh_client() -> Client | None:
         batch = next(values, [])
         return Client(next(addresses), batch[0]) if batch else None
 
-    ledger = Ledger()
-    if scenario.warm_up:  # see traffic.warm
-        ledger.add(warm_up(target, warm_up_client(next(addresses)), deadline))
     ctx = FaultContext(
         fleet, redis, target, claim, deadline, time.monotonic(), fresh_client, proxy, ledger
     )
+    rounds, verdict = _rounds(ctx, scenario, addresses, values, faults)
+    return _numbered(_follow_ups(ctx, scenario, rounds, verdict))
+
+
+def _rounds(
+    ctx: FaultContext,
+    scenario: Scenario,
+    addresses: Iterator[str],
+    values: Iterator[list[str]],
+    faults: Sequence[Fault],
+) -> tuple[list[list[Burst]], Verdict | None]:
+    """Round after round of fresh clients, judged after each, while the judge says more could
+    settle the verdict and the deadline leaves room; the rounds and the last verdict."""
+    claim, target, ledger, deadline = ctx.claim, ctx.target, ctx.ledger, ctx.deadline
+    engine = ENGINES["burst" if scenario.traffic == "sustained" else scenario.traffic]
 
     def mid_first_burst(released: int) -> None:
         for fault in faults:
@@ -169,20 +184,22 @@ def send_bursts(
         if claim.period_s <= ALIGN_PERIOD_S:
             align = (claim.period_s, _phase(len(rounds), claim.period_s, widest))
         started = time.monotonic()
+        on_release = mid_first_burst if faults and not rounds else None
+        tag = f"b{len(rounds) + 1}"
         rounds.append(
-            _one_round(
+            one_round(
                 engine,
-                fleet,
+                ctx.fleet,
                 target,
                 count,
                 claim,
                 clients,
-                f"b{len(rounds) + 1}",
+                tag,
                 deadline,
                 align,
-                mid_first_burst if faults and not rounds else None,
+                on_release,
                 faults,
-            )
+            )  # fmt: skip
         )
         longest = max(longest, time.monotonic() - started)
         widest = max(widest, _span(rounds[-1]))
@@ -192,17 +209,26 @@ def send_bursts(
             for fault in faults:
                 fault.after_first_burst(ctx, rounds[0])
         verdict = judge(_numbered(rounds), claim)
+    return rounds, verdict
+
+
+def _follow_ups(
+    ctx: FaultContext, scenario: Scenario, rounds: list[list[Burst]], verdict: Verdict | None
+) -> list[list[Burst]]:
+    """``rounds`` with what was sent after them: the bypass check on the last burst's exhausted
+    client, what faults sent on the first client (from the ledger), and the recovery check."""
+    claim, target, ledger, deadline = ctx.claim, ctx.target, ctx.ledger, ctx.deadline
     if scenario.bypass_check and verdict and verdict.bursts[-1].tally.rejected:
-        rounds[-1][-1] = _with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted
+        rounds[-1][-1] = with_bypass(rounds[-1][-1], target, deadline)  # the latest exhausted
         ledger.add(r for _, r in rounds[-1][-1].bypass)
     first = rounds[0][0] if rounds else None
     if first is not None:  # what faults sent on the first client, from the ledger
         known = {r.request_id for r in first.ledger()}
         probes = [r for r in ledger.of(first.identity) if r.request_id not in known]
         rounds[0][0] = replace(first, probes=probes)
-    if claim.period_s <= RECOVERY_PERIOD_S and verdict and _wants_recovery(verdict):
-        rounds[0][0] = _with_recovery(rounds[0][0], target, claim, deadline, ledger)
-    return _numbered(rounds)
+    if claim.period_s <= RECOVERY_PERIOD_S and verdict and wants_recovery(verdict):
+        rounds[0][0] = with_recovery(rounds[0][0], target, claim, deadline, ledger)
+    return rounds
 
 
 def _numbered(rounds: Sequence[Sequence[Burst]]) -> list[Burst]:
@@ -225,74 +251,6 @@ def _phase(n: int, period_s: float, widest: float) -> float:
     not crossed and no two bursts share a phase."""
     room = period_s - PHASE_HEADROOM * widest
     return (n * GOLDEN) % 1.0 * (room if room > 0 else period_s)
-
-
-def _with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
-    """``burst`` with, right after it, requests from its exhausted client that carry a client
-    address in a header a misconfigured app may trust (each its own address, from a range kept
-    for documentation: in headers only, every packet still goes to loopback), one at a time,
-    each between two controls without such a header: a slot that reopens meanwhile (a token
-    refilled, an entry expired) goes as readily to a control as to a spoofed request, so only a
-    spoofed request admitted between two refused controls tells (see ``checker._bypassed``)."""
-    attempts: list[tuple[str, Record]] = []
-
-    def send(header: str, extra: tuple[tuple[str, str], ...]) -> None:
-        (record,) = fresh_requests(
-            target,
-            [f"{burst.tag}x-{len(attempts)}"],
-            identity=burst.identity,
-            value=burst.value,
-            deadline=deadline,
-            extra_headers=[extra],
-        )
-        attempts.append((header, record))
-
-    send("", ())
-    tries = 0
-    for header in BYPASS_HEADERS:
-        for _ in range(BYPASS_TRIES):
-            tries += 1
-            spoofed = f"203.0.113.{tries}"
-            send(header, ((header, f"for={spoofed}" if header == "Forwarded" else spoofed),))
-            send("", ())
-    return replace(burst, bypass=tuple(attempts))
-
-
-def _wants_recovery(verdict: Verdict) -> bool:
-    """Whether a recovery check could still matter: nothing proven yet, the limit reached."""
-    return (
-        verdict.kind != "error"
-        and verdict.basis not in ("over", "edges", "under")
-        and bool(verdict.bursts)
-        and verdict.bursts[0].tally.rejected > 0
-    )
-
-
-def _with_recovery(
-    burst: Burst, target: Target, claim: Claim, deadline: float, ledger: Ledger
-) -> Burst:
-    """``burst`` with a few requests from its client sent once the claimed window has forgotten
-    the last request of that client (of any client, for a global limit) a throttle may have
-    counted (the ledger's, from any part of the run: the burst, confirmations, bypass controls,
-    fault probes): a period later, two
-    under ``any`` or ``sliding-counter`` (:func:`~harness.verdict.judge.recovery_wait_s`). A correct
-    throttle of the claimed window admits them all again."""
-    last = ledger.last_counted(burst.identity if claim.scope == "client" else None, claim.statuses)
-    if last is None:
-        return burst
-    wait = last + recovery_wait_s(claim) + RECOVERY_MARGIN_S - clock.now()
-    if wait + 1.0 > deadline - time.monotonic():
-        return burst
-    time.sleep(max(0.0, wait))
-    records = fresh_requests(
-        target,
-        [f"{burst.tag}r-{i}" for i in range(min(claim.limit, RECOVERY_REQUESTS))],
-        identity=burst.identity,
-        value=burst.value,
-        deadline=deadline,
-    )
-    ledger.add(records)
-    return replace(burst, recovery=records)
 
 
 def _budget_wait(ledger: Ledger, claim: Claim) -> float:
@@ -324,113 +282,3 @@ def _wants_burst(
         return False
     extra = EXTRA_BURSTS if strong or not overlap_possible else EXTRA_BURSTS_NO_OVERLAP
     return rounds < planned + extra
-
-
-def _one_round(
-    engine: Engine,
-    fleet: Fleet,
-    target: Target,
-    count: int,
-    claim: Claim,
-    clients: Sequence[Client],
-    tag: str,
-    deadline: float,
-    align: tuple[float, float] | None,
-    on_release: Callable[[int], None] | None = None,
-    faults: Sequence[Fault] = (),
-) -> list[Burst]:
-    """One burst from ``clients``, as one :class:`Burst` per client. Requests that provably
-    never reached the app (no response, and the probe never saw them) are sent again, and a
-    client over-admitted with nothing refused is followed by a few confirmation requests.
-    Unanswered requests that were inside a worker a fault killed are indeterminate."""
-    records = engine(
-        target,
-        count,
-        clients=clients,
-        limit=claim.limit,
-        tag=tag,
-        deadline=deadline,
-        align=align,
-        on_release=on_release,
-        shared=claim.scope == "global",
-    )
-    client_of = {c.address: c for c in clients}
-    stamps = fleet.read_stamps()
-    for _ in range(RESEND_ROUNDS):
-        lost = [
-            r
-            for r in records
-            if r.status is None
-            and r.request_id not in stamps
-            and not (r.error or "").startswith("not sent")
-        ]
-        if not lost or time.monotonic() >= deadline:
-            break
-        for address in dict.fromkeys(r.identity for r in lost):
-            theirs = [r for r in lost if r.identity == address]
-            again = fresh_requests(
-                target,
-                [f"{r.request_id.split('.')[0]}.{r.attempts + 1}" for r in theirs],
-                identity=address,
-                value=client_of[address].value,
-                deadline=deadline,
-            )
-            for old, new in zip(theirs, again, strict=True):
-                records[old.index] = replace(new, index=old.index, attempts=old.attempts + 1)
-        stamps = fleet.read_stamps()
-    stamps = _settled_stamps(fleet, records, stamps, deadline)
-    dead = frozenset().union(*(f.lost_workers() for f in faults))
-    indeterminate = frozenset(
-        r.request_id
-        for r in records
-        if r.status is None and r.request_id in stamps and stamps[r.request_id].worker in dead
-    )
-    bursts = []
-    confirmed = False
-    for c, client in enumerate(clients):
-        mine = records[c * count : (c + 1) * count]
-        accepted = sum(claim.statuses.admitted(r.status) for r in mine)
-        nothing_refused = not any(claim.statuses.refused(r.status) for r in mine)
-        confirmation: list[Record] = []
-        if (
-            accepted > claim.limit
-            and nothing_refused
-            and not confirmed
-            and (time.monotonic() < deadline)
-        ):
-            confirmed = True  # one client's confirmation tells it for every client
-            confirmation = fresh_requests(
-                target,
-                [f"{tag}c-{i}" for i in range(CONFIRMATIONS)],
-                identity=client.address,
-                value=client.value,
-                deadline=deadline,
-            )
-        ours = {r.request_id: stamps[r.request_id] for r in mine if r.request_id in stamps}
-        bursts.append(
-            Burst(
-                client.address,
-                mine,
-                ours,
-                tag,
-                confirmation,
-                value=client.value,
-                indeterminate=indeterminate & {r.request_id for r in mine},
-            )
-        )
-    return bursts
-
-
-def _settled_stamps(
-    fleet: Fleet, records: Sequence[Record], stamps: dict[str, Stamp], deadline: float
-) -> dict[str, Stamp]:
-    """``stamps``, once every answered request's exit is in: a worker may write it a moment
-    after its answer reached the client."""
-    answered = [r.request_id for r in records if r.status is not None]
-    until = min(deadline, time.monotonic() + STAMP_WAIT_S)
-    while not all(i in stamps and stamps[i].left_ns is not None for i in answered):
-        if time.monotonic() >= until:
-            break
-        time.sleep(0.005)
-        stamps = fleet.read_stamps()
-    return stamps

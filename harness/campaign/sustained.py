@@ -9,13 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from harness.fleet.process import Fleet
+from harness.campaign.rounds import STAMP_WAIT_S
+from harness.fleet import Fleet
 from harness.scenario import Scenario
 from harness.traffic import Client, Target
 from harness.traffic.sustained import sustained
 from harness.verdict.judge import Burst, Claim
-
-STAMP_WAIT_S = 0.5
 
 
 def send_sustained(

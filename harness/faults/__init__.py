@@ -18,11 +18,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.fleet.process import Fleet
+from harness.fleet import Fleet
+from harness.http.records import Client, Target
 from harness.redis.providers import RedisServer
 from harness.redis.proxy import RedisProxy
 from harness.traffic.ledger import Ledger
-from harness.traffic.records import Client, Target
 from harness.verdict.judge import Burst, Claim
 
 KINDS = ("worker-kill", "redis-restart", "redis-outage", "redis-latency")

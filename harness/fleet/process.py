@@ -18,17 +18,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 import harness
 from harness.errors import AppLoadError, FleetStartError
-from harness.fleet import processes
-from harness.fleet.cleanup import temp_dir
-from harness.fleet.ports import LOOPBACK, free_port, port_is_free
+from harness.fleet.base import FleetSpec
 from harness.fleet.probe_protocol import (
     APP_ERROR_FILE,
     INSTANCE_ENV,
@@ -36,9 +34,13 @@ from harness.fleet.probe_protocol import (
     STATUS_DIR_ENV,
     TARGET_ENV,
 )
-from harness.fleet.resources import listen_backlog
-from harness.traffic.burst import probe_workers
-from harness.verdict.evidence import Stamp, StampBook
+from harness.fleet.stamps import Stamp, StampBook
+from harness.fleet.usage import UsageMeter, children, metered
+from harness.fleet.workers import probe_workers
+from harness.host import processes
+from harness.host.cleanup import temp_dir
+from harness.host.ports import LOOPBACK, free_port, port_is_free
+from harness.host.resources import listen_backlog
 
 READY_TIMEOUT_S = 60.0
 KEEP_ALIVE_S = 10  # the burst maps its connections first; they must stay open
@@ -47,28 +49,11 @@ USER_ARGS_ENV = "GUNICORN_CMD_ARGS"
 _HARNESS_ROOT = str(Path(harness.__file__).resolve().parent.parent)
 
 
-@dataclass(frozen=True)
-class FleetSpec:
-    """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it;
-    ``connections`` is the most connections the traffic opens at once; ``instances`` gunicorn
-    servers of ``workers`` × ``threads`` each (on ``port``, ``port + 1``, … when one is given)."""
-
-    app: str
-    workers: int
-    threads: int
-    pythonpath: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    port: int | None = None
-    gunicorn_args: tuple[str, ...] = ()
-    connections: int = 1000
-    instances: int = 1
-
-
 @dataclass
-class Fleet:
-    """A running fleet: where to send traffic (one port per instance), the workers that
-    answered at start, each instance's gunicorn (arbiter) pid, and the stamps its workers
-    leave."""
+class ProcessFleet:
+    """A running fleet of local gunicorn processes (a :class:`~harness.fleet.base.Fleet`): where
+    to send traffic (one port per instance), the workers that answered at start, each
+    instance's gunicorn (arbiter) pid, and the stamps its workers leave."""
 
     host: str
     ports: tuple[int, ...]
@@ -96,6 +81,21 @@ class Fleet:
             self._book.add(complete.decode(errors="replace").splitlines())
         return self._book.stamps()
 
+    def kill_worker(self, worker: str) -> str:
+        """SIGKILL ``worker``'s process, only while it is a child of this fleet's gunicorn (a
+        pid the system has reused for another process is never signalled)."""
+        pid = worker_pid(worker)
+        if pid not in {c for arbiter in self.arbiters for c in children(arbiter)}:
+            return f"worker {worker} was no longer a child of this fleet's gunicorn"
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError as exc:
+            return f"worker {worker} could not be killed: {exc.strerror or exc}"
+        return ""
+
+    def metered(self, redis_url: str | None) -> AbstractContextManager[UsageMeter]:
+        return metered(self.arbiters, redis_url)
+
 
 def ignored_user_config(cwd: Path | None = None) -> list[str]:
     """The user's gunicorn configuration the harness does not apply, for the report."""
@@ -113,7 +113,7 @@ def worker_pid(worker: str) -> int:
 
 
 @contextmanager
-def gunicorn_fleet(spec: FleetSpec) -> Iterator[Fleet]:
+def gunicorn_fleet(spec: FleetSpec) -> Iterator[ProcessFleet]:
     """Start gunicorn for ``spec`` (each instance in turn), wait until every worker answers,
     stop every instance on exit."""
     started = time.monotonic()
@@ -132,7 +132,7 @@ def gunicorn_fleet(spec: FleetSpec) -> Iterator[Fleet]:
             ids |= workers
             dirs.append(status_dir)
             pids.append(proc.pid)
-        yield Fleet(
+        yield ProcessFleet(
             LOOPBACK,
             tuple(ports),
             frozenset(ids),

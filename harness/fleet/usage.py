@@ -23,7 +23,7 @@ from pathlib import Path
 
 import redis
 
-from harness.fleet.cpus import usable_cpus
+from harness.host.cpus import usable_cpus
 
 SAMPLE_S = 0.25
 _TICKS = os.sysconf("SC_CLK_TCK")

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from harness.gate.wire import RECV_BYTES, parse_response, wire_request
-from harness.traffic.request_template import Rendered
+from harness.http.request_template import Rendered
 
 RECONNECT_PAUSE_S = 0.01  # a connection whose connect failed waits this long before its next try
 TIMEOUT_SCAN_S = 0.01  # how often outstanding requests are checked against ``timeout_s``

@@ -65,11 +65,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import InfrastructureError
-from harness.fleet.cpus import usable_cpus
-from harness.fleet.ports import LOOPBACK
-from harness.fleet.processes import PARENT_ENV
 from harness.gate.wire import RECV_BYTES
-from harness.traffic.request_template import Rendered
+from harness.host.cpus import usable_cpus
+from harness.host.ports import LOOPBACK
+from harness.host.processes import PARENT_ENV
+from harness.http.request_template import Rendered
 
 CHILD_GRACE_S = 30.0  # the children's start-up and hand-over, beyond the phases themselves
 START_MARGIN_S = 0.02  # from the go to the common start, for every child to be woken

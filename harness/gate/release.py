@@ -16,16 +16,16 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from harness.campaign.identities import values_for_run
 from harness.errors import HarnessError, UsageError
-from harness.fleet.process import gunicorn_fleet
-from harness.fleet.usage import RedisLoad, Usage, metered
+from harness.fleet import start_fleet
+from harness.fleet.usage import RedisLoad, Usage
 from harness.gate.budgets import Budget, BudgetCheck, check
 from harness.gate.load import LoadResult, run_load
 from harness.redaction import masked_batches
 from harness.redis.providers import RedisServer
 from harness.runner import MatrixReport, Observer, RunResult, fleet_spec, run_matrix
 from harness.scenario import Scenario
-from harness.traffic.identities import values_for_run
 
 DEFAULT_DURATION_S = 10.0
 WARMUP_S = 1.0
@@ -176,7 +176,7 @@ def _load_phase(
     template = scenario.request
     request = replace(template, path=options.path or template.path).render(value)
     try:
-        with gunicorn_fleet(spec) as fleet:
+        with start_fleet(spec) as fleet:
             endpoints = [(fleet.host, port) for port in fleet.ports]
             run_load(
                 endpoints,
@@ -186,7 +186,7 @@ def _load_phase(
                 rate=options.rate,
                 warmup_s=0,
             )
-            with metered(fleet.arbiters, redis.url) as meter:
+            with fleet.metered(redis.url) as meter:
                 load = run_load(
                     endpoints,
                     request,

@@ -4,7 +4,7 @@ h11): 2.5 µs per answer where h11 takes 32."""
 
 from __future__ import annotations
 
-from harness.traffic.request_template import Rendered
+from harness.http.request_template import Rendered
 
 RECV_BYTES = 65536
 CHUNKED = -1

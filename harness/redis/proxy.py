@@ -1,7 +1,7 @@
 """A TCP proxy between the app and a Redis the harness started, to inject faults.
 
 The proxy runs in a child process of its own (``python -m harness.redis.proxy``, started with
-:func:`harness.fleet.processes.spawn`, so it dies with the harness), where an asyncio loop forwards
+:func:`harness.host.processes.spawn`, so it dies with the harness), where an asyncio loop forwards
 bytes without competing for the GIL with the harness's traffic engine. It listens on
 127.0.0.1 only.
 
@@ -42,9 +42,9 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from harness.errors import InfrastructureError
-from harness.fleet import processes
-from harness.fleet.cleanup import temp_dir
-from harness.fleet.ports import LOOPBACK, free_port
+from harness.host import processes
+from harness.host.cleanup import temp_dir
+from harness.host.ports import LOOPBACK, free_port
 
 __all__ = ["RedisProxy", "redis_proxy"]
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.traffic.request_template import Statuses
+from harness.http.request_template import Statuses
 from harness.verdict.judge import Burst, BurstFinding
 
 Outcome = Literal["accepted", "past-bound", "rejected", "other"]

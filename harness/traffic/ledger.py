@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from harness.traffic.records import Record
-from harness.traffic.request_template import Statuses
+from harness.http.records import Record
+from harness.http.request_template import Statuses
 
 
 class Ledger:

@@ -15,8 +15,8 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
+from harness.http.records import Client, Record, Target
 from harness.traffic.burst import fresh_requests
-from harness.traffic.records import Client, Record, Target
 
 
 def sustained(

@@ -41,10 +41,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from harness.fleet.stamps import Stamp
+from harness.http.records import Record
+from harness.http.request_template import Statuses
 from harness.redaction import client_name
-from harness.traffic.records import Record
-from harness.traffic.request_template import Statuses
-from harness.verdict.evidence import Overlap, Stamp, needed_overlap, overlap
+from harness.verdict.evidence import Overlap, needed_overlap, overlap
 from harness.verdict.global_budget import Scope, pooled
 from harness.verdict.windows import Fit, Interval, model_for, recovery_periods
 

@@ -57,11 +57,11 @@ import h11
 import httpx
 
 from harness.campaign.bursts import client_addresses
+from harness.fleet import FleetSpec, start_fleet
 from harness.fleet.probe_protocol import WORKER_HEADER
-from harness.fleet.process import FleetSpec, gunicorn_fleet
+from harness.http.request_template import RequestTemplate
 from harness.redis.providers import open_redis
 from harness.traffic import Client, Target, burst
-from harness.traffic.request_template import RequestTemplate
 from harness.verdict.rates import parse_rate
 
 APP = "harness.demo.wsgi:application"
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 shift = rep % len(names)
                 for name in names[shift:] + names[:shift]:
                     server.clear(KEY_PREFIX)
-                    with gunicorn_fleet(spec) as fleet:
+                    with start_fleet(spec) as fleet:
                         target = Target(
                             fleet.host,
                             fleet.port,

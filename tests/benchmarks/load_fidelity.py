@@ -62,10 +62,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.fleet.ports import LOOPBACK, free_port
 from harness.fleet.process import gunicorn_has_flag
 from harness.gate.load import LoadResult, run_load
-from harness.traffic.request_template import Rendered
+from harness.host.ports import LOOPBACK, free_port
+from harness.http.request_template import Rendered
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "load_fidelity.lua"

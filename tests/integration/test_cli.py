@@ -306,7 +306,7 @@ def test_a_nul_anywhere_is_a_usage_error() -> None:
     code = textwrap.dedent("""
         import sys
         from harness import cli
-        from harness.fleet import cleanup
+        from harness.host import cleanup
         for extra in (["--path", "/a\\x00b"], ["--pythonpath", "/src\\x00"],
                       ["--env", "A=x\\x00y"], ["--env", "A\\x00=x"],
                       ["--json", "/tmp/r\\x00.json"]):

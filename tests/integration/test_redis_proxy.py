@@ -17,7 +17,7 @@ from redis.retry import Retry
 
 from conftest import wait_until
 from harness.errors import InfrastructureError
-from harness.fleet.ports import LOOPBACK, free_port
+from harness.host.ports import LOOPBACK, free_port
 from harness.redis import proxy as proxy_module
 from harness.redis.providers import open_redis
 from harness.redis.proxy import redis_proxy

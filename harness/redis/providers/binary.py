@@ -19,9 +19,9 @@ from pathlib import Path
 import redis
 
 from harness.errors import RedisUnavailable
-from harness.fleet import processes
-from harness.fleet.cleanup import temp_dir
-from harness.fleet.ports import LOOPBACK, free_port
+from harness.host import processes
+from harness.host.cleanup import temp_dir
+from harness.host.ports import LOOPBACK, free_port
 from harness.redaction import redact_secrets
 from harness.redis.providers.base import RedisServer, server_version
 

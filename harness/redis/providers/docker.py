@@ -34,8 +34,8 @@ from typing import Any
 import redis
 
 from harness.errors import RedisUnavailable
-from harness.fleet.cleanup import on_death_remove_container
-from harness.fleet.ports import LOOPBACK, free_port
+from harness.host.cleanup import on_death_remove_container
+from harness.host.ports import LOOPBACK, free_port
 from harness.redaction import redact_secrets
 from harness.redis.providers.base import RedisServer, server_version
 from harness.redis.providers.redis_url import is_loopback

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from harness.campaign import bursts
+from harness.campaign import bursts, follow_ups, rounds
 from harness.fleet.probe_protocol import REQUEST_HEADER
+from harness.fleet.stamps import Stamp
+from harness.http.records import Client, Record, Target
 from harness.traffic import burst as burst_engine
 from harness.traffic import sequential
 from harness.traffic.burst import CHUNK, _chunks
 from harness.traffic.ledger import Ledger
-from harness.traffic.records import Client, Record, Target
-from harness.verdict.evidence import Stamp
 from harness.verdict.judge import Burst, Claim, find, judge
 from tests.unit.traffic.stub_server import stub_server
 from tests.unit.verdict.test_judge import burst, claim
@@ -67,7 +67,7 @@ def test_only_requests_that_provably_never_reached_the_app_are_sent_again() -> N
         }
     )
     with stub_server(answer) as port:
-        (burst,) = bursts._one_round(
+        (burst,) = rounds.one_round(
             engine,
             fleet,  # type: ignore[arg-type]
             Target(ip, port, workers=2, threads=1),
@@ -94,14 +94,14 @@ def test_nothing_rejected_is_followed_by_confirmation_requests(
     ip = "127.0.0.9"
     records = [Record(i, ip, T0, T0 + 0.1, 200, "w1", None, f"b1-{i}") for i in range(3)]
     monkeypatch.setattr(
-        bursts,
+        rounds,
         "fresh_requests",
         lambda target, ids, **kw: [
             Record(i, ip, T0 + 1, T0 + 1.1, 200, "w1", None, rid) for i, rid in enumerate(ids)
         ],
     )
-    monkeypatch.setattr(bursts, "STAMP_WAIT_S", 0.0)
-    (burst,) = bursts._one_round(
+    monkeypatch.setattr(rounds, "STAMP_WAIT_S", 0.0)
+    (burst,) = rounds.one_round(
         engine(records),
         FakeFleet({}),
         TARGET,
@@ -220,17 +220,17 @@ def test_recovery_waits_a_period_after_the_last_counted_request_of_the_client(
     ledger.add([probe, refused])  # a refusal counts for nothing in a correct throttle
     assert ledger.last_counted(b.identity, c.statuses) == T0 + 0.45
     slept: list[float] = []
-    monkeypatch.setattr(bursts.clock, "now", lambda: T0 + 0.7)
-    monkeypatch.setattr(bursts.time, "sleep", slept.append)
+    monkeypatch.setattr(follow_ups.clock, "now", lambda: T0 + 0.7)
+    monkeypatch.setattr(follow_ups.time, "sleep", slept.append)
     sent = [Record(i, b.identity, T0 + 2, T0 + 2.01, 200, "w1", None, f"r-{i}") for i in range(4)]
-    monkeypatch.setattr(bursts, "fresh_requests", lambda *a, **kw: sent)
-    after = bursts._with_recovery(b, TARGET, c, time.monotonic() + 60, ledger)
+    monkeypatch.setattr(follow_ups, "fresh_requests", lambda *a, **kw: sent)
+    after = follow_ups.with_recovery(b, TARGET, c, time.monotonic() + 60, ledger)
     # Under `any` two periods: a sliding-window counter's previous window still weighs in.
-    assert slept == [pytest.approx(0.45 + 2.0 + bursts.RECOVERY_MARGIN_S - 0.7)]
+    assert slept == [pytest.approx(0.45 + 2.0 + follow_ups.RECOVERY_MARGIN_S - 0.7)]
     assert list(after.recovery) == sent and ledger.of(b.identity)[-4:] == sent
     for window, periods in (("sliding", 1), ("fixed", 1), ("sliding-counter", 2)):
         slept.clear()
         fresh = Ledger()
         fresh.add([*b.records, probe, refused])
-        bursts._with_recovery(b, TARGET, replace(c, window=window), time.monotonic() + 60, fresh)
-        assert slept == [pytest.approx(0.45 + periods + bursts.RECOVERY_MARGIN_S - 0.7)], window
+        follow_ups.with_recovery(b, TARGET, replace(c, window=window), time.monotonic() + 60, fresh)
+        assert slept == [pytest.approx(0.45 + periods + follow_ups.RECOVERY_MARGIN_S - 0.7)], window

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from harness.campaign import bursts
+from harness.http.records import Client, Record, Target
+from harness.http.request_template import RequestTemplate
 from harness.scenario import build_scenario
-from harness.traffic.records import Client, Record, Target
-from harness.traffic.request_template import RequestTemplate
 from harness.traffic.warm import WARM_UP_TAG, warm_up, warm_up_client
 from tests.unit.traffic.stub_server import stub_server
 
@@ -57,7 +57,7 @@ def test_the_warm_up_address_is_never_a_clients(monkeypatch: Any) -> None:
         raise _Stop  # one round is enough to see the addresses
 
     monkeypatch.setattr(bursts, "warm_up", fake_warm_up)
-    monkeypatch.setattr(bursts, "_one_round", fake_round)
+    monkeypatch.setattr(bursts, "one_round", fake_round)
     addresses = iter(["127.9.0.1", "127.9.0.2", "127.9.0.3"])
     scenario = build_scenario({"app": "m:app", "rate": "5/hour", "warm_up": True}, "t", Path("."))
     fleet: Any = type("F", (), {"host": "127.0.0.1", "port": 1, "ports": (1,)})()

@@ -8,7 +8,8 @@ import pytest
 from gunicorn.config import Config
 from packaging.version import Version
 
-from harness.fleet.process import FleetSpec, _argv, gunicorn_has_flag
+from harness.fleet import FleetSpec
+from harness.fleet.process import _argv, gunicorn_has_flag
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (2, 2)])

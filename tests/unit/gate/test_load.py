@@ -10,7 +10,7 @@ import pytest
 
 from harness.gate.load import LoadResult
 from harness.gate.wire import parse_response, wire_request
-from harness.traffic.request_template import RequestTemplate
+from harness.http.request_template import RequestTemplate
 
 RESPONSES = {
     "length": b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",

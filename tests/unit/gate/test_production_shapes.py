@@ -11,13 +11,13 @@ import pytest
 
 from harness.errors import EXIT_USAGE, ScenarioError, UsageError
 from harness.faults import FaultOutcome, FaultSpec, parse_fault
+from harness.fleet.stamps import Stamp
 from harness.gate.budgets import check, parse_budget
 from harness.gate.release import Shape, parse_shape
+from harness.http.records import Record
 from harness.redis.providers import RedisServer
 from harness.runner import check_faults_allowed
 from harness.scenario import load_scenarios
-from harness.traffic.records import Record
-from harness.verdict.evidence import Stamp
 from harness.verdict.judge import Burst, Claim, judge, tally
 
 T0 = 1_800_000_000.5

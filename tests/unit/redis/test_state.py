@@ -9,7 +9,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from harness.fleet.ports import free_port
+from harness.host.ports import free_port
 from harness.redaction import key_name
 from harness.redis import state as redis_state
 from harness.redis.state import snapshot

@@ -11,13 +11,13 @@ import pytest
 import xmlschema
 
 from harness.errors import FleetStartError, Interrupted
+from harness.fleet.stamps import Stamp
+from harness.http.records import Record
+from harness.http.request_template import RequestTemplate, Statuses
 from harness.report import html, junit
 from harness.report.timeline import build, decisive
 from harness.runner import MatrixReport, RunResult
 from harness.scenario import Expectation
-from harness.traffic.records import Record
-from harness.traffic.request_template import RequestTemplate, Statuses
-from harness.verdict.evidence import Stamp
 from harness.verdict.judge import Burst, judge
 from tests.unit.verdict.test_judge import burst, claim
 

@@ -9,7 +9,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 
-from harness.fleet.ports import LOOPBACK
+from harness.host.ports import LOOPBACK
 
 Answer = Callable[[bytes], bytes]  # the request head -> the bytes to send before closing
 

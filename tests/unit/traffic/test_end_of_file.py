@@ -9,7 +9,7 @@ import time
 import h11
 import pytest
 
-from harness.fleet.ports import LOOPBACK
+from harness.host.ports import LOOPBACK
 from harness.traffic import Client, Target, burst, fresh_requests
 from tests.unit.traffic.stub_server import OK, stub_server
 

@@ -3,7 +3,8 @@ have run together."""
 
 from __future__ import annotations
 
-from harness.verdict.evidence import Stamp, overlap
+from harness.fleet.stamps import Stamp
+from harness.verdict.evidence import overlap
 
 MS = 1_000_000
 

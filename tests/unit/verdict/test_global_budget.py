@@ -10,10 +10,10 @@ import pytest
 
 from harness.campaign.bursts import _budget_wait
 from harness.errors import ScenarioError
+from harness.http.clock import now
+from harness.http.records import Record
 from harness.scenario import load_scenarios
-from harness.traffic.clock import now
 from harness.traffic.ledger import Ledger
-from harness.traffic.records import Record
 from harness.verdict.global_budget import pooled
 from harness.verdict.judge import Burst, judge
 from tests.unit.verdict.test_judge import burst, claim

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from harness.traffic.records import Record
-from harness.verdict.evidence import Stamp
+from harness.fleet.stamps import Stamp
+from harness.http.records import Record
 from harness.verdict.judge import (
     EDGE_ALPHA,
     Burst,

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from harness.campaign import bursts
-from harness.fleet.ports import LOOPBACK
-from harness.traffic import Client, Record, Target, burst, clock, sequential
+from harness.campaign import follow_ups
+from harness.host.ports import LOOPBACK
+from harness.http import clock
+from harness.traffic import Client, Record, Target, burst, sequential
 from harness.traffic.ledger import Ledger
 from harness.verdict.judge import Burst, Claim, find
 from tests.unit.traffic.stub_server import OK, stub_server
@@ -74,7 +75,7 @@ def test_recovery_waits_a_period_from_the_last_answer_whatever_the_wall_clock_do
         sent.append(clock.now())
         return [Record(i, LOOPBACK, sent[-1], sent[-1], 200, "w1") for i in range(len(ids))]
 
-    monkeypatch.setattr(bursts, "fresh_requests", fresh)
+    monkeypatch.setattr(follow_ups, "fresh_requests", fresh)
     last = clock.now()
     done = Burst(LOOPBACK, [Record(0, LOOPBACK, last - 0.01, last, 200, "w1")])
     stepped_wall_clock()
@@ -82,6 +83,6 @@ def test_recovery_waits_a_period_from_the_last_answer_whatever_the_wall_clock_do
     target = Target(LOOPBACK, 1, workers=1, threads=1)
     ledger = Ledger()
     ledger.add(done.records)
-    checked = bursts._with_recovery(done, target, period, time.monotonic() + 10, ledger)
+    checked = follow_ups.with_recovery(done, target, period, time.monotonic() + 10, ledger)
     assert len(checked.recovery) == 4  # not skipped as an hour away
     assert 0.2 <= sent[0] - last < 1.0

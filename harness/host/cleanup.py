@@ -2,7 +2,7 @@
 
 The harness removes its temporary directories and containers itself, on success, failure and
 Ctrl-C. For the one case it cannot handle, its own death, the first registration starts a
-*reaper*: one small process (``python -m harness.fleet.cleanup``), in a session of its own so that a
+*reaper*: one small process (``python -m harness.host.cleanup``), in a session of its own so that a
 Ctrl-C in the terminal does not reach it, reading lines from a pipe whose only writer is the
 harness. Each thing to remove is registered (a line), and unregistered (a line) once the
 harness has removed it itself. When the pipe reaches end-of-file, because the harness exited
@@ -36,7 +36,7 @@ __all__ = ["on_death_remove_container", "temp_dir"]
 EXIT_WAIT_S = 30.0  # at exit, how long the harness waits for the reaper to finish
 DIR_REMOVE_S = 5.0  # how long the reaper retries a directory a dying child still writes to
 DOCKER_TIMEOUT_S = 30
-_BOOTSTRAP = "import sys; sys.path.append(sys.argv[1]); import harness.fleet.cleanup as c; c.main()"
+_BOOTSTRAP = "import sys; sys.path.append(sys.argv[1]); import harness.host.cleanup as c; c.main()"
 _HARNESS_ROOT = str(Path(__file__).resolve().parents[2])
 
 _lock = threading.Lock()
@@ -97,7 +97,7 @@ def _send(action: str, kind: str, target: str) -> None:
 
 def _start_reaper() -> int:
     global _reaper
-    from harness.fleet.processes import PARENT_ENV  # tests find leftovers by it
+    from harness.host.processes import PARENT_ENV  # tests find leftovers by it
 
     try:
         _reaper = subprocess.Popen(

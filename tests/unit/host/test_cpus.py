@@ -9,8 +9,8 @@ import time
 import pytest
 
 from harness.fleet import usage as fleet_usage
-from harness.fleet.cpus import usable_cpus
 from harness.gate.load import generator_processes
+from harness.host.cpus import usable_cpus
 
 
 @pytest.fixture

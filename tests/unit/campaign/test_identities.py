@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from harness import redaction, runner
+from harness.campaign import identities
 from harness.errors import UsageError
 from harness.gate import release as gate
 from harness.gate.load import LoadResult
+from harness.http.request_template import Rendered
 from harness.redis.providers import RedisServer
 from harness.scenario import Scenario, load_scenarios
-from harness.traffic import identities
-from harness.traffic.request_template import Rendered
 
 
 class QuietRedis(RedisServer):
@@ -89,19 +89,18 @@ def test_the_gate_load_phase_takes_a_value_no_run_used(monkeypatch: pytest.Monke
     loaded: list[Rendered] = []
 
     @contextlib.contextmanager
-    def fleet(spec: Any) -> Iterator[Any]:
-        yield SimpleNamespace(host="127.0.0.1", ports=[1], arbiters=[])
+    def meter(url: Any) -> Iterator[Any]:
+        yield SimpleNamespace(stop=lambda: (None, None))
 
     @contextlib.contextmanager
-    def meter(arbiters: Any, url: Any) -> Iterator[Any]:
-        yield SimpleNamespace(stop=lambda: (None, None))
+    def fleet(spec: Any) -> Iterator[Any]:
+        yield SimpleNamespace(host="127.0.0.1", ports=[1], metered=meter)
 
     def load(endpoints: Any, request: Rendered, **kw: Any) -> LoadResult:
         loaded.append(request)
         return LoadResult(1.0, 0, 0, 0, {}, ())
 
-    monkeypatch.setattr(gate, "gunicorn_fleet", fleet)
-    monkeypatch.setattr(gate, "metered", meter)
+    monkeypatch.setattr(gate, "start_fleet", fleet)
     monkeypatch.setattr(gate, "run_load", load)
     gate._load_phase(tokens, REDIS, gate.LoadOptions(), 8, "p:")
     assert {dict(r.headers)["X-Token"] for r in loaded} == {"b"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.traffic.request_template import RequestTemplate, Statuses
+from harness.http.request_template import RequestTemplate, Statuses
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class Client:
 class Record:
     """What happened to one request.
 
-    Times are epoch seconds from :func:`harness.traffic.clock.now` (the epoch clock throttles count
+    Times are epoch seconds from :func:`harness.http.clock.now` (the epoch clock throttles count
     windows on, read through a monotonic clock: ``received_at`` is never before ``sent_at``).
     ``status`` is None and ``error`` says why when no HTTP response arrived. ``request_id`` is
     the id the probe stamps; ``attempts`` > 1 when the request was sent again because it

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import ScenarioError
-from harness.scenario import load_scenarios
-from harness.traffic.request_template import (
+from harness.http.request_template import (
     RequestTemplate,
     Statuses,
     checked_statuses,
@@ -18,6 +17,7 @@ from harness.traffic.request_template import (
     parse_statuses,
     read_identities,
 )
+from harness.scenario import load_scenarios
 
 
 def test_a_template_fills_every_identity_placeholder() -> None:
