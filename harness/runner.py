@@ -34,7 +34,7 @@ from harness.redis.proxy import RedisProxy, redis_proxy
 from harness.redis.state import RedisState, snapshot
 from harness.scenario import Expectation, Scenario
 from harness.traffic.burst import connections_for
-from harness.verdict.judge import Burst, Verdict, judge
+from harness.verdict import Burst, Verdict, judge
 
 VERDICT_FOR: dict[Expectation, str] = {"exact": "pass", "violation": "fail"}
 

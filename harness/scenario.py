@@ -32,8 +32,8 @@ from harness.http.request_template import (
     parse_statuses,
     read_identities,
 )
+from harness.verdict import Claim
 from harness.verdict.global_budget import SCOPES, Scope
-from harness.verdict.judge import Claim
 from harness.verdict.rates import Rate, parse_rate
 from harness.verdict.windows import WINDOW_NAMES, recovery_periods
 

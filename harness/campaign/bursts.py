@@ -67,7 +67,7 @@ from harness.scenario import Scenario
 from harness.traffic import ENGINES, Client, Target
 from harness.traffic.ledger import Ledger
 from harness.traffic.warm import warm_up, warm_up_client
-from harness.verdict.judge import (
+from harness.verdict import (
     Burst,
     Claim,
     Verdict,

@@ -12,7 +12,7 @@ from harness.http import clock
 from harness.http.records import Record, Target
 from harness.traffic import fresh_requests
 from harness.traffic.ledger import Ledger
-from harness.verdict.judge import Burst, Claim, Verdict, recovery_wait_s
+from harness.verdict import Burst, Claim, Verdict, recovery_wait_s
 
 RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again once forgiven
 

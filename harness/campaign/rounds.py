@@ -14,7 +14,7 @@ from harness.fleet import Fleet
 from harness.fleet.stamps import Stamp
 from harness.http.records import Client, Record, Target
 from harness.traffic import Engine, fresh_requests
-from harness.verdict.judge import Burst, Claim
+from harness.verdict import Burst, Claim
 
 RESEND_ROUNDS = 3
 

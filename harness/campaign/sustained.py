@@ -14,7 +14,7 @@ from harness.fleet import Fleet
 from harness.scenario import Scenario
 from harness.traffic import Client, Target
 from harness.traffic.sustained import sustained
-from harness.verdict.judge import Burst, Claim
+from harness.verdict import Burst, Claim
 
 
 def send_sustained(

@@ -23,7 +23,7 @@ from harness.http.records import Client, Target
 from harness.redis.providers import RedisServer
 from harness.redis.proxy import RedisProxy
 from harness.traffic.ledger import Ledger
-from harness.verdict.judge import Burst, Claim
+from harness.verdict import Burst, Claim
 
 KINDS = ("worker-kill", "redis-restart", "redis-outage", "redis-latency")
 REDIS_FAULTS = frozenset({"redis-restart", "redis-outage", "redis-latency"})

@@ -20,7 +20,7 @@ from harness.http import clock
 from harness.http.request_template import Statuses
 from harness.redis.proxy import RedisProxy
 from harness.traffic import Record, fresh_requests
-from harness.verdict.judge import Burst
+from harness.verdict import Burst
 
 OUTAGE_S = 1.0  # how long Redis stays unreachable
 WAVE_TIMEOUT_S = 5.0  # a request during the outage not answered by then is a timeout

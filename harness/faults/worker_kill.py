@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from harness.faults import FaultContext, FaultOutcome
-from harness.verdict.judge import Burst
+from harness.verdict import Burst
 
 WAIT_INSIDE_S = 0.2
 

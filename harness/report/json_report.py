@@ -13,8 +13,8 @@ from harness.redaction import client_name, scrub
 from harness.redis.providers import redact_url
 from harness.redis.state import RedisState
 from harness.runner import MatrixReport, RunResult
+from harness.verdict import BurstFinding
 from harness.verdict.evidence import Overlap
-from harness.verdict.judge import BurstFinding
 
 SCHEMA_VERSION = 3  # harness/report/report.schema.json describes it
 SCHEMA_FILE = "report/report.schema.json"  # a resource of the harness package

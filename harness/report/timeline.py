@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from harness.http.request_template import Statuses
-from harness.verdict.judge import Burst, BurstFinding
+from harness.verdict import Burst, BurstFinding
 
 Outcome = Literal["accepted", "past-bound", "rejected", "other"]
 MAX_LANES = 16  # rows per worker; more concurrent requests than that share the last row

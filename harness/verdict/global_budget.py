@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from harness.verdict.judge import Burst
+    from harness.verdict.claims import Burst
 
 Scope = Literal["client", "global"]
 SCOPES: tuple[Scope, ...] = ("client", "global")

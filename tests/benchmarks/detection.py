@@ -46,7 +46,7 @@ from harness.fleet import FleetSpec, start_fleet  # noqa: E402
 from harness.redis.providers import open_redis  # noqa: E402
 from harness.scenario import DEFAULT_BURSTS, load_scenarios  # noqa: E402
 from harness.traffic import Target  # noqa: E402
-from harness.verdict.judge import judge  # noqa: E402
+from harness.verdict import judge  # noqa: E402
 from harness.verdict.rates import parse_rate  # noqa: E402
 
 APP = "harness.demo.wsgi:application"

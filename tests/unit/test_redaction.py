@@ -25,7 +25,7 @@ from harness.redaction import (
 from harness.report import html, json_report, junit, markdown
 from harness.report.markdown import _cell
 from harness.runner import MatrixReport
-from harness.verdict.judge import Burst, judge
+from harness.verdict import Burst, judge
 from tests.unit.report.test_reports import run
 from tests.unit.verdict.test_judge import burst, claim
 

@@ -17,7 +17,7 @@ from harness.traffic import burst as burst_engine
 from harness.traffic import sequential
 from harness.traffic.burst import CHUNK, _chunks
 from harness.traffic.ledger import Ledger
-from harness.verdict.judge import Burst, Claim, find, judge
+from harness.verdict import Burst, Claim, find, judge
 from tests.unit.traffic.stub_server import stub_server
 from tests.unit.verdict.test_judge import burst, claim
 

@@ -18,7 +18,7 @@ from harness.http.records import Record
 from harness.redis.providers import RedisServer
 from harness.runner import check_faults_allowed
 from harness.scenario import load_scenarios
-from harness.verdict.judge import Burst, Claim, judge, tally
+from harness.verdict import Burst, Claim, judge, tally
 
 T0 = 1_800_000_000.5
 

@@ -15,7 +15,7 @@ from harness.host.ports import LOOPBACK
 from harness.http import clock
 from harness.traffic import Client, Record, Target, burst, sequential
 from harness.traffic.ledger import Ledger
-from harness.verdict.judge import Burst, Claim, find
+from harness.verdict import Burst, Claim, find
 from tests.unit.traffic.stub_server import OK, stub_server
 
 STEP_S = 3600.0  # the wall clock jumps back an hour

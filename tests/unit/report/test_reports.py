@@ -18,7 +18,7 @@ from harness.report import html, junit
 from harness.report.timeline import build, decisive
 from harness.runner import MatrixReport, RunResult
 from harness.scenario import Expectation
-from harness.verdict.judge import Burst, judge
+from harness.verdict import Burst, judge
 from tests.unit.verdict.test_judge import burst, claim
 
 JUNIT_XSD = Path(__file__).parents[2] / "data" / "junit.xsd"

@@ -14,8 +14,8 @@ from harness.http.clock import now
 from harness.http.records import Record
 from harness.scenario import load_scenarios
 from harness.traffic.ledger import Ledger
+from harness.verdict import Burst, judge
 from harness.verdict.global_budget import pooled
-from harness.verdict.judge import Burst, judge
 from tests.unit.verdict.test_judge import burst, claim
 
 

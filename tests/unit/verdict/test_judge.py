@@ -9,7 +9,7 @@ import pytest
 
 from harness.fleet.stamps import Stamp
 from harness.http.records import Record
-from harness.verdict.judge import (
+from harness.verdict import (
     EDGE_ALPHA,
     Burst,
     Claim,
