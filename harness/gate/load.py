@@ -24,8 +24,8 @@ are errors; any other status (429 from a throttle, say) is not.
 A keep-alive connection the server closed is reopened; an idempotent request that met such a
 stale connection before any byte of its answer is sent again once, not counted twice.
 
-The generators are child processes (:mod:`harness.gate.generator`, its loop; the wire in
-:mod:`harness.gate.wire`), one per usable core up to
+The generators are child processes (:mod:`harness.gate.generator`; the loop in
+:mod:`harness.gate.loop`, the wire in :mod:`harness.gate.wire`), one per usable core up to
 ``MAX_PROCESSES``, each a single-threaded epoll loop: process *k* of *P* owns connections
 *k*, *k + P*, … (so the round-robin over endpoints holds) and, at a fixed rate, requests
 *k*, *k + P*, … of the schedule; a request waits for a connection of its own process. They

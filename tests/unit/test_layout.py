@@ -18,11 +18,13 @@ ORDER = [
     "traffic",  # engines that send requests: bursts, one at a time, sustained
     "verdict",  # pure judgement: window models, evidence, the judge
     "faults",  # what breaks during a run
+    "scenario_rules",  # how each scenario value is checked
     "scenario",  # what a run must prove, validated from files and flags
     "campaign",  # a run's bursts or sustained traffic, driven by the judge
     "runner",  # the matrix of runs: Redis, fleet, campaign, verdict per shape
     "gate",  # the release gate: two shapes, their verdicts and their cost under load
     "report",  # console, JSON, Markdown, JUnit, HTML
+    "cli_args",  # the command line's flags
     "cli",  # the command line
     "pytest_plugin",  # the same from a test suite
 ]
