@@ -15,8 +15,9 @@ the judge (:func:`harness.verdict.judge.judge`) rules on everything sent so far,
 whether more bursts could change that: none once a failure or error is proven; more (up to
 ``EXTRA_BURSTS``) while an over-admission could still be a window edge, or while fewer bursts
 than planned crossed the limit with requests inside the app together (up to
-``EXTRA_BURSTS_NO_OVERLAP`` while none has: on a busy machine a worker can be off the CPU at
-many crossings in a row). Where the period is short, each burst starts at a chosen phase of the
+``EXTRA_BURSTS_NO_OVERLAP`` while none has, or while no window's start has: on a busy machine a
+worker can be off the CPU at many crossings in a row, and two sync workers rarely start a window
+together). Where the period is short, each burst starts at a chosen phase of the
 clock: the first just past a clock-aligned window edge, the next ones spread over the period
 (``_phase``), so that a correct clock-aligned window is not crossed and no two bursts share a
 phase; once the bursts are done the first client is tried again once the claimed window has
@@ -280,5 +281,6 @@ def _wants_burst(
         verdict, claim, overlap_possible
     ):
         return False
-    extra = EXTRA_BURSTS if strong or not overlap_possible else EXTRA_BURSTS_NO_OVERLAP
+    raced = min(strong, starts)  # both critical points raced in some burst
+    extra = EXTRA_BURSTS if raced or not overlap_possible else EXTRA_BURSTS_NO_OVERLAP
     return rounds < planned + extra

@@ -142,8 +142,9 @@ def test_chunks_pack_whole_clients() -> None:
 
 
 def test_more_bursts_while_no_crossing_has_overlapped() -> None:
-    """A correct count whose crossings never overlapped gets up to EXTRA_BURSTS_NO_OVERLAP more
-    bursts (a busy machine); once one has overlapped, EXTRA_BURSTS bound the run."""
+    """A correct count whose crossings (or window starts) never overlapped gets up to
+    EXTRA_BURSTS_NO_OVERLAP more bursts (a busy machine); once both have, EXTRA_BURSTS bound the
+    run."""
     c = claim()
     lone = burst({"w1": (60, 140), "w2": (40, 160)}, together=1)
     shared = burst({"w1": (60, 140), "w2": (40, 160)})
@@ -158,6 +159,10 @@ def test_more_bursts_while_no_crossing_has_overlapped() -> None:
     assert wants(some)
     assert not wants([*some, shared])
     assert not wants([lone] * 3, False)  # sequential: no overlap to wait for
+    # Crossings raced but never a window's start (two sync workers): the larger budget too.
+    cold = burst({"w1": (60, 140), "w2": (40, 160)}, at_start=1)
+    assert wants([cold] * (cap - 1))
+    assert not wants([cold] * cap)
     assert not wants([shared] * 3)  # settled: three crossings raced, exact
 
 
