@@ -57,7 +57,7 @@ from harness.campaign.follow_ups import (
     with_recovery,
 )
 from harness.campaign.identities import identity_values
-from harness.campaign.rounds import one_round
+from harness.campaign.rounds import one_round, target_for
 from harness.campaign.sustained import send_sustained
 from harness.faults import Fault, FaultContext
 from harness.fleet import Fleet
@@ -65,7 +65,7 @@ from harness.http import clock
 from harness.redis.providers import RedisServer
 from harness.redis.proxy import RedisProxy
 from harness.scenario import Scenario
-from harness.traffic import ENGINES, Client, Target
+from harness.traffic import ENGINES, Client
 from harness.traffic.ledger import Ledger
 from harness.traffic.warm import warm_up, warm_up_client
 from harness.verdict import (
@@ -117,15 +117,7 @@ def send_bursts(
     values = values if values is not None else identity_values(scenario)
     if claim.sustained:
         return send_sustained(fleet, scenario, claim, addresses, values)
-    target = Target(
-        fleet.host,
-        fleet.port,
-        claim.workers,
-        claim.threads,
-        scenario.request,
-        claim.statuses,
-        fleet.ports[1:],
-    )
+    target = target_for(fleet, scenario, claim)
     deadline = time.monotonic() + scenario.timeout_s
     ledger = Ledger()
     if scenario.warm_up:  # see traffic.warm

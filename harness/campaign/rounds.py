@@ -13,6 +13,7 @@ from harness.faults import Fault
 from harness.fleet import Fleet
 from harness.fleet.stamps import Stamp
 from harness.http.records import Client, Record, Target
+from harness.scenario import Scenario
 from harness.traffic import Engine, fresh_requests
 from harness.verdict import Burst, Claim
 
@@ -21,6 +22,20 @@ RESEND_ROUNDS = 3
 CONFIRMATIONS = 4  # requests sent after an over-admission with nothing rejected
 
 STAMP_WAIT_S = 0.5
+
+
+def target_for(fleet: Fleet, scenario: Scenario, claim: Claim) -> Target:
+    """Where and what a run's traffic sends: ``scenario``'s request to every instance of
+    ``fleet``, on the claim's fleet shape and statuses."""
+    return Target(
+        fleet.host,
+        fleet.port,
+        claim.workers,
+        claim.threads,
+        scenario.request,
+        claim.statuses,
+        fleet.ports[1:],
+    )
 
 
 def one_round(

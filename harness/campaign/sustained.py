@@ -9,10 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from harness.campaign.rounds import STAMP_WAIT_S
+from harness.campaign.rounds import STAMP_WAIT_S, target_for
 from harness.fleet import Fleet
 from harness.scenario import Scenario
-from harness.traffic import Client, Target
+from harness.traffic import Client
 from harness.traffic.sustained import sustained
 from harness.verdict import Burst, Claim
 
@@ -25,15 +25,7 @@ def send_sustained(
     values: Iterator[list[str]],
 ) -> list[Burst]:
     """The clients' sustained histories on ``fleet``, one :class:`Burst` each (round 1)."""
-    target = Target(
-        fleet.host,
-        fleet.port,
-        claim.workers,
-        claim.threads,
-        scenario.request,
-        claim.statuses,
-        fleet.ports[1:],
-    )
+    target = target_for(fleet, scenario, claim)
     clients = [Client(next(addresses), value) for value in next(values, [])]
     if not clients:
         return []
