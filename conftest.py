@@ -28,8 +28,8 @@ import psutil
 import pytest
 
 from harness.cli import REQUIRE_DOCKER_ENV
-from harness.processes import PARENT_ENV
-from harness.providers.binary import embedded_binary, local_binary
+from harness.host.processes import PARENT_ENV
+from harness.redis.providers.binary import embedded_binary, local_binary
 from harness.report.gate_report import gate_schema
 from harness.report.json_report import schema as report_schema
 

@@ -32,8 +32,8 @@ from typing import Any
 import pytest
 
 from harness.errors import HarnessError
-from harness.providers import DEFAULT_SPEC, RedisServer, open_redis, redact_url
 from harness.redaction import MASKS, scrub
+from harness.redis.providers import DEFAULT_SPEC, RedisServer, open_redis, redact_url
 from harness.report.html import write_html
 from harness.report.json_report import write_json
 from harness.report.markdown import write_markdown

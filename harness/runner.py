@@ -2,8 +2,8 @@
 
 Data flows one way: scenarios in, :class:`RunResult` records out (to an observer as they
 happen, and in the returned :class:`MatrixReport`). Reports render results; they never decide.
-What a run sends to its fleet is :func:`harness.bursts.send_bursts`'s business; a run with
-faults on Redis gives the app a proxy in front of Redis (:mod:`harness.redis_proxy`).
+What a run sends to its fleet is :func:`harness.campaign.bursts.send_bursts`'s business; a run with
+faults on Redis gives the app a proxy in front of Redis (:mod:`harness.redis.proxy`).
 """
 
 from __future__ import annotations
@@ -17,24 +17,24 @@ from dataclasses import dataclass, field, replace
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from harness.bursts import client_addresses, send_bursts
-from harness.checker import Burst, Verdict, judge
+from harness.campaign.bursts import client_addresses, send_bursts
+from harness.campaign.identities import values_for_run
 from harness.errors import HarnessError, UsageError
 from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
-from harness.fleet import FleetSpec, gunicorn_fleet, ignored_user_config
-from harness.identities import values_for_run
-from harness.providers import RedisServer
-from harness.providers.base import glob_escape
+from harness.fleet import FleetSpec, ignored_user_config, start_fleet
+from harness.host.resources import ensure_fd_budget
+from harness.host.versions import software_versions
+from harness.http.request_template import RequestTemplate, Statuses
 from harness.redaction import MASKS, masked_batches
-from harness.redis_proxy import RedisProxy, redis_proxy
-from harness.redis_state import RedisState, snapshot
-from harness.request_template import RequestTemplate, Statuses
-from harness.resources import ensure_fd_budget
+from harness.redis.providers import RedisServer
+from harness.redis.providers.base import glob_escape
+from harness.redis.proxy import RedisProxy, redis_proxy
+from harness.redis.state import RedisState, snapshot
 from harness.scenario import Expectation, Scenario
 from harness.traffic.burst import connections_for
-from harness.versions import software_versions
+from harness.verdict import Burst, Verdict, judge
 
 VERDICT_FOR: dict[Expectation, str] = {"exact": "pass", "violation": "fail"}
 
@@ -239,7 +239,7 @@ def _one_run(
             proxy = _fault_proxy(stack, scenario, redis, faults)
             if proxy is not None:
                 spec = replace(spec, env={**spec.env, "REDIS_URL": proxy.url(redis.url)})
-            fleet = stack.enter_context(gunicorn_fleet(spec))
+            fleet = stack.enter_context(start_fleet(spec))
             started = time.monotonic()
             bursts = send_bursts(fleet, scenario, claim, addresses, values, faults, redis, proxy)
             traffic_s = time.monotonic() - started

@@ -18,12 +18,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from harness.checker import Burst, Claim
 from harness.fleet import Fleet
-from harness.ledger import Ledger
-from harness.providers import RedisServer
-from harness.redis_proxy import RedisProxy
-from harness.traffic.records import Client, Target
+from harness.http.records import Client, Target
+from harness.redis.providers import RedisServer
+from harness.redis.proxy import RedisProxy
+from harness.traffic.ledger import Ledger
+from harness.verdict import Burst, Claim
 
 KINDS = ("worker-kill", "redis-restart", "redis-outage", "redis-latency")
 REDIS_FAULTS = frozenset({"redis-restart", "redis-outage", "redis-latency"})

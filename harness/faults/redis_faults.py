@@ -3,7 +3,7 @@
 ``redis-restart`` and ``redis-outage`` act once the first burst is over (its client has used its
 limit); the bursts after them are judged as usual, which shows whether the throttle works again.
 ``redis-outage`` and ``redis-latency`` work through a TCP proxy between the app and Redis
-(:mod:`harness.redis_proxy`), which the run puts in the app's ``REDIS_URL``.
+(:mod:`harness.redis.proxy`), which the run puts in the app's ``REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 
 import redis
 
-from harness import clock
-from harness.checker import Burst
 from harness.errors import RedisUnavailable
 from harness.faults import FaultContext, FaultOutcome
-from harness.redis_proxy import RedisProxy
-from harness.request_template import Statuses
+from harness.http import clock
+from harness.http.request_template import Statuses
+from harness.redis.proxy import RedisProxy
 from harness.traffic import Record, fresh_requests
+from harness.verdict import Burst
 
 OUTAGE_S = 1.0  # how long Redis stays unreachable
 WAVE_TIMEOUT_S = 5.0  # a request during the outage not answered by then is a timeout
@@ -202,28 +202,8 @@ class RedisOutage:
                 break
             time.sleep(RECOVERY_PAUSE_S)
         counts = _counts(during, statuses)
-        if counts["admitted"]:
-            outcome = "fail-open"
-            what = f"admitted {counts['admitted']} of {counts['sent']}"
-        elif counts["refused"] and not counts["errors"] and not counts["timeouts"]:
-            outcome = "fail-closed"
-            what = f"refused all {counts['sent']}"
-        else:
-            outcome = "errors"
-            what = (
-                f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of "
-                f"{counts['sent']}"
-            )
-        waited = time.monotonic() - restored
-        if recovered_s is not None:
-            back = f"answered normally again {recovered_s:.2f}s after Redis was back"
-        elif waited < RECOVERY_TIMEOUT_S:
-            back = (
-                f"was not answering normally yet when the run's deadline came, {waited:.2f}s "
-                "after Redis was back (raise --timeout)"
-            )
-        else:
-            back = f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back"
+        outcome, what = _outage_outcome(counts)
+        back = _back(recovered_s, time.monotonic() - restored)
         summary = (
             f"Redis unreachable for {down_s:.2f}s, {ctx.at_s(began):.2f}s into the run: "
             f"the app {what} ({outcome}); it {back}"
@@ -306,6 +286,29 @@ class RedisLatency:
                 "direct_rtt_ms": round(direct, 3),
             },
         )
+
+
+def _outage_outcome(counts: dict[str, int]) -> tuple[str, str]:
+    """What the app did while Redis was unreachable: (outcome, what it answered)."""
+    if counts["admitted"]:
+        return "fail-open", f"admitted {counts['admitted']} of {counts['sent']}"
+    if counts["refused"] and not counts["errors"] and not counts["timeouts"]:
+        return "fail-closed", f"refused all {counts['sent']}"
+    return "errors", (
+        f"answered {counts['errors']} errors and {counts['timeouts']} timeouts of {counts['sent']}"
+    )
+
+
+def _back(recovered_s: float | None, waited: float) -> str:
+    """How the app came back once Redis did."""
+    if recovered_s is not None:
+        return f"answered normally again {recovered_s:.2f}s after Redis was back"
+    if waited < RECOVERY_TIMEOUT_S:
+        return (
+            f"was not answering normally yet when the run's deadline came, {waited:.2f}s "
+            "after Redis was back (raise --timeout)"
+        )
+    return f"still not answering normally {RECOVERY_TIMEOUT_S:g}s after Redis was back"
 
 
 def not_applied(kind: str) -> FaultOutcome:

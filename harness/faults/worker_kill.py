@@ -8,16 +8,12 @@ are sent again as usual; those that were inside it and got no answer are indeter
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Sequence
 
-from harness.checker import Burst
 from harness.faults import FaultContext, FaultOutcome
-from harness.fleet import worker_pid
-from harness.fleet_usage import children
+from harness.verdict import Burst
 
 WAIT_INSIDE_S = 0.2
 
@@ -46,14 +42,8 @@ class WorkerKill:
             time.sleep(0.001)
         victim = inside.most_common(1)[0][0] if inside else sorted(ctx.fleet.worker_ids)[0]
         self.at_s = ctx.at_s(time.monotonic())
-        pid = worker_pid(victim)
-        if pid not in {c for arbiter in ctx.fleet.arbiters for c in children(arbiter)}:
-            self.note = f"worker {victim} was no longer a child of this fleet's gunicorn"
-            return  # never signal a pid that may have been reused by another process
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError as exc:
-            self.note = f"worker {victim} could not be killed: {exc.strerror or exc}"
+        self.note = ctx.fleet.kill_worker(victim)
+        if self.note:
             return
         self.killed = victim
         self.inside = inside.get(victim, 0)

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 from rich.text import Text
 
-from harness.providers import RedisServer
+from harness.redis.providers import RedisServer
 from harness.runner import MatrixReport, RunResult
 from harness.scenario import Scenario
 

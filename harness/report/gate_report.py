@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from harness.budgets import METRICS
-from harness.gate import GateReport, ShapeResult
-from harness.providers import redact_url
+from harness.gate.budgets import METRICS
+from harness.gate.release import GateReport, ShapeResult
 from harness.redaction import scrub
+from harness.redis.providers import redact_url
 from harness.report.json_report import _run_dict, json_escaped
 from harness.report.markdown import _cell
 

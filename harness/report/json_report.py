@@ -9,12 +9,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from harness.checker import BurstFinding
-from harness.evidence import Overlap
-from harness.providers import redact_url
 from harness.redaction import client_name, scrub
-from harness.redis_state import RedisState
+from harness.redis.providers import redact_url
+from harness.redis.state import RedisState
 from harness.runner import MatrixReport, RunResult
+from harness.verdict import BurstFinding
+from harness.verdict.evidence import Overlap
 
 SCHEMA_VERSION = 3  # harness/report/report.schema.json describes it
 SCHEMA_FILE = "report/report.schema.json"  # a resource of the harness package

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from harness.checker import Burst, BurstFinding
-from harness.request_template import Statuses
+from harness.http.request_template import Statuses
+from harness.verdict import Burst, BurstFinding
 
 Outcome = Literal["accepted", "past-bound", "rejected", "other"]
 MAX_LANES = 16  # rows per worker; more concurrent requests than that share the last row

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from harness.http.records import Client, Record, Target
 from harness.traffic.burst import burst, fresh_requests
-from harness.traffic.records import Client, Record, Target
 from harness.traffic.sequential import sequential
 from harness.traffic.warm import warm_up, warm_up_client
 

@@ -11,11 +11,11 @@ import http.client
 import time
 from collections.abc import Callable, Sequence
 
-from harness import clock
-from harness.ports import LOOPBACK
-from harness.probe_protocol import REQUEST_HEADER, WORKER_HEADER
-from harness.traffic.burst import wait_for_phase
-from harness.traffic.records import Client, Record, Target
+from harness.fleet.probe_protocol import REQUEST_HEADER, WORKER_HEADER
+from harness.host.ports import LOOPBACK
+from harness.http import clock
+from harness.http.records import Client, Record, Target
+from harness.traffic.steps import wait_for_phase
 
 
 def sequential(

@@ -23,9 +23,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from harness import clock
-from harness.traffic.burst import _Collector, _Exchange, _mapped, fresh_requests
-from harness.traffic.records import Client, Record, Target
+from harness.fleet.exchange import Collector, Exchange
+from harness.http import clock
+from harness.http.records import Client, Record, Target
+from harness.traffic.burst import fresh_requests
+from harness.traffic.lanes import mapped
 
 MAP_PER_WORKER = 4  # connections opened per worker to find each worker one (the rest closed)
 MAP_TRIES = 5
@@ -70,15 +72,15 @@ def sustained(
 
 def _kept(
     target: Target, c: int, client: Client, interval_s: float, deadline: float
-) -> list[_Exchange]:
+) -> list[Exchange]:
     """One kept-alive connection per worker for ``client``, or none where they would not
     stay open between its requests."""
     if target.threads == 1 or interval_s * target.workers > IDLE_LIMIT_S:
         return []
-    kept: dict[str, _Exchange] = {}
+    kept: dict[str, Exchange] = {}
     for _ in range(MAP_TRIES):  # a worker can win every accept for a while: try again
         count = MAP_PER_WORKER * target.workers
-        for worker, queue in _mapped(target, c, client.address, count, deadline).items():
+        for worker, queue in mapped(target, c, client.address, count, deadline).items():
             for ex in queue:
                 if worker in kept:
                     ex.close()
@@ -90,7 +92,7 @@ def _kept(
 
 
 def _send(
-    target: Target, client: Client, kept: list[_Exchange], request_id: str, deadline: float
+    target: Target, client: Client, kept: list[Exchange], request_id: str, deadline: float
 ) -> Record:
     """One request from ``client``: on the next of its kept connections (rotated), or on a
     fresh one when it has none left; a kept connection that fails is dropped."""
@@ -102,7 +104,7 @@ def _send(
     ex = kept.pop(0)
     ex.status = ex.error = ex.received_at = None
     ex.got_bytes = False
-    collector = _Collector(answered="keep")
+    collector = Collector(answered="keep")
     try:
         data = ex.request(target.request.render(client.value), True, request_id)
         ex.sent_at = clock.now()

@@ -20,8 +20,8 @@ from __future__ import annotations
 import secrets
 import time
 
+from harness.http.records import Client, Record, Target
 from harness.traffic.burst import burst
-from harness.traffic.records import Client, Record, Target
 
 WARM_UP_TIMEOUT_S = 15.0  # a lazy app's first requests may take seconds
 WARM_UP_TAG = "w"  # request ids w-0, w-1, ...: stamped by the probe like any other

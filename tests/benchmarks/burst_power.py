@@ -56,13 +56,13 @@ from typing import NamedTuple
 import h11
 import httpx
 
-from harness.bursts import client_addresses
-from harness.fleet import FleetSpec, gunicorn_fleet
-from harness.probe_protocol import WORKER_HEADER
-from harness.providers import open_redis
-from harness.rates import parse_rate
-from harness.request_template import RequestTemplate
+from harness.campaign.bursts import client_addresses
+from harness.fleet import FleetSpec, start_fleet
+from harness.fleet.probe_protocol import WORKER_HEADER
+from harness.http.request_template import RequestTemplate
+from harness.redis.providers import open_redis
 from harness.traffic import Client, Target, burst
+from harness.verdict.rates import parse_rate
 
 APP = "harness.demo.wsgi:application"
 PATH = "/api/ping/"
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                 shift = rep % len(names)
                 for name in names[shift:] + names[:shift]:
                     server.clear(KEY_PREFIX)
-                    with gunicorn_fleet(spec) as fleet:
+                    with start_fleet(spec) as fleet:
                         target = Target(
                             fleet.host,
                             fleet.port,

@@ -41,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from burst_power import run_raw  # noqa: E402
 
-from harness.bursts import client_addresses, send_bursts  # noqa: E402
-from harness.checker import judge  # noqa: E402
-from harness.fleet import FleetSpec, gunicorn_fleet  # noqa: E402
-from harness.providers import open_redis  # noqa: E402
-from harness.rates import parse_rate  # noqa: E402
+from harness.campaign.bursts import client_addresses, send_bursts  # noqa: E402
+from harness.fleet import FleetSpec, start_fleet  # noqa: E402
+from harness.redis.providers import open_redis  # noqa: E402
 from harness.scenario import DEFAULT_BURSTS, load_scenarios  # noqa: E402
 from harness.traffic import Target  # noqa: E402
+from harness.verdict import judge  # noqa: E402
+from harness.verdict.rates import parse_rate  # noqa: E402
 
 APP = "harness.demo.wsgi:application"
 PATH = "/api/ping/"
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 raw_count = scenario.bursts if throttle.racy else 0
                 for n in range(args.runs):
                     server.clear(PREFIX)
-                    with gunicorn_fleet(spec) as fleet:
+                    with start_fleet(spec) as fleet:
                         target = Target(fleet.host, fleet.port, workers, threads, scenario.request)
                         if n % 2 == 0:  # who goes first alternates
                             verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)

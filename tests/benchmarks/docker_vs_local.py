@@ -1,8 +1,8 @@
 """What a Docker Redis costs, next to a local redis-server.
 
 A script, not a pytest test. In one run it opens and closes the ``local`` provider
-(:data:`harness.providers.binary.LOCAL`) and the ``docker`` provider
-(:class:`harness.providers.docker.DockerProvider`) N times each, alternating which goes first,
+(:data:`harness.redis.providers.binary.LOCAL`) and the ``docker`` provider
+(:class:`harness.redis.providers.docker.DockerProvider`) N times each, alternating which goes first,
 after one untimed warm-up each (imports, first engine connection). For every open it measures:
 
 - **ready**: from ``provider.open()`` to the first PING answered on the yielded URL;
@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import redis
 
 from harness.errors import RedisUnavailable
-from harness.providers.base import RedisProvider
-from harness.providers.binary import LOCAL, local_binary
-from harness.providers.docker import DockerProvider
+from harness.redis.providers.base import RedisProvider
+from harness.redis.providers.binary import LOCAL, local_binary
+from harness.redis.providers.docker import DockerProvider
 
 
 @dataclass

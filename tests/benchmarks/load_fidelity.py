@@ -1,4 +1,4 @@
-"""Fidelity of :func:`harness.load.run_load` against wrk, on one real gunicorn fleet.
+"""Fidelity of :func:`harness.gate.load.run_load` against wrk, on one real gunicorn fleet.
 
 A script, not a pytest test. It starts gunicorn (gthread, ``--threads`` per worker) serving
 ``load_app.py`` (``cpu``: 1 ms of CPU per request, the default; ``sleep``: 1 ms of waiting) or
@@ -62,10 +62,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.fleet import gunicorn_has_flag
-from harness.load import LoadResult, run_load
-from harness.ports import LOOPBACK, free_port
-from harness.request_template import Rendered
+from harness.fleet.process import gunicorn_has_flag
+from harness.gate.load import LoadResult, run_load
+from harness.host.ports import LOOPBACK, free_port
+from harness.http.request_template import Rendered
 
 HERE = Path(__file__).resolve().parent
 LUA = HERE / "load_fidelity.lua"

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from harness.cli import REQUIRE_DOCKER_ENV
-from harness.providers.docker import CONTAINER_LABEL, IMAGE_ENV, DockerProvider, engine_unavailable
+from harness.redis.providers.docker import (
+    CONTAINER_LABEL,
+    IMAGE_ENV,
+    DockerProvider,
+    engine_unavailable,
+)
 
 REQUIRE_DOCKER = os.environ.get(REQUIRE_DOCKER_ENV) == "1"
 CI_IMAGE = "local/redis:ci"

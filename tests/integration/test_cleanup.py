@@ -1,4 +1,4 @@
-"""The reaper (harness.cleanup): what the harness registered is removed when it is SIGKILLed,
+"""The reaper (harness.host.cleanup): what the harness registered is removed when it is SIGKILLed,
 nothing is removed twice, and the reaper itself never outlives the harness."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 # to remove, then either a normal exit or SIGKILL.
 HARNESS = textwrap.dedent("""
     import os, signal, sys
-    from harness.cleanup import on_death_remove_container, temp_dir
+    from harness.host.cleanup import on_death_remove_container, temp_dir
     with temp_dir("throttle-harness-done-") as done:
         pass
     with temp_dir("throttle-harness-test-") as path:
@@ -111,7 +111,8 @@ def test_a_normal_exit_leaves_nothing_and_no_reaper(tmp_path: Path) -> None:
 
 def test_no_reaper_for_a_usage_error(tmp_path: Path) -> None:
     code = textwrap.dedent("""
-        from harness import cleanup, cli
+        from harness import cli
+        from harness.host import cleanup
         code = cli.main(["run", "--app", "m:app", "--rate", "100/Fortnight"])
         print(code, cleanup._pipe)
     """)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, CliResult, cli_environment
-from harness.providers import open_redis
+from harness.redis.providers import open_redis
 
 pytestmark = pytest.mark.integration
 APPS = Path(__file__).resolve().parent / "apps"
@@ -305,7 +305,8 @@ def test_a_nul_anywhere_is_a_usage_error() -> None:
     """argv cannot carry a NUL, but main() can be called with one, and a file can hold one."""
     code = textwrap.dedent("""
         import sys
-        from harness import cleanup, cli
+        from harness import cli
+        from harness.host import cleanup
         for extra in (["--path", "/a\\x00b"], ["--pythonpath", "/src\\x00"],
                       ["--env", "A=x\\x00y"], ["--env", "A\\x00=x"],
                       ["--json", "/tmp/r\\x00.json"]):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import CliResult, finish, harness_process, wait_for_gunicorn
-from harness.providers.docker import CONTAINER_LABEL
+from harness.redis.providers.docker import CONTAINER_LABEL
 from tests.integration.test_cli import one_line_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.docker, pytest.mark.serial]

@@ -17,13 +17,13 @@ import pytest
 import redis
 
 from harness.errors import EXIT_INFRASTRUCTURE, RedisUnavailable
-from harness.providers.docker import (
+from harness.redis.providers.docker import (
     DEFAULT_IMAGE,
     IMAGE_ENV,
     DockerProvider,
     engine_unavailable,
 )
-from harness.providers.redis_url import is_loopback
+from harness.redis.providers.redis_url import is_loopback
 from tests.integration.conftest import ours
 
 pytestmark = [pytest.mark.docker, pytest.mark.serial]
@@ -123,7 +123,7 @@ def test_missing_image_fails_quickly_with_one_line(engine: Any, no_leftovers: No
 def test_container_that_exits_fails_quickly_and_is_removed(
     engine: Any, no_leftovers: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from harness.providers import docker as docker_provider
+    from harness.redis.providers import docker as docker_provider
 
     monkeypatch.setattr(
         docker_provider, "_redis_argv", lambda password: ["redis-server", "--no-such-option", "1"]

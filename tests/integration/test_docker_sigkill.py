@@ -1,4 +1,4 @@
-"""SIGKILL on a container Redis: the harness's reaper (harness.cleanup) removes the container,
+"""SIGKILL on a container Redis: the harness's reaper (harness.host.cleanup) removes the container,
 even where testcontainers' own reaper is disabled (TESTCONTAINERS_RYUK_DISABLED=true, as in CI).
 """
 

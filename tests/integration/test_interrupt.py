@@ -64,7 +64,7 @@ def test_interrupt_with_a_fault_proxy_stops_it_too(redis_spec: str) -> None:
         redis_spec,
     ) as proc:
         wait_for_gunicorn(proc.pid)
-        assert any("harness.redis_proxy" in p for p in leftovers(proc.pid))
+        assert any("harness.redis.proxy" in p for p in leftovers(proc.pid))
         time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         _, stderr = finish(proc, timeout=60)

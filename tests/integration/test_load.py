@@ -19,10 +19,10 @@ from types import FrameType
 import psutil
 import pytest
 
-from harness import load_generator
-from harness.load import LoadResult, run_load
-from harness.ports import LOOPBACK, free_port
-from harness.request_template import Rendered
+from harness.gate import generator as load_generator
+from harness.gate.load import LoadResult, run_load
+from harness.host.ports import LOOPBACK, free_port
+from harness.http.request_template import Rendered
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -302,7 +302,8 @@ def test_an_interrupted_run_leaves_no_generator(servers: list[_Server]) -> None:
 def test_the_generator_dies_with_its_caller(servers: list[_Server]) -> None:
     port = servers[0].server_address[1]
     code = (
-        "from harness.load import run_load; from harness.request_template import Rendered; "
+        "from harness.gate.load import run_load; "
+        "from harness.http.request_template import Rendered; "
         f"run_load([('{LOOPBACK}', {port})], Rendered('GET', '/ok', (), b''), "
         "duration_s=30, connections=1)"
     )

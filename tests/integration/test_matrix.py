@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import live_children
-from harness.providers import open_redis
+from harness.redis.providers import open_redis
 from harness.runner import MatrixReport, RunResult, SilentObserver, run_matrix
 from harness.scenario import load_scenarios
 

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from conftest import ROOT, cli_environment, leftovers, wait_until
-from harness import processes
+from harness.host import processes
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.integration
 PARENT = textwrap.dedent("""
     import os, signal, sys, time
     from pathlib import Path
-    from harness import processes
+    from harness.host import processes
     if sys.argv[1] == "prctl":
         processes._setpriv = lambda: None  # as on a machine without util-linux's setpriv
     proc = processes.spawn(["sleep", "300"], os.environ, Path(sys.argv[2]))

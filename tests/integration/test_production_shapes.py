@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from conftest import CliResult
-from harness.providers import open_redis
+from harness.redis.providers import open_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]  # verdicts that need the CPU
 APPS = Path(__file__).resolve().parent / "apps"

@@ -7,9 +7,9 @@ import redis
 
 from conftest import live_children
 from harness.errors import RedisUnavailable
-from harness.providers import open_redis
-from harness.providers.binary import local_binary
-from harness.providers.redis_url import parse_redis_url
+from harness.redis.providers import open_redis
+from harness.redis.providers.binary import local_binary
+from harness.redis.providers.redis_url import parse_redis_url
 
 pytestmark = pytest.mark.integration
 

@@ -16,11 +16,11 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from conftest import wait_until
-from harness import redis_proxy as proxy_module
 from harness.errors import InfrastructureError
-from harness.ports import LOOPBACK, free_port
-from harness.providers import open_redis
-from harness.redis_proxy import redis_proxy
+from harness.host.ports import LOOPBACK, free_port
+from harness.redis import proxy as proxy_module
+from harness.redis.providers import open_redis
+from harness.redis.proxy import redis_proxy
 
 pytestmark = pytest.mark.integration
 

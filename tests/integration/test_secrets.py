@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import CliResult
-from harness.providers import open_redis
 from harness.redaction import client_name, key_name
+from harness.redis.providers import open_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.serial]  # see conftest.py
 APPS = Path(__file__).resolve().parent / "apps"

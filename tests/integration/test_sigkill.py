@@ -1,5 +1,5 @@
 """SIGKILL, which the harness cannot catch: its gunicorn and Redis still die (parent-death
-signal) and its temporary directories are still removed (the reaper, harness.cleanup)."""
+signal) and its temporary directories are still removed (the reaper, harness.host.cleanup)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from harness.checker import Burst, judge
 from harness.errors import FleetStartError
 from harness.redaction import (
     MASKS,
@@ -26,8 +25,9 @@ from harness.redaction import (
 from harness.report import html, json_report, junit, markdown
 from harness.report.markdown import _cell
 from harness.runner import MatrixReport
-from tests.unit.test_checker import burst, claim
-from tests.unit.test_reports import run
+from harness.verdict import Burst, judge
+from tests.unit.report.test_reports import run
+from tests.unit.verdict.test_judge import burst, claim
 
 
 def test_names_are_short_stable_digests() -> None:

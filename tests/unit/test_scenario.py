@@ -6,7 +6,8 @@ import pytest
 
 from harness.errors import EXIT_USAGE, ScenarioError
 from harness.runner import fleet_spec
-from harness.scenario import _FALLBACK_OPTIONS, _gunicorn_options, load_scenarios
+from harness.scenario import load_scenarios
+from harness.scenario_rules import _FALLBACK_OPTIONS, _gunicorn_options
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,0 +1,255 @@
+"""The checks behind a scenario's values (:mod:`harness.scenario`): reading a scenario file,
+:class:`Validator`, whose checks raise a one-line :class:`ScenarioError` naming the source and
+the key, the per-key parsers (pace, paths, ports) and the gunicorn options a scenario may not
+pass (the harness owns them)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+import shlex
+import tomllib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from harness.errors import ScenarioError
+from harness.http.request_template import parse_statuses
+
+T = TypeVar("T")
+MAX_PORT = 65535
+MAX_PACE = 100.0
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))  # printable ASCII, space excluded
+_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def parse_pace(value: Any) -> float:
+    """A multiple of the rate: ``2x``, ``0.5x``, ``2`` or ``0.5``; ValueError otherwise."""
+    text = str(value).strip().lower().removesuffix("x") if not isinstance(value, bool) else ""
+    try:
+        pace = float(text)
+    except ValueError:
+        raise ValueError(
+            f"pace must be a multiple of the rate such as 2x or 0.5x, not {value!r}"
+        ) from None
+    if not 0 < pace <= MAX_PACE:
+        raise ValueError(f"pace must be above 0 and at most {MAX_PACE:g}x, not {value!r}")
+    return pace
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A scenario file's table; a one-line ScenarioError naming ``path`` if it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such scenario file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: malformed TOML: {exc}") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
+    except ValueError:  # a NUL in the path
+        raise ScenarioError(f"{str(path)!r}: not a valid file name") from None
+
+
+class Validator:
+    """Type checks that raise :class:`ScenarioError` naming the source and the key."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, message: str) -> ScenarioError:
+        return ScenarioError(f"{self.source}: {message}")
+
+    def string(self, key: str, value: Any) -> str:
+        """A string without NUL (which no file name, argument or variable can carry)."""
+        if not isinstance(value, str):
+            raise self.error(f"{key} must be a string, not {value!r}")
+        if "\0" in value:
+            shown = "" if key in ("headers", "data") else f": {value!r}"  # may hold a token
+            raise self.error(f"{key} must not contain a NUL character{shown}")
+        return value
+
+    def scalar_text(self, key: str, value: Any) -> str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise self.error(f"{key} must be a string or number, not {value!r}")
+        return self.string(key, str(value))
+
+    def env(self, table: dict[str, Any]) -> dict[str, str]:
+        env = {}
+        for key, value in table.items():
+            if not self.string("env", key) or "=" in key:
+                raise self.error(f"env: {key!r} is not a valid variable name")
+            env[key] = self.scalar_text(f"env.{key}", value)
+        if "GUNICORN_CMD_ARGS" in env:  # gunicorn reads it as more command-line arguments
+            try:
+                words = shlex.split(env["GUNICORN_CMD_ARGS"])
+            except ValueError as exc:
+                raise self.error(f"env.GUNICORN_CMD_ARGS: {exc}") from None
+            self._refuse_owned("env.GUNICORN_CMD_ARGS", words)
+        return env
+
+    def port(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PORT:
+            raise self.error(f"port must be a TCP port, 1 to {MAX_PORT}, not {value!r}")
+        return value
+
+    def gunicorn_args(self, value: Any) -> tuple[str, ...]:
+        args = tuple(self.string("gunicorn_args", a) for a in self.list_of("gunicorn_args", value))
+        self._refuse_owned("gunicorn_args", args)
+        return args
+
+    def _refuse_owned(self, key: str, args: Sequence[str]) -> None:
+        found = _owned_option(args)
+        if found is not None:
+            arg, setting = found
+            option, why = _OWNED[setting]
+            raise self.error(
+                f"{key}: {arg!r} (gunicorn's {option}) is not allowed: the harness owns "
+                f"gunicorn's binding, worker shape and daemonizing; {why}"
+            )
+
+    def parsed(self, key: str, parse: Callable[[Any], T], value: Any) -> T:
+        """``parse(value)``, its ValueError turned into this source's one-line error."""
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise self.error(str(exc)) from None
+
+    def statuses(self, key: str, value: Any) -> frozenset[int] | None:
+        """A list of statuses (``[403, 429]``, or ``"403,429"`` as a flag gives it)."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (str, int, list)):
+            raise self.error(f"{key} must be a list of HTTP statuses, not {value!r}")
+        items = [value] if isinstance(value, int) else value
+        return self.parsed(key, lambda v: parse_statuses(v), items)
+
+    def boolean(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.error(f"{key} must be true or false, not {value!r}")
+        return value
+
+    def seconds(self, key: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise self.error(f"{key} must be a number of seconds above 0, not {value!r}")
+        return float(value)
+
+    def positive(self, key: str, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise self.error(f"{key} must be a whole number of at least 1, not {value!r}")
+        return value
+
+    def choice(self, key: str, value: Any, choices: Sequence[str]) -> Any:
+        if value not in choices:
+            raise self.error(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+        return value
+
+    def list_of(self, key: str, value: Any, min_len: int = 0) -> list[Any]:
+        if not isinstance(value, list) or len(value) < min_len:
+            raise self.error(f"{key} must be a list" + (" (not empty)" if min_len else ""))
+        return value
+
+    def table(self, key: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(f"{key} must be a table")
+        return value
+
+    def worker_key(self, key: Any) -> int:
+        """An ``expect_by_workers`` key (a TOML key is a string) as a worker count."""
+        try:
+            return int(key)
+        except (TypeError, ValueError):
+            raise self.error(f"expect_by_workers: key {key!r} is not a worker count") from None
+
+    def app(self, value: Any) -> str:
+        module, sep, attr = self.string("app", value).partition(":")
+        if not sep or not module or not attr:
+            raise self.error(f"app must be MODULE:CALLABLE, not {value!r}")
+        return str(value)
+
+    def path(self, value: Any) -> str:
+        """An absolute request target as it goes on the wire: printable ASCII, no spaces."""
+        text = self.string("path", value)
+        if not text.startswith("/") or any(c.isspace() for c in text):
+            raise self.error(f"path must be an absolute URL path such as /api/, not {value!r}")
+        bad = next((c for c in text if not "!" <= c <= "~"), None)
+        if bad is not None:
+            encoded = quote(text, safe=_URL_SAFE)
+            raise self.error(
+                f"path {value!r} has the character {bad!r}: a URL path is printable ASCII, "
+                f"percent-encode the rest (such as {encoded})"
+            )
+        if _BAD_PERCENT.search(text):
+            raise self.error(f"path {value!r}: '%' must start an escape such as %2F")
+        return text
+
+
+# gunicorn settings the harness sets itself (or that would take gunicorn out of its hands): the
+# option that sets each, and why not. gunicorn's own parser tells every spelling of them.
+_OWNED: dict[str, tuple[str, str]] = {
+    "bind": ("--bind", "the harness binds gunicorn to 127.0.0.1 on a port of its own (use port)"),
+    "workers": ("--workers", "the harness sets the worker count of each run (use workers)"),
+    "threads": ("--threads", "the harness sets the threads per worker (use threads)"),
+    "worker_class": ("--worker-class", "the harness picks sync or gthread (from threads)"),
+    "daemon": ("--daemon", "the harness keeps gunicorn in the foreground to watch and stop it"),
+    "config": ("--config", "a config file could bind, reshape or daemonize gunicorn"),
+    "pidfile": ("--pid", "the harness tracks gunicorn's process; a pid file would be left behind"),
+}
+_FALLBACK_OPTIONS: dict[str, tuple[str, bool]] = {  # option string: (setting, takes no value)
+    "-b": ("bind", False),
+    "--bind": ("bind", False),
+    "-w": ("workers", False),
+    "--workers": ("workers", False),
+    "--threads": ("threads", False),
+    "-k": ("worker_class", False),
+    "--worker-class": ("worker_class", False),
+    "-D": ("daemon", True),
+    "--daemon": ("daemon", True),
+    "-c": ("config", False),
+    "--config": ("config", False),
+    "-p": ("pidfile", False),
+    "--pid": ("pidfile", False),
+}
+
+
+@functools.cache
+def _gunicorn_options() -> dict[str, tuple[str, bool]]:
+    """Every gunicorn option string: the setting it sets and whether it takes no value."""
+    try:
+        config: Any = importlib.import_module("gunicorn.config")
+        actions = config.Config().parser()._actions
+        options = {opt: (a.dest, a.nargs == 0) for a in actions for opt in a.option_strings}
+    except Exception:  # gunicorn's internals moved: the documented spellings still apply
+        return _FALLBACK_OPTIONS
+    return {**_FALLBACK_OPTIONS, **options}
+
+
+def _owned_option(args: Sequence[str]) -> tuple[str, str] | None:
+    """The first of ``args`` that sets a setting of :data:`_OWNED` and that setting, as
+    gunicorn's argparse would read it: ``--bind=x``, an abbreviation such as ``--daem``, a
+    short option with its value attached (``-w4``) or after flags (``-RD``)."""
+    options = _gunicorn_options()
+    long_options = [opt for opt in options if opt.startswith("--")]
+    for arg in args:
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name = arg.partition("=")[0]
+            matches = [name] if name in options else [o for o in long_options if o.startswith(name)]
+            if len(matches) == 1 and options[matches[0]][0] in _OWNED:
+                return arg, options[matches[0]][0]
+            continue
+        cluster = arg
+        while cluster.startswith("-") and len(cluster) >= 2 and cluster[:2] in options:
+            setting, flag = options[cluster[:2]]
+            if setting in _OWNED:
+                return arg, setting
+            if not flag:
+                break  # the rest is this option's value
+            cluster = "-" + cluster[2:]
+    return None
