@@ -13,6 +13,7 @@ import argparse
 import faulthandler
 import math
 import os
+import shlex
 import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -110,6 +111,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(
                 f"--workers {args.workers!r}: expected numbers such as 1,2,4"
             ) from None
+    if getattr(args, "gunicorn_arg", None):
+        found["gunicorn_args"] = _gunicorn_args(args.gunicorn_arg)
     if args.pythonpath:  # absolute, resolved with the scenario's checks (a NUL is refused there)
         found["pythonpath"] = [os.path.abspath(p) for p in args.pythonpath]
     env = {}
@@ -119,6 +122,17 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(f"--env {item!r}: expected KEY=VALUE")
         env[key] = value
     found["env"] = env
+    return found
+
+
+def _gunicorn_args(values: list[str]) -> list[str]:
+    """Each ``--gunicorn-arg`` split as a shell would (``'--max-requests 1000'`` is two)."""
+    found = []
+    for value in values:
+        try:
+            found += shlex.split(value)
+        except ValueError as exc:
+            raise UsageError(f"--gunicorn-arg: cannot split it as a shell would: {exc}") from None
     return found
 
 

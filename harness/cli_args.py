@@ -88,6 +88,14 @@ def _add_app_flags(run: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="an environment variable for the app (repeatable)",
     )
+    run.add_argument(
+        "--gunicorn-arg",
+        action="append",
+        metavar="ARG",
+        help="arguments for gunicorn, as your deployment passes them (repeatable; "
+        "shell-quoted, so write --gunicorn-arg='--max-requests 1000 --preload'); "
+        "the binding, worker shape and daemonizing are the harness's",
+    )
 
 
 def _add_request_flags(run: argparse.ArgumentParser) -> None:
