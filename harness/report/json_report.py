@@ -86,6 +86,7 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "faults": [f.as_dict() for f in r.faults],
         "fault": r.faults[0].as_dict() if r.faults else None,
         "verdict": v.kind,
+        "basis": v.basis,
         "expect": r.expect,
         "as_expected": r.as_expected,
         "factor": round(v.factor, 3) if v.factor is not None else None,
