@@ -76,7 +76,7 @@ def test_a_run_served_by_one_worker_is_inconclusive_not_pass(redis_spec: str) ->
     assert not r.as_expected
 
 
-def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
+def plain(redis_spec: str, app: str, workers: list[int], threads: int = 1) -> list[RunResult]:
     """A plain WSGI app from tests/integration/apps at 50/hour, 200 requests per run."""
     scenario = load_scenarios(
         [],
@@ -86,6 +86,7 @@ def plain(redis_spec: str, app: str, workers: list[int]) -> list[RunResult]:
             "rate": "50/hour",
             "env": {"APP_LIMIT": "50"},
             "workers": workers,
+            "threads": threads,
             "requests": 200,
         },
     )
@@ -100,8 +101,11 @@ def test_any_wsgi_app_per_process_counter_is_caught(redis_spec: str) -> None:
 
 
 def test_any_wsgi_app_with_an_atomic_shared_counter_passes(redis_spec: str) -> None:
-    runs = plain(redis_spec, "shared", [1, 2])
-    assert [r.verdict.kind for r in runs] == ["pass", "pass"]
+    # gthread: two sync workers with a check this fast start a window together in about a
+    # quarter of bursts, so a pass there is left inconclusive now and then (measured: 12 of 12
+    # passed locally after up to 9 bursts; on CI, two runs of this file had one inconclusive).
+    runs = plain(redis_spec, "shared", [1, 2], threads=2)
+    assert [r.verdict.kind for r in runs] == ["pass", "pass"], [r.verdict.reason for r in runs]
 
 
 def test_server_errors_give_an_error_verdict(redis_spec: str) -> None:
@@ -116,8 +120,8 @@ def test_a_users_redis_with_an_app_that_ignores_the_prefix(redis_spec: str) -> N
     with open_redis(redis_spec) as users_redis:
         with users_redis.client() as client:
             client.set("precious", "1")
-        runs = plain(users_redis.url, "shared_unprefixed", [1, 2])
-        assert [r.verdict.kind for r in runs] == ["pass", "pass"]
+        runs = plain(users_redis.url, "shared_unprefixed", [1, 2], threads=2)  # see above
+        assert [r.verdict.kind for r in runs] == ["pass", "pass"], [r.verdict.reason for r in runs]
         with users_redis.client() as client:
             assert client.get("precious") == b"1"
             assert {i for r in runs for i in r.identities} == {
