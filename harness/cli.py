@@ -73,6 +73,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in (
         "app",
+        "image",
         "path",
         "rate",
         "window",
@@ -111,6 +112,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(
                 f"--workers {args.workers!r}: expected numbers such as 1,2,4"
             ) from None
+    if args.image_command is not None:
+        found["command"] = args.image_command
     if getattr(args, "gunicorn_arg", None):
         found["gunicorn_args"] = _gunicorn_args(args.gunicorn_arg)
     if args.pythonpath:  # absolute, resolved with the scenario's checks (a NUL is refused there)

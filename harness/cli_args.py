@@ -75,7 +75,23 @@ def _add_scenario_flags(run: argparse.ArgumentParser) -> None:
 def _add_app_flags(run: argparse.ArgumentParser) -> None:
     """The scenario files, and the app to serve: its callable, import path and environment."""
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO.toml")
-    run.add_argument("--app", help="the WSGI callable to serve, MODULE:CALLABLE")
+    run.add_argument(
+        "--app",
+        help="the WSGI callable to serve, MODULE:CALLABLE (with --image: when its command "
+        "names none, or another)",
+    )
+    run.add_argument(
+        "--image",
+        help="run gunicorn in containers of this image (yours, as it ships), with its own "
+        "gunicorn command reshaped by the harness; Docker needed",
+    )
+    run.add_argument(
+        "--command",
+        dest="image_command",  # "command" is the subcommand's
+        metavar="'CMD ...'",
+        help="with --image: the gunicorn command to run in it, when the image's own "
+        "ENTRYPOINT/CMD is not it (shell-quoted)",
+    )
     run.add_argument(
         "--pythonpath",
         action="append",

@@ -23,7 +23,7 @@ from harness.errors import HarnessError, UsageError
 from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
-from harness.fleet import FleetSpec, ignored_user_config, start_fleet
+from harness.fleet import FleetSpec, ImageInfo, ignored_user_config, start_fleet
 from harness.host.resources import ensure_fd_budget
 from harness.host.versions import software_versions
 from harness.http.request_template import RequestTemplate, Statuses
@@ -61,6 +61,7 @@ class RunResult:
     scope: str = "client"  # whose budget the limit is: each client's, or one "global"
     instances: int = 1
     faults: tuple[FaultOutcome, ...] = ()
+    image: ImageInfo | None = None  # the image the fleet ran, for a container fleet
 
     @property
     def as_expected(self) -> bool:
@@ -141,6 +142,8 @@ def fleet_spec(
         gunicorn_args=scenario.gunicorn_args,
         connections=connections,
         instances=scenario.instances,
+        image=scenario.image or None,
+        command=scenario.command,
     )
 
 
@@ -273,4 +276,5 @@ def _one_run(
         bursts=tuple(bursts),
         instances=scenario.instances,
         faults=tuple(f.outcome() for f in faults),
+        image=fleet.image,
     )

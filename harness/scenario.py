@@ -40,6 +40,8 @@ FIELDS = (
     "name",
     "description",
     "app",
+    "image",
+    "command",
     "pythonpath",
     "env",
     "path",
@@ -84,7 +86,7 @@ SUSTAINED_HEADROOM = 1.2  # sustained traffic's duration, with this margin, must
 @dataclass(frozen=True)
 class Scenario:
     name: str
-    app: str
+    app: str  # "" with an image: the app its command names
     rate: Rate
     path: str = "/"
     description: str = ""
@@ -102,6 +104,8 @@ class Scenario:
     expect_by_workers: Mapping[int, Expectation] = field(default_factory=dict)
     min_workers_seen: int | None = None
     gunicorn_args: tuple[str, ...] = ()
+    image: str = ""  # gunicorn in containers of this image (else local processes)
+    command: tuple[str, ...] = ()  # the image's gunicorn command, when not its own
     port: int | None = None
     bursts: int = DEFAULT_BURSTS
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -215,6 +219,8 @@ def _check_keys(data: dict[str, Any], source: str) -> None:
             f"{source}: unknown key {unknown[0]!r} (known keys: {', '.join(FIELDS)})"
         )
     for key in ("app", "rate"):
+        if key == "app" and data.get("image"):
+            continue  # the image's command may name it
         if data.get(key) in (None, ""):
             hint = "--app MODULE:CALLABLE" if key == "app" else "--rate N/PERIOD"
             raise ScenarioError(f"{source}: no {key!r} given (in the file or as {hint})")
@@ -254,7 +260,9 @@ def _app_fields(
     return dict(
         name=v.string("name", data.get("name", "command-line")),
         description=v.string("description", data.get("description", "")),
-        app=v.app(data["app"]),
+        app=v.app(data["app"]) if data.get("app") not in (None, "") else "",
+        image=v.string("image", data.get("image", "")),
+        command=v.command(data.get("command", [])),
         rate=given.rate,
         path=v.path(data.get("path", "/")),
         pythonpath=tuple(
@@ -341,6 +349,10 @@ def _check_combinations(scenario: Scenario, v: Validator) -> None:
             f"port {scenario.port} with {scenario.instances} instances needs ports "
             f"up to {scenario.port + scenario.instances - 1}, past {MAX_PORT}"
         )
+    if scenario.image and scenario.pythonpath:
+        raise v.error("pythonpath is for local processes: with an image, the image holds the app")
+    if scenario.command and not scenario.image:
+        raise v.error("command is an image's gunicorn command: it needs image")
     kinds = [f.kind for f in scenario.faults]
     if len(set(kinds)) < len(kinds):
         raise v.error(f"faults: each fault at most once, not {kinds}")

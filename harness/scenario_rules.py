@@ -5,8 +5,6 @@ pass (the harness owns them)."""
 
 from __future__ import annotations
 
-import functools
-import importlib
 import re
 import shlex
 import tomllib
@@ -16,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from harness.errors import ScenarioError
+from harness.fleet.gunicorn_options import OWNED, owned_option
 from harness.http.request_template import parse_statuses
 
 T = TypeVar("T")
@@ -104,10 +103,10 @@ class Validator:
         return args
 
     def _refuse_owned(self, key: str, args: Sequence[str]) -> None:
-        found = _owned_option(args)
+        found = owned_option(args)
         if found is not None:
             arg, setting = found
-            option, why = _OWNED[setting]
+            option, why = OWNED[setting]
             raise self.error(
                 f"{key}: {arg!r} (gunicorn's {option}) is not allowed: the harness owns "
                 f"gunicorn's binding, worker shape and daemonizing; {why}"
@@ -172,6 +171,15 @@ class Validator:
             raise self.error(f"app must be MODULE:CALLABLE, not {value!r}")
         return str(value)
 
+    def command(self, value: Any) -> tuple[str, ...]:
+        """A command line: a string split as a shell would, or a list of strings."""
+        if isinstance(value, str):
+            try:
+                return tuple(shlex.split(value))
+            except ValueError as exc:
+                raise self.error(f"command: cannot split it as a shell would: {exc}") from None
+        return tuple(self.string("command", a) for a in self.list_of("command", value))
+
     def path(self, value: Any) -> str:
         """An absolute request target as it goes on the wire: printable ASCII, no spaces."""
         text = self.string("path", value)
@@ -187,69 +195,3 @@ class Validator:
         if _BAD_PERCENT.search(text):
             raise self.error(f"path {value!r}: '%' must start an escape such as %2F")
         return text
-
-
-# gunicorn settings the harness sets itself (or that would take gunicorn out of its hands): the
-# option that sets each, and why not. gunicorn's own parser tells every spelling of them.
-_OWNED: dict[str, tuple[str, str]] = {
-    "bind": ("--bind", "the harness binds gunicorn to 127.0.0.1 on a port of its own (use port)"),
-    "workers": ("--workers", "the harness sets the worker count of each run (use workers)"),
-    "threads": ("--threads", "the harness sets the threads per worker (use threads)"),
-    "worker_class": ("--worker-class", "the harness picks sync or gthread (from threads)"),
-    "daemon": ("--daemon", "the harness keeps gunicorn in the foreground to watch and stop it"),
-    "config": ("--config", "a config file could bind, reshape or daemonize gunicorn"),
-    "pidfile": ("--pid", "the harness tracks gunicorn's process; a pid file would be left behind"),
-}
-_FALLBACK_OPTIONS: dict[str, tuple[str, bool]] = {  # option string: (setting, takes no value)
-    "-b": ("bind", False),
-    "--bind": ("bind", False),
-    "-w": ("workers", False),
-    "--workers": ("workers", False),
-    "--threads": ("threads", False),
-    "-k": ("worker_class", False),
-    "--worker-class": ("worker_class", False),
-    "-D": ("daemon", True),
-    "--daemon": ("daemon", True),
-    "-c": ("config", False),
-    "--config": ("config", False),
-    "-p": ("pidfile", False),
-    "--pid": ("pidfile", False),
-}
-
-
-@functools.cache
-def _gunicorn_options() -> dict[str, tuple[str, bool]]:
-    """Every gunicorn option string: the setting it sets and whether it takes no value."""
-    try:
-        config: Any = importlib.import_module("gunicorn.config")
-        actions = config.Config().parser()._actions
-        options = {opt: (a.dest, a.nargs == 0) for a in actions for opt in a.option_strings}
-    except Exception:  # gunicorn's internals moved: the documented spellings still apply
-        return _FALLBACK_OPTIONS
-    return {**_FALLBACK_OPTIONS, **options}
-
-
-def _owned_option(args: Sequence[str]) -> tuple[str, str] | None:
-    """The first of ``args`` that sets a setting of :data:`_OWNED` and that setting, as
-    gunicorn's argparse would read it: ``--bind=x``, an abbreviation such as ``--daem``, a
-    short option with its value attached (``-w4``) or after flags (``-RD``)."""
-    options = _gunicorn_options()
-    long_options = [opt for opt in options if opt.startswith("--")]
-    for arg in args:
-        if arg == "--":
-            break
-        if arg.startswith("--"):
-            name = arg.partition("=")[0]
-            matches = [name] if name in options else [o for o in long_options if o.startswith(name)]
-            if len(matches) == 1 and options[matches[0]][0] in _OWNED:
-                return arg, options[matches[0]][0]
-            continue
-        cluster = arg
-        while cluster.startswith("-") and len(cluster) >= 2 and cluster[:2] in options:
-            setting, flag = options[cluster[:2]]
-            if setting in _OWNED:
-                return arg, setting
-            if not flag:
-                break  # the rest is this option's value
-            cluster = "-" + cluster[2:]
-    return None

@@ -1,14 +1,24 @@
 """The fleet stage: the app served by real workers, behind the probe that stamps each request.
 
 :class:`Fleet` is what the rest of the harness sees of a running fleet, :class:`FleetSpec` what
-to serve, and :func:`start_fleet` starts one (today: local gunicorn processes,
-:mod:`harness.fleet.process`); a context manager that stops it on exit, whatever happens.
+to serve, and :func:`start_fleet` starts one (local gunicorn processes,
+:mod:`harness.fleet.process`, or containers of the team's image, :mod:`harness.fleet.container`);
+a context manager that stops it on exit, whatever happens.
 """
 
 from __future__ import annotations
 
-from harness.fleet.base import Fleet, FleetSpec
-from harness.fleet.process import gunicorn_fleet as start_fleet
-from harness.fleet.process import ignored_user_config
+from contextlib import AbstractContextManager
 
-__all__ = ["Fleet", "FleetSpec", "ignored_user_config", "start_fleet"]
+from harness.fleet.base import Fleet, FleetSpec, ImageInfo
+from harness.fleet.container import container_fleet
+from harness.fleet.process import gunicorn_fleet, ignored_user_config
+
+__all__ = ["Fleet", "FleetSpec", "ImageInfo", "ignored_user_config", "start_fleet"]
+
+
+def start_fleet(spec: FleetSpec) -> AbstractContextManager[Fleet]:
+    """The fleet ``spec`` asks for: containers of its image, else local gunicorn processes."""
+    if spec.image:
+        return container_fleet(spec)
+    return gunicorn_fleet(spec)

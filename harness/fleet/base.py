@@ -4,8 +4,9 @@ reachable on loopback ports, with the probe in front of the app.
 :class:`FleetSpec` says what to serve; :class:`Fleet` is a running one, as the rest of the
 harness sees it: where to send traffic, the workers that answered at start, the probe's stamps
 so far, a worker to kill (the ``worker-kill`` fault), and its CPU and memory while the gate's load
-runs. Today's implementation is the local process fleet (:mod:`harness.fleet.process`); nothing
-outside ``harness/fleet/`` knows a fleet is a subprocess.
+runs. Two implement it: local gunicorn processes (:mod:`harness.fleet.process`) and containers
+of the team's image (:mod:`harness.fleet.container`); nothing outside ``harness/fleet/`` knows
+which one runs.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from harness.fleet.usage import UsageMeter
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it;
-    ``connections`` is the most connections the traffic opens at once; ``instances`` gunicorn
-    servers of ``workers`` × ``threads`` each (on ``port``, ``port + 1``, … when one is given)."""
+    """What to serve and how: ``app`` is ``module:callable``, as gunicorn takes it (with an
+    ``image``, "" means the one its command names); ``connections`` is the most connections
+    the traffic opens at once; ``instances`` gunicorn servers of ``workers`` × ``threads``
+    each (on ``port``, ``port + 1``, … when one is given)."""
 
     app: str
     workers: int
@@ -34,6 +36,17 @@ class FleetSpec:
     gunicorn_args: tuple[str, ...] = ()
     connections: int = 1000
     instances: int = 1
+    image: str | None = None  # run in containers of this image (else local processes)
+    command: tuple[str, ...] = ()  # the image's gunicorn command, when not its own
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """The image a container fleet runs: as named, and its content digest (the registry's
+    ``name@sha256:…`` when it has one, else the local image id)."""
+
+    name: str
+    digest: str
 
 
 class Fleet(Protocol):
@@ -47,6 +60,11 @@ class Fleet(Protocol):
     @property
     def port(self) -> int:
         """The first instance's port."""
+        ...
+
+    @property
+    def image(self) -> ImageInfo | None:
+        """The image a container fleet runs (None: local processes)."""
         ...
 
     def read_stamps(self) -> dict[str, Stamp]:

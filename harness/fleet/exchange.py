@@ -17,7 +17,13 @@ from collections.abc import Iterable
 
 import h11
 
-from harness.fleet.probe_protocol import PARENT_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+from harness.fleet.probe_protocol import (
+    PARENT_HEADER,
+    PEER_HEADER,
+    PROBE_PATH,
+    REQUEST_HEADER,
+    WORKER_HEADER,
+)
 from harness.host.ports import LOOPBACK
 from harness.http import clock
 from harness.http.records import Record
@@ -34,6 +40,7 @@ PROBE_REQUEST = Rendered("GET", PROBE_PATH, (), b"")
 _WORKER_HEADER = WORKER_HEADER.lower().encode()
 
 _PARENT_HEADER = PARENT_HEADER.lower().encode()
+_PEER_HEADER = PEER_HEADER.lower().encode()
 
 
 class Exchange:
@@ -46,6 +53,7 @@ class Exchange:
         self.host = f"{host}:{port}"
         self.worker: str | None = None
         self.parent: str | None = None
+        self.peer: str | None = None  # the client address the probe saw
         self.status: int | None = None
         self.error: str | None = None
         self.got_bytes = False  # any byte of a response yet
@@ -90,6 +98,8 @@ class Exchange:
                             self.worker = v.decode()
                         elif k == _PARENT_HEADER:
                             self.parent = v.decode()
+                        elif k == _PEER_HEADER:
+                            self.peer = v.decode()
                 elif isinstance(event, h11.EndOfMessage):
                     return True
                 elif event is h11.NEED_DATA:

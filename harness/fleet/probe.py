@@ -14,19 +14,23 @@ boot as gunicorn expects.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from harness.fleet.probe_protocol import (
+from .probe_protocol import (  # relative: the probe also runs mounted into a container
     APP_ERROR_FILE,
     INSTANCE_ENV,
+    INTERPRETER_FILE,
     PARENT_HEADER,
+    PEER_HEADER,
     PROBE_PATH,
     REQUEST_HEADER,
     STAMPS_DIR,
@@ -96,6 +100,16 @@ class _Process:
             os.write(cls.fd, line.encode())
 
 
+def _tell_interpreter() -> None:
+    """Leave this worker's interpreter in the status dir: a container fleet runs it with
+    ``docker exec`` to signal a worker from inside the container."""
+    status_dir = os.environ.get(STATUS_DIR_ENV)
+    if status_dir:
+        with contextlib.suppress(OSError):
+            Path(status_dir, INTERPRETER_FILE).write_text(sys.executable)
+
+
+_tell_interpreter()
 _target = _load_or_report(os.environ[TARGET_ENV])
 
 
@@ -107,6 +121,7 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
             ("Content-Type", "text/plain"),
             (WORKER_HEADER, worker),
             (PARENT_HEADER, str(os.getppid())),
+            (PEER_HEADER, str(environ.get("REMOTE_ADDR", ""))),
         ]
         start_response("200 OK", headers)
         return [worker.encode()]

@@ -30,12 +30,11 @@ from harness.fleet.base import FleetSpec
 from harness.fleet.probe_protocol import (
     APP_ERROR_FILE,
     INSTANCE_ENV,
-    STAMPS_DIR,
     STATUS_DIR_ENV,
     TARGET_ENV,
 )
-from harness.fleet.stamps import Stamp, StampBook
-from harness.fleet.usage import UsageMeter, children, metered
+from harness.fleet.stamps import Stamp, StampFiles
+from harness.fleet.usage import ProcessSampler, UsageMeter, children, metered
 from harness.fleet.workers import probe_workers
 from harness.host import processes
 from harness.host.cleanup import temp_dir
@@ -61,25 +60,18 @@ class ProcessFleet:
     ready_s: float
     status_dirs: tuple[Path, ...]
     arbiters: tuple[int, ...] = ()
-    _offsets: dict[Path, int] = field(default_factory=dict)
-    _book: StampBook = field(default_factory=StampBook)
+    image: None = None  # local processes: no image
+    _stamps: StampFiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._stamps = StampFiles(self.status_dirs)
 
     @property
     def port(self) -> int:
         return self.ports[0]
 
     def read_stamps(self) -> dict[str, Stamp]:
-        """Every stamp the workers have written so far, by request id (each file is read on
-        from where the last call stopped)."""
-        paths = [p for d in self.status_dirs for p in sorted((d / STAMPS_DIR).glob("*"))]
-        for path in paths:
-            with open(path, "rb") as fh:
-                fh.seek(self._offsets.get(path, 0))
-                data = fh.read()
-            complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time
-            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
-            self._book.add(complete.decode(errors="replace").splitlines())
-        return self._book.stamps()
+        return self._stamps.read()
 
     def kill_worker(self, worker: str) -> str:
         """SIGKILL ``worker``'s process, only while it is a child of this fleet's gunicorn (a
@@ -94,7 +86,7 @@ class ProcessFleet:
         return ""
 
     def metered(self, redis_url: str | None) -> AbstractContextManager[UsageMeter]:
-        return metered(self.arbiters, redis_url)
+        return metered(ProcessSampler(self.arbiters), redis_url)
 
 
 def ignored_user_config(cwd: Path | None = None) -> list[str]:

@@ -6,8 +6,11 @@ is judged from them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from harness.fleet.probe_protocol import STAMPS_DIR
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,3 +56,25 @@ class StampBook:
             status, t_out = self._left.get(request, (None, None))
             stamps[request] = Stamp(request, worker, t_in, t_out, status)
         return stamps
+
+
+class StampFiles:
+    """The stamp files the probe writes under each of ``status_dirs`` (one per instance, on
+    this machine or mounted into a container), read on from where the last read stopped."""
+
+    def __init__(self, status_dirs: Sequence[Path]) -> None:
+        self.status_dirs = tuple(status_dirs)
+        self._offsets: dict[Path, int] = {}
+        self._book = StampBook()
+
+    def read(self) -> dict[str, Stamp]:
+        """Every stamp written so far, by request id."""
+        paths = [p for d in self.status_dirs for p in sorted((d / STAMPS_DIR).glob("*"))]
+        for path in paths:
+            with open(path, "rb") as fh:
+                fh.seek(self._offsets.get(path, 0))
+                data = fh.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a line being written waits for next time
+            self._offsets[path] = self._offsets.get(path, 0) + len(complete)
+            self._book.add(complete.decode(errors="replace").splitlines())
+        return self._book.stamps()

@@ -1,5 +1,6 @@
 """What a fleet costs while it serves: CPU time and resident memory of every gunicorn process,
-read from ``/proc`` (Linux), and what Redis sees meanwhile.
+read from ``/proc`` (Linux) for local processes or from each container's cgroup (as
+``docker stats`` reads it) for containers, and what Redis sees meanwhile.
 
 CPU use is the fleet's CPU seconds over the wall time, as a share of the CPUs the fleet may use
 (its arbiters' CPU affinity, which its workers inherit and by which the load generator sizes
@@ -20,6 +21,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import redis
 
@@ -87,10 +89,55 @@ def _stat(pid: int) -> tuple[float, float] | None:
     return (utime + stime + cutime + cstime) / _TICKS, int(fields[21]) * _PAGE
 
 
+@dataclass(frozen=True)
+class Sample:
+    """One look at a fleet: its CPU seconds so far (every process's, gone workers' included),
+    its memory now, each worker's (empty when only a total is known) and how many workers."""
+
+    cpu_s: float
+    rss_total: float
+    worker_rss: list[float]
+    workers: int
+
+
+class Sampler(Protocol):
+    """Where a meter reads a fleet's cost: ``/proc`` for processes, cgroups for containers."""
+
+    def cpus(self) -> int:
+        """How many CPUs the fleet may use (100% CPU = every one busy)."""
+        ...
+
+    def sample(self) -> Sample: ...
+
+
+class ProcessSampler:
+    """A fleet of local processes (its arbiters' pids), read from ``/proc``."""
+
+    def __init__(self, arbiters: Sequence[int]) -> None:
+        self.arbiters = list(arbiters)
+
+    def cpus(self) -> int:
+        return usable_cpus(self.arbiters)
+
+    def sample(self) -> Sample:
+        workers = [c for a in self.arbiters for c in children(a)]
+        cpu_s = total = 0.0
+        worker_rss = []
+        for pid in [*self.arbiters, *workers]:
+            got = _stat(pid)
+            if got is None:
+                continue
+            cpu_s += got[0]
+            total += got[1]
+            if pid in workers:
+                worker_rss.append(got[1])
+        return Sample(cpu_s, total, worker_rss, len(worker_rss))
+
+
 @dataclass
 class _Samples:
-    start_cpu: dict[int, float] = field(default_factory=dict)
-    end_cpu: dict[int, float] = field(default_factory=dict)
+    start_cpu: float = 0.0
+    end_cpu: float = 0.0
     best_total: float = 0.0
     best_workers: list[float] = field(default_factory=list)
     most_workers: int = 0
@@ -98,10 +145,10 @@ class _Samples:
 
 
 class UsageMeter:
-    """Samples a fleet (its arbiters' pids) and a Redis from ``start()`` to ``stop()``."""
+    """Samples a fleet (through its ``sampler``) and a Redis from ``start()`` to ``stop()``."""
 
-    def __init__(self, arbiters: Sequence[int], redis_url: str | None = None) -> None:
-        self.arbiters = list(arbiters)
+    def __init__(self, sampler: Sampler, redis_url: str | None = None) -> None:
+        self.sampler = sampler
         self._redis = redis.Redis.from_url(redis_url, socket_timeout=2) if redis_url else None
         self._samples = _Samples()
         self._stop = threading.Event()
@@ -111,25 +158,17 @@ class UsageMeter:
         self._commands: int | None = None
         self._infos = 0  # INFO commands this meter sent after the first
 
-    def _sample(self, cpu: dict[int, float]) -> None:
-        workers = [c for a in self.arbiters for c in children(a)]
-        total = 0.0
-        worker_rss = []
-        for pid in [*self.arbiters, *workers]:
-            got = _stat(pid)
-            if got is None:
-                continue
-            cpu[pid] = got[0]
-            total += got[1]
-            if pid in workers:
-                worker_rss.append(got[1])
+    def _sample(self) -> float:
+        """Take a sample; the fleet's CPU seconds so far."""
+        got = self.sampler.sample()
         s = self._samples
-        if total > s.best_total:
-            s.best_total, s.best_workers = total, worker_rss
-        s.most_workers = max(s.most_workers, len(worker_rss))
+        if got.rss_total > s.best_total:
+            s.best_total, s.best_workers = got.rss_total, got.worker_rss
+        s.most_workers = max(s.most_workers, got.workers)
         info = self._redis_info()
         if info is not None:
             s.redis_clients = max(s.redis_clients, info[0])
+        return got.cpu_s
 
     def _redis_info(self) -> tuple[int, int] | None:
         """(connected clients but the meter's, commands processed so far); None if unread."""
@@ -145,24 +184,24 @@ class UsageMeter:
 
     def _loop(self) -> None:
         while not self._stop.wait(SAMPLE_S):
-            self._sample({})
+            self._sample()
 
     def start(self) -> None:
         info = self._redis_info()  # connects (and authenticates) before the count starts
         self._commands = info[1] if info else None
-        self._sample(self._samples.start_cpu)
-        self._cpus = usable_cpus(self.arbiters)
+        self._samples.start_cpu = self._sample()
+        self._cpus = self.sampler.cpus()
         self._started = time.monotonic()
         self._thread.start()
 
     def stop(self) -> tuple[Usage, RedisLoad]:
         self._halt()
         elapsed = max(1e-6, time.monotonic() - self._started)
-        self._sample(self._samples.end_cpu)
         s = self._samples
+        s.end_cpu = self._sample()
         # Totals, not per-process deltas: a worker gone since the start is in its arbiter's
         # reaped-children time at the end, and must not count twice.
-        cpu_s = sum(s.end_cpu.values()) - sum(s.start_cpu.values())
+        cpu_s = s.end_cpu - s.start_cpu
         workers = s.best_workers
         usage = Usage(
             cpu_percent=100 * max(0.0, cpu_s) / (elapsed * self._cpus),
@@ -187,9 +226,9 @@ class UsageMeter:
 
 
 @contextmanager
-def metered(arbiters: Sequence[int], redis_url: str | None) -> Iterator[UsageMeter]:
+def metered(sampler: Sampler, redis_url: str | None) -> Iterator[UsageMeter]:
     """A started meter, stopped on exit even on an error (read it with ``stop()`` first)."""
-    meter = UsageMeter(arbiters, redis_url)
+    meter = UsageMeter(sampler, redis_url)
     meter.start()
     try:
         yield meter

@@ -34,6 +34,18 @@ def probe_workers(host: str, port: int, count: int, timeout_s: float = 5.0) -> d
     return found
 
 
+def address_seen(host: str, port: int, source: str, timeout_s: float = 5.0) -> str | None:
+    """The client address the app sees for a connection from ``source`` (None: no answer)."""
+    pools = probe_connections(
+        host, (port,), [(0, source)], time.monotonic() + timeout_s, keep_alive=False
+    )
+    for pool in pools.values():
+        for ex in pool:
+            ex.close()
+        return pool[0].peer
+    return None
+
+
 def probe_connections(
     host: str,
     ports: Sequence[int],

@@ -83,6 +83,9 @@ class ConsoleObserver:
                 highlight=False,
                 soft_wrap=True,
             )
+        if result.image is not None:
+            line = f"    served by containers of {result.image.name} ({result.image.digest})"
+            self.console.print(Text(line, style="dim"), highlight=False, soft_wrap=True)
         if result.instances > 1:
             counts = result.verdict.tally.per_instance()
             line = "; ".join(

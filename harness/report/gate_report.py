@@ -50,6 +50,7 @@ def _shape_dict(r: ShapeResult) -> dict[str, Any]:
         "instances": r.shape.instances,
         "verdict": r.run.verdict.kind,
         "as_expected": r.run.as_expected,
+        "image": {"name": r.run.image.name, "digest": r.run.image.digest} if r.run.image else None,
         "reason": r.run.verdict.reason,
         "throughput_rps": _num(m["throughput"]),
         "latency_ms": {

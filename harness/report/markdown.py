@@ -37,6 +37,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
                     f"  - fault {_cell(f.kind)}: {_cell(f.outcome)}{flag}: {_cell(f.summary)}"
                 )
         lines.append("")
+    images = sorted({f"{r.image.name} ({r.image.digest})" for r in report.runs if r.image})
+    lines += [f"- served by containers of {_cell(image)}" for image in images]
     lines += [f"- note: {_cell(note)}" for note in report.notes]
     if report.redis:
         lines.append(f"- Redis {report.redis.version} ({report.redis.provider})")

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import EXIT_USAGE, ScenarioError
+from harness.fleet.gunicorn_options import FALLBACK_OPTIONS as _FALLBACK_OPTIONS
+from harness.fleet.gunicorn_options import gunicorn_options as _gunicorn_options
 from harness.runner import fleet_spec
 from harness.scenario import load_scenarios
-from harness.scenario_rules import _FALLBACK_OPTIONS, _gunicorn_options
 
 ROOT = Path(__file__).resolve().parents[2]
 

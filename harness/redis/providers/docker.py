@@ -21,8 +21,6 @@ the container's log tail, when there is one, goes in ``detail``.
 
 from __future__ import annotations
 
-import importlib
-import logging
 import os
 import secrets
 import sys
@@ -35,6 +33,17 @@ import redis
 
 from harness.errors import RedisUnavailable
 from harness.host.cleanup import on_death_remove_container
+from harness.host.docker import (
+    CONNECTION_MODE_HINT,
+    INSTALL_HINT,
+    PING_TIMEOUT_S,
+    container_class,
+    engine_unavailable,
+    logs,
+    one_line,
+    remove_container,
+    ryuk_image,
+)
 from harness.host.ports import LOOPBACK, free_port
 from harness.redaction import redact_secrets
 from harness.redis.providers.base import RedisServer, server_version
@@ -44,44 +53,12 @@ __all__ = ["DEFAULT_IMAGE", "IMAGE_ENV", "DockerProvider", "engine_unavailable"]
 
 DEFAULT_IMAGE = "redis:7-alpine"
 IMAGE_ENV = "THROTTLE_HARNESS_REDIS_IMAGE"
-INSTALL_HINT = "pip install 'throttle-harness[docker]'"
 CONTAINER_LABEL = "org.throttle-harness.provider"
 """Label set on every container this provider starts (value ``docker``)."""
 
-PING_TIMEOUT_S = 3.0
 READY_TIMEOUT_S = 30.0
-REMOVE_TIMEOUT_S = 30.0
 _REDIS_PORT = 6379
 _POLL_S = 0.02
-_MESSAGE_LIMIT = 300
-_LOG_TAIL_LINES = 20
-_CONNECTION_MODE_HINT = (
-    "set TESTCONTAINERS_CONNECTION_MODE=docker_host if the engine publishes ports on this machine"
-)
-
-_log = logging.getLogger(__name__)
-
-
-def engine_unavailable(timeout_s: float = PING_TIMEOUT_S) -> str | None:
-    """Why no Docker engine can be used right now (None when one answers a ping).
-
-    The engine is found the way testcontainers finds it (``DOCKER_HOST``, testcontainers'
-    ``tc.host`` property, the current docker context), else the docker SDK's default socket.
-    """
-    try:
-        docker = importlib.import_module("docker")  # untyped: Any
-    except ImportError:
-        return f"the docker SDK is not installed ({INSTALL_HINT})"
-    host = _docker_host()
-    try:
-        client = _sdk_client(docker, host, timeout_s)
-        try:
-            client.ping()
-        finally:
-            client.close()
-    except Exception as exc:  # the SDK raises DockerException, requests and OS errors alike
-        return f"no Docker engine answers at {host or 'the default socket'}: {_one_line(exc)}"
-    return None
 
 
 class DockerProvider:
@@ -99,7 +76,7 @@ class DockerProvider:
         return self._image or os.environ.get(IMAGE_ENV) or DEFAULT_IMAGE
 
     def unavailable(self) -> str | None:
-        if _container_class() is None:
+        if container_class() is None:
             return f"testcontainers is not installed ({INSTALL_HINT})"
         why_not = engine_unavailable()
         if why_not is not None:
@@ -107,19 +84,19 @@ class DockerProvider:
         try:
             client = _testcontainers_client()
         except Exception as exc:
-            return f"no Docker engine answers: {_one_line(exc)}"
+            return f"no Docker engine answers: {one_line(exc)}"
         try:
             return _not_loopback(client)
         finally:
             client.client.close()
 
     def open(self) -> AbstractContextManager[RedisServer]:
-        container_class = _container_class()
-        if container_class is None:
+        found = container_class()
+        if found is None:
             raise RedisUnavailable(
                 f"--redis docker: testcontainers is not installed ({INSTALL_HINT})"
             )
-        return _running_container(container_class, self.image)
+        return _running_container(found, self.image)
 
 
 def _redis_argv(password: str) -> list[str]:
@@ -138,7 +115,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
             container = container_class(image)
         except Exception as exc:  # constructing it asks the engine for its API version
             raise RedisUnavailable(
-                f"--redis docker: no Docker engine answers: {_one_line(exc)}"
+                f"--redis docker: no Docker engine answers: {one_line(exc)}"
             ) from None
         problem = _not_loopback(container.get_docker_client())
         if problem is not None:
@@ -163,7 +140,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
         except redis.exceptions.RedisError as exc:
             raise RedisUnavailable(
                 f"--redis docker: {image} stopped answering: {redact_secrets(str(exc), url)}",
-                detail=_logs(container.get_wrapped_container()),
+                detail=logs(container.get_wrapped_container()),
             ) from None
 
         def restart() -> None:
@@ -171,7 +148,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
                 container.get_wrapped_container().restart(timeout=1)
             except Exception as exc:  # the docker SDK's and requests' errors alike
                 raise RedisUnavailable(
-                    f"--redis docker: {image} could not be restarted: {_one_line(exc)}"
+                    f"--redis docker: {image} could not be restarted: {one_line(exc)}"
                 ) from None
             if _wait_ready(container, image, password) != url:
                 raise RedisUnavailable(
@@ -186,7 +163,7 @@ def _running_container(container_class: type[Any], image: str) -> Iterator[Redis
             in_flight = getattr(container, "_container", None) is None and isinstance(
                 sys.exc_info()[1], KeyboardInterrupt
             )
-            if _remove(container, name, attempts=4 if in_flight else 1):
+            if remove_container(name, "Redis", attempts=4 if in_flight else 1):
                 forget()
         else:
             forget()  # never created
@@ -200,14 +177,14 @@ def _wait_ready(container: Any, image: str, password: str) -> str:
     if not is_loopback(host):
         raise RedisUnavailable(
             f"--redis docker: testcontainers reaches the container at {host}, not a loopback "
-            f"address; {_CONNECTION_MODE_HINT}"
+            f"address; {CONNECTION_MODE_HINT}"
         )
     try:
         port = int(container.get_docker_client().port(wrapped.id, _REDIS_PORT))
     except Exception as exc:
         _check_running(wrapped, image)
         raise RedisUnavailable(
-            f"--redis docker: {image} published no port for {_REDIS_PORT}: {_one_line(exc)}"
+            f"--redis docker: {image} published no port for {_REDIS_PORT}: {one_line(exc)}"
         ) from None
     url = f"redis://:{password}@{LOOPBACK}:{port}/0"
     # retry=None: this loop is the retry. (redis-py 8's Redis(host=...) retries a failed
@@ -222,22 +199,22 @@ def _wait_ready(container: Any, image: str, password: str) -> str:
             except redis.exceptions.AuthenticationError as exc:  # a ConnectionError subclass
                 raise RedisUnavailable(
                     f"--redis docker: {image} did not accept the password it was started with: "
-                    f"{_one_line(exc)}",
-                    detail=_logs(wrapped),
+                    f"{one_line(exc)}",
+                    detail=logs(wrapped),
                 ) from None
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
                 pass  # not listening yet (docker-proxy accepts, then drops the connection)
             except redis.exceptions.RedisError as exc:
                 raise RedisUnavailable(
                     f"--redis docker: {image} answered, but not as a Redis with our password: "
-                    f"{_one_line(exc)}",
-                    detail=_logs(wrapped),
+                    f"{one_line(exc)}",
+                    detail=logs(wrapped),
                 ) from None
             _check_running(wrapped, image)
             if time.monotonic() > deadline:
                 raise RedisUnavailable(
                     f"--redis docker: {image} did not answer PING within {READY_TIMEOUT_S:.0f}s",
-                    detail=_logs(wrapped),
+                    detail=logs(wrapped),
                 )
             time.sleep(_POLL_S)
     finally:
@@ -249,17 +226,17 @@ def _check_running(wrapped: Any, image: str) -> None:
     if wrapped.status in ("created", "running", "restarting"):
         return
     code = wrapped.attrs.get("State", {}).get("ExitCode")
-    logs = _logs(wrapped)
-    last = logs.strip().splitlines()[-1] if logs.strip() else "no output"
+    tail = logs(wrapped)
+    last = tail.strip().splitlines()[-1] if tail.strip() else "no output"
     raise RedisUnavailable(
         f"--redis docker: the {image} container {wrapped.status} (exit code {code}): "
-        f"{_one_line(last)}",
-        detail=logs,
+        f"{one_line(last)}",
+        detail=tail,
     )
 
 
 def _start_failure(container: Any, image: str, exc: Exception) -> RedisUnavailable:
-    reason = _one_line(exc)
+    reason = one_line(exc)
     wrapped = getattr(container, "_container", None)
     if wrapped is not None:  # created (and maybe started) before it failed
         try:
@@ -269,12 +246,12 @@ def _start_failure(container: Any, image: str, exc: Exception) -> RedisUnavailab
         except Exception:
             pass
         return RedisUnavailable(
-            f"--redis docker: {image} did not start: {reason}", detail=_logs(wrapped)
+            f"--redis docker: {image} did not start: {reason}", detail=logs(wrapped)
         )
-    ryuk_image = _ryuk_image()  # testcontainers starts its reaper first, unless disabled
-    if ryuk_image is not None and not _image_present(container, ryuk_image):
+    reaper = ryuk_image()  # testcontainers starts its reaper first, unless disabled
+    if reaper is not None and not _image_present(container, reaper):
         return RedisUnavailable(
-            f"--redis docker: testcontainers' reaper {ryuk_image} did not start ({reason}); "
+            f"--redis docker: testcontainers' reaper {reaper} did not start ({reason}); "
             "set TESTCONTAINERS_RYUK_DISABLED=true where it cannot be pulled"
         )
     if not _image_present(container, image):
@@ -283,28 +260,6 @@ def _start_failure(container: Any, image: str, exc: Exception) -> RedisUnavailab
             f"({reason}); pull or build it, or name a local image with docker:IMAGE or {IMAGE_ENV}"
         )
     return RedisUnavailable(f"--redis docker: {image} did not start: {reason}")
-
-
-def _remove(container: Any, name: str, attempts: int = 1) -> bool:
-    """Remove the container by name (force: it is killed first) with its anonymous volumes;
-    whether it is gone (False: the reaper tries again when the harness exits).
-
-    A client of its own: an interrupt may have left the container's client mid-request."""
-    docker_client = _sdk_client(importlib.import_module("docker"), _docker_host(), REMOVE_TIMEOUT_S)
-    try:
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(0.25)
-            try:
-                docker_client.api.remove_container(name, force=True, v=True)
-                return True
-            except Exception as exc:
-                if getattr(getattr(exc, "response", None), "status_code", None) != 404:
-                    _log.warning("could not remove Redis container %s: %s", name, _one_line(exc))
-                    return False
-        return True  # "no such container", every time
-    finally:
-        docker_client.close()
 
 
 def _not_loopback(tc_client: Any) -> str | None:
@@ -316,13 +271,13 @@ def _not_loopback(tc_client: Any) -> str | None:
             return (
                 f"testcontainers would reach the container through the Docker network "
                 f"({mode.value} mode, as it believes it runs inside a container), not a loopback "
-                f"address; {_CONNECTION_MODE_HINT}"
+                f"address; {CONNECTION_MODE_HINT}"
             )
     host = tc_client.host()
     if host and not is_loopback(host):
         return (
             f"the Docker host {host} is not a loopback address (the harness only talks to "
-            f"127.0.0.1/::1); use an engine on this machine or {_CONNECTION_MODE_HINT}"
+            f"127.0.0.1/::1); use an engine on this machine or {CONNECTION_MODE_HINT}"
         )
     return None
 
@@ -335,59 +290,7 @@ def _image_present(container: Any, image: str) -> bool:
         return False
 
 
-def _logs(wrapped: Any) -> str:
-    try:
-        return str(wrapped.logs(tail=_LOG_TAIL_LINES).decode("utf-8", "replace"))
-    except Exception:
-        return ""
-
-
-def _one_line(exc: BaseException | str, limit: int = _MESSAGE_LIMIT) -> str:
-    text = exc if isinstance(exc, str) else (getattr(exc, "explanation", None) or str(exc))
-    text = " ".join(str(text or type(exc).__name__).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _container_class() -> type[Any] | None:
-    """testcontainers' plain container (in every 4.x at the same place). Not its RedisContainer:
-    that one brings a readiness wait of its own (a ping loop of up to 120 s before 4.15), and
-    the harness starts, publishes and waits for Redis itself."""
-    try:
-        from testcontainers.core.container import DockerContainer
-    except ImportError:
-        return None
-    return DockerContainer
-
-
 def _testcontainers_client() -> Any:
     from testcontainers.core.docker_client import DockerClient
 
     return DockerClient(timeout=PING_TIMEOUT_S)
-
-
-def _sdk_client(docker: Any, host: str | None, timeout_s: float) -> Any:
-    """A docker SDK client for the engine testcontainers would use."""
-    if host:
-        return docker.DockerClient(
-            base_url=host, timeout=timeout_s, use_ssh_client=host.startswith("ssh://")
-        )
-    return docker.from_env(timeout=timeout_s)
-
-
-def _docker_host() -> str | None:
-    try:
-        from testcontainers.core.docker_client import get_docker_host
-    except ImportError:
-        return os.environ.get("DOCKER_HOST") or None
-    return get_docker_host()
-
-
-def _ryuk_image() -> str | None:
-    """The reaper image testcontainers starts before any container (None when disabled)."""
-    try:
-        from testcontainers.core.config import testcontainers_config
-    except ImportError:
-        return None
-    if testcontainers_config.ryuk_disabled:
-        return None
-    return str(testcontainers_config.ryuk_image)

@@ -27,7 +27,7 @@ def test_a_fleet_busy_on_every_cpu_it_may_use_is_at_100_percent(
     monkeypatch.setattr(fleet_usage, "children", lambda pid: [])
     # the arbiter's CPU time (reaped workers' included) grows twice as fast as the wall clock
     monkeypatch.setattr(fleet_usage, "_stat", lambda pid: (2 * (time.monotonic() - began), 0))
-    meter = fleet_usage.UsageMeter([4242])
+    meter = fleet_usage.UsageMeter(fleet_usage.ProcessSampler([4242]))
     meter.start()
     time.sleep(0.2)
     usage, _ = meter.stop()
