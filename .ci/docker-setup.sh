@@ -6,8 +6,9 @@
 #   1. install docker.io if there is no dockerd and no engine answers (apt-get update first);
 #   2. start dockerd in the background if no engine answers (log in a temp file; poll
 #      `docker info` for up to ~30 s); exit non-zero with the log tail if it will not start;
-#   3. install the redis-server package if /usr/bin/redis-server is missing (its service is
-#      kept from starting);
+#   3. install docker-compose (Debian's 1.29) if there is no compose tool; install the
+#      redis-server package if /usr/bin/redis-server is missing (its service is kept from
+#      starting);
 #   4. build local/redis:ci from the host's redis-server binary and the libraries `ldd` lists
 #      (`docker import` of a tar, ~18 MB), unless an image built from the same binary exists.
 #
@@ -97,7 +98,17 @@ else
     fi
 fi
 
-# --- 3. The redis-server binary ---------------------------------------------------------------
+# --- 3. A compose tool (the --compose tests): the plugin if present, else Debian's 1.29 --------
+if docker compose version >/dev/null 2>&1; then
+    say "docker compose $(docker compose version --short) present"
+elif command -v docker-compose >/dev/null 2>&1; then
+    say "docker-compose $(docker-compose version --short) present"
+else
+    apt_install docker-compose
+    say "docker-compose $(docker-compose version --short) installed"
+fi
+
+# --- 3b. The redis-server binary ---------------------------------------------------------------
 if [ -x "$REDIS_BINARY" ]; then
     say "$REDIS_BINARY present ($("$REDIS_BINARY" --version | awk '{print $3}'))"
 else

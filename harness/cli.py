@@ -74,6 +74,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     for key in (
         "app",
         "image",
+        "compose",
+        "service",
         "path",
         "rate",
         "window",
@@ -112,6 +114,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
             raise UsageError(
                 f"--workers {args.workers!r}: expected numbers such as 1,2,4"
             ) from None
+    if getattr(args, "compose", None):  # absolute: a scenario file's dir must not change it
+        found["compose"] = os.path.abspath(args.compose)
     if args.image_command is not None:
         found["command"] = args.image_command
     if getattr(args, "gunicorn_arg", None):

@@ -86,6 +86,17 @@ def _add_app_flags(run: argparse.ArgumentParser) -> None:
         "gunicorn command reshaped by the harness; Docker needed",
     )
     run.add_argument(
+        "--compose",
+        metavar="FILE",
+        help="bring up your compose file (with --service): the service runs gunicorn, its "
+        "dependencies come up as they are; Docker and a compose tool needed",
+    )
+    run.add_argument(
+        "--service",
+        metavar="NAME",
+        help="with --compose: the service whose gunicorn the harness reshapes and scales",
+    )
+    run.add_argument(
         "--command",
         dest="image_command",  # "command" is the subcommand's
         metavar="'CMD ...'",

@@ -144,6 +144,8 @@ def fleet_spec(
         instances=scenario.instances,
         image=scenario.image or None,
         command=scenario.command,
+        compose=scenario.compose or None,
+        service=scenario.service or None,
     )
 
 

@@ -42,6 +42,8 @@ FIELDS = (
     "app",
     "image",
     "command",
+    "compose",
+    "service",
     "pythonpath",
     "env",
     "path",
@@ -106,6 +108,8 @@ class Scenario:
     gunicorn_args: tuple[str, ...] = ()
     image: str = ""  # gunicorn in containers of this image (else local processes)
     command: tuple[str, ...] = ()  # the image's gunicorn command, when not its own
+    compose: str = ""  # a compose file (absolute): its service's containers are the fleet
+    service: str = ""  # the compose file's service that runs gunicorn
     port: int | None = None
     bursts: int = DEFAULT_BURSTS
     timeout_s: float = DEFAULT_TIMEOUT_S
@@ -219,7 +223,7 @@ def _check_keys(data: dict[str, Any], source: str) -> None:
             f"{source}: unknown key {unknown[0]!r} (known keys: {', '.join(FIELDS)})"
         )
     for key in ("app", "rate"):
-        if key == "app" and data.get("image"):
+        if key == "app" and (data.get("image") or data.get("compose")):
             continue  # the image's command may name it
         if data.get(key) in (None, ""):
             hint = "--app MODULE:CALLABLE" if key == "app" else "--rate N/PERIOD"
@@ -263,6 +267,12 @@ def _app_fields(
         app=v.app(data["app"]) if data.get("app") not in (None, "") else "",
         image=v.string("image", data.get("image", "")),
         command=v.command(data.get("command", [])),
+        compose=(
+            str((base_dir / v.string("compose", data["compose"])).resolve())
+            if data.get("compose")
+            else ""
+        ),
+        service=v.string("service", data.get("service", "")),
         rate=given.rate,
         path=v.path(data.get("path", "/")),
         pythonpath=tuple(
@@ -349,10 +359,7 @@ def _check_combinations(scenario: Scenario, v: Validator) -> None:
             f"port {scenario.port} with {scenario.instances} instances needs ports "
             f"up to {scenario.port + scenario.instances - 1}, past {MAX_PORT}"
         )
-    if scenario.image and scenario.pythonpath:
-        raise v.error("pythonpath is for local processes: with an image, the image holds the app")
-    if scenario.command and not scenario.image:
-        raise v.error("command is an image's gunicorn command: it needs image")
+    _check_containers(scenario, v)
     kinds = [f.kind for f in scenario.faults]
     if len(set(kinds)) < len(kinds):
         raise v.error(f"faults: each fault at most once, not {kinds}")
@@ -366,6 +373,18 @@ def _check_combinations(scenario: Scenario, v: Validator) -> None:
     in_header = any(PLACEHOLDER in value for _, value in scenario.headers)
     if in_header and not all(value.isascii() for value in scenario.identity_values):
         raise v.error("identity_file: a value that goes into a header must be ASCII")
+
+
+def _check_containers(scenario: Scenario, v: Validator) -> None:
+    """An image, or a compose file's service, runs the app: what goes with them."""
+    if scenario.image and scenario.compose:
+        raise v.error("image and compose: one or the other (the compose file names its image)")
+    if bool(scenario.compose) != bool(scenario.service):
+        raise v.error("compose and service go together: the file, and its service running gunicorn")
+    if (scenario.image or scenario.compose) and scenario.pythonpath:
+        raise v.error("pythonpath is for local processes: with an image, the image holds the app")
+    if scenario.command and not (scenario.image or scenario.compose):
+        raise v.error("command is an image's gunicorn command: it needs image or compose")
 
 
 def _check_global(scenario: Scenario, v: Validator) -> None:

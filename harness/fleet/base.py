@@ -5,7 +5,7 @@ reachable on loopback ports, with the probe in front of the app.
 harness sees it: where to send traffic, the workers that answered at start, the probe's stamps
 so far, a worker to kill (the ``worker-kill`` fault), and its CPU and memory while the gate's load
 runs. Two implement it: local gunicorn processes (:mod:`harness.fleet.process`) and containers
-of the team's image (:mod:`harness.fleet.container`); nothing outside ``harness/fleet/`` knows
+of the team's image (:mod:`harness.fleet.container_fleet`); nothing outside ``harness/fleet/`` knows
 which one runs.
 """
 
@@ -38,6 +38,8 @@ class FleetSpec:
     instances: int = 1
     image: str | None = None  # run in containers of this image (else local processes)
     command: tuple[str, ...] = ()  # the image's gunicorn command, when not its own
+    compose: str | None = None  # a compose file: its service's containers are the fleet
+    service: str | None = None  # the compose file's service that runs gunicorn
 
 
 @dataclass(frozen=True)

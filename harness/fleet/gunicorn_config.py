@@ -16,9 +16,18 @@ from __future__ import annotations
 
 import importlib
 import os
+import socket
+from pathlib import Path
 from typing import Any
 
-from .probe_protocol import PROBE_PATH, USER_CONFIG_ENV
+from .probe_protocol import (
+    INSTANCE_ENV,
+    INSTANCES_DIR,
+    PORTS_ENV,
+    PROBE_PATH,
+    STATUS_DIR_ENV,
+    USER_CONFIG_ENV,
+)
 
 
 def _user_config(name: str) -> dict[str, Any]:
@@ -36,11 +45,38 @@ def _user_config(name: str) -> dict[str, Any]:
     return {k: v for k, v in namespace.items() if not k.startswith("_")}
 
 
+def _claim_port(spec: str) -> socket.socket:
+    """Replicas of one compose service run one command: each binds the first free port of
+    ``HOST:FIRST:COUNT`` (a bind is atomic: two replicas never get the same), takes the
+    instance number that port stands for, and leaves its pid namespace under the status dir,
+    by which the harness tells which container holds which instance."""
+    host, first, count = spec.rsplit(":", 2)
+    for n in range(int(count)):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(first) + n))
+            sock.listen(64)  # now no other replica can bind it, SO_REUSEADDR or not
+        except OSError:
+            sock.close()
+            continue
+        sock.set_inheritable(True)
+        os.environ[INSTANCE_ENV] = str(n + 1)
+        folder = Path(os.environ.get(STATUS_DIR_ENV, "."), INSTANCES_DIR)
+        folder.mkdir(exist_ok=True)
+        (folder / str(n + 1)).write_text(str(os.stat("/proc/self/ns/pid").st_ino))
+        return sock
+    raise SystemExit(f"throttle-harness: every port of {spec} is taken")
+
+
 _theirs = _user_config(os.environ[USER_CONFIG_ENV]) if os.environ.get(USER_CONFIG_ENV) else {}
 globals().update({k: v for k, v in _theirs.items() if k != "pre_request"})
 if _theirs:
     daemon = False  # noqa: F811 - the harness watches and stops gunicorn itself
     pidfile = None
+if os.environ.get(PORTS_ENV):
+    _claimed = _claim_port(os.environ[PORTS_ENV])  # kept open: gunicorn listens on it
+    bind = [f"fd://{_claimed.fileno()}"]
 
 
 def pre_request(worker: Any, req: Any) -> None:

@@ -9,7 +9,8 @@ harness has removed it itself. When the pipe reaches end-of-file, because the ha
 in whatever way, the reaper removes whatever is still registered (nothing, after a normal exit)
 and exits. A run that registers nothing (a usage error) starts no reaper.
 
-Lines are JSON: ``["add"|"forget", "dir"|"container", target]``, each written with one
+Lines are JSON: ``["add"|"forget", "dir"|"container"|"project", target]`` (a project: a compose
+project's containers, networks and volumes, found by compose's project label), each written with one
 ``write`` (pipes keep writes of up to 4 KiB whole, so a signal cannot split one).
 """
 
@@ -31,7 +32,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["on_death_remove_container", "temp_dir"]
+__all__ = ["on_death_remove_container", "on_death_remove_project", "temp_dir"]
+COMPOSE_PROJECT_LABEL = "com.docker.compose.project"
 
 EXIT_WAIT_S = 30.0  # at exit, how long the harness waits for the reaper to finish
 DIR_REMOVE_S = 5.0  # how long the reaper retries a directory a dying child still writes to
@@ -63,6 +65,12 @@ def on_death_remove_container(name: str) -> Callable[[], None]:
     """Have the reaper remove the Docker container ``name`` (forced, with its anonymous
     volumes) if the harness dies first; call the returned function once it has been removed."""
     return _register("container", name)
+
+
+def on_death_remove_project(name: str) -> Callable[[], None]:
+    """Have the reaper remove the compose project ``name`` (its containers, networks and
+    volumes) if the harness dies first; call the returned function once it is down."""
+    return _register("project", name)
 
 
 def _register(kind: str, target: str) -> Callable[[], None]:
@@ -148,6 +156,7 @@ def main() -> None:
     for path in [target for kind, target in registered if kind == "dir"]:
         _remove_dir(path)
     _remove_containers([target for kind, target in registered if kind == "container"])
+    _remove_projects([target for kind, target in registered if kind == "project"])
 
 
 def _remove_dir(path: str) -> None:
@@ -177,6 +186,40 @@ def _remove_containers(names: list[str]) -> None:
                 pass
     finally:
         client.close()
+
+
+def _remove_projects(names: list[str]) -> None:
+    """Each compose project's containers (forced, with their anonymous volumes), then its
+    networks and volumes, found by compose's project label."""
+    if not names:
+        return
+    try:
+        docker: Any = importlib.import_module("docker")
+        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+    except Exception:
+        return
+    try:
+        for name in names:
+            label = {"label": f"{COMPOSE_PROJECT_LABEL}={name}"}
+            _remove_each(client.containers.list, {"all": True, "filters": label}, {"force": True})
+            _remove_each(client.networks.list, {"filters": label}, {})
+            _remove_each(client.volumes.list, {"filters": label}, {})
+    finally:
+        client.close()
+
+
+def _remove_each(
+    listed: Callable[..., list[Any]], filters: dict[str, Any], how: dict[str, Any]
+) -> None:
+    try:
+        found = listed(**filters)
+    except Exception:
+        return
+    for item in found:
+        try:
+            item.remove(**how)
+        except Exception:
+            pass
 
 
 if __name__ == "__main__":

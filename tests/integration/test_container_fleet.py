@@ -21,7 +21,7 @@ import pytest
 
 from conftest import ROOT, CliResult, finish, harness_process
 from harness.fleet import FleetSpec, start_fleet
-from harness.fleet.container import CONTAINER_LABEL
+from harness.fleet.container_fleet import CONTAINER_LABEL
 from harness.fleet.workers import address_seen
 from harness.host.ports import LOOPBACK
 from tests.integration.test_cli import one_line_error
@@ -277,6 +277,16 @@ def test_ctrl_c_and_sigkill_leave_no_container(engine: Any, image: str, how: str
     while {c.id for c in fleet_containers(engine)} - before:
         assert time.monotonic() < deadline, "an app container outlived the harness"
         time.sleep(0.2)
+
+
+@pytest.fixture
+def throttle_redis() -> Iterator[Any]:
+    """The plugin's Redis for this test only: the session's would outlive it, and the
+    leftover checks of later tests would find it running."""
+    from harness.redis.providers import open_redis
+
+    with open_redis("local") as redis:
+        yield redis
 
 
 def test_the_pytest_plugin_runs_the_teams_image(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from harness.fleet.container import PROBE_PACKAGE, _write_probe
+from harness.fleet.container_fleet import PROBE_PACKAGE, write_probe
 
 # Run with -I -S: no site-packages, no PYTHONPATH, no harness; only the mounted folder.
 CHECK = """
@@ -40,7 +40,7 @@ def test_the_probe_runs_on_the_standard_library_alone_and_keeps_the_teams_config
     tmp_path: Path,
 ) -> None:
     (tmp_path / "mount").mkdir()
-    _write_probe(tmp_path / "mount")
+    write_probe(tmp_path / "mount")
     assert sorted(p.name for p in (tmp_path / "mount" / PROBE_PACKAGE).iterdir()) == [
         "__init__.py",
         "gunicorn_config.py",
