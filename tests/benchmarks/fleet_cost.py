@@ -83,10 +83,9 @@ def main() -> None:
         cells = []
         for what, values in (("start", starts[kind]), ("teardown", downs[kind])):
             median = statistics.median(values)
-            ratio = median / base[what] if base[what] else float("nan")
-            cells.append(
-                f"{what} {median:5.2f}s ({min(values):.2f}-{max(values):.2f}, x{ratio:.1f})"
-            )
+            ratio = f"x{median / base[what]:.1f}" if base[what] >= 0.001 else "n/a"
+            low, high = 1000 * min(values), 1000 * max(values)
+            cells.append(f"{what} {1000 * median:6.0f} ms ({low:.0f}-{high:.0f}, {ratio})")
         print(f"  {kind:8} " + "   ".join(cells))
 
 
