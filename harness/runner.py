@@ -158,10 +158,11 @@ def run_matrix(
     addresses = client_addresses()
     report.redis = redis
     mask_secrets(scenarios, redis)
-    report.notes += [
-        f"{found} is ignored: the harness owns gunicorn's configuration (use gunicorn_args)"
-        for found in ignored_user_config()
-    ]
+    if any(not (s.image or s.compose) for s in scenarios):  # a container's config is kept
+        report.notes += [
+            f"{found} is ignored: the harness owns gunicorn's configuration (use gunicorn_args)"
+            for found in ignored_user_config()
+        ]
     for scenario in scenarios:
         check_faults_allowed(scenario.faults, scenario.name, redis)
     observer.matrix_started(sum(len(s.workers) for s in scenarios), redis)

@@ -99,6 +99,10 @@ class _Project:
         return self.folder / "status"
 
     @property
+    def probe_dir(self) -> Path:  # readable by any user; the folder (and its secrets) is not
+        return self.folder / "probe"
+
+    @property
     def what(self) -> str:
         return f"service {self.service} of {self.spec.compose}"
 
@@ -152,7 +156,8 @@ def _up(project: _Project, started: float) -> ContainerFleet:
     command = _command(spec, service, image)
     app = the_app(spec, command)
     first = _free_ports(spec)
-    write_probe(project.folder)
+    project.probe_dir.mkdir()
+    write_probe(project.probe_dir)
     prepare_status_dir(project.status_dir)
     reshaped = _reshaped(project, service, image, command, app, first)
     _write(project, deps, reshaped)
@@ -243,7 +248,7 @@ def _reshaped(
     env |= probe_environment(spec, app, command, env)
     env[PORTS_ENV] = f"{LOOPBACK}:{first}:{spec.instances}"
     argv = command.argv(harness_options(spec, None), PROBE_APP)
-    mounts = [f"{project.folder}:{PROBE_MOUNT}:ro", f"{project.status_dir}:{STATUS_MOUNT}:rw"]
+    mounts = [f"{project.probe_dir}:{PROBE_MOUNT}:ro", f"{project.status_dir}:{STATUS_MOUNT}:rw"]
     return {
         **{k: v for k, v in service.items() if k not in DROPPED},
         "image": image.id,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from conftest import ROOT, CliResult, harness_process
+from conftest import ROOT, CliResult, finish, harness_process
 from harness.host.cleanup import COMPOSE_PROJECT_LABEL
 from tests.integration.conftest import REQUIRE_DOCKER
 from tests.integration.test_cli import one_line_error
@@ -76,7 +77,7 @@ def run_json(run_cli: RunCli, out: Path, env: dict[str, str], *args: str) -> dic
 def test_the_atomic_throttle_passes_with_the_service_scaled_to_two(
     run_cli: RunCli, tmp_path: Path, images: dict[str, str], no_project_left: None, rate: str
 ) -> None:
-    env = {**os.environ, **images, "DEMO_THROTTLE": "atomic"}
+    env = {**images, "DEMO_THROTTLE": "atomic"}
     report = run_json(
         run_cli,
         tmp_path / "atomic.json",
@@ -102,7 +103,7 @@ def test_the_atomic_throttle_passes_with_the_service_scaled_to_two(
 def test_stock_drf_fails_as_the_team_deploys_it(
     run_cli: RunCli, tmp_path: Path, images: dict[str, str], no_project_left: None, rate: str
 ) -> None:
-    env = {**os.environ, **images, "DEMO_THROTTLE": "drf"}
+    env = {**images, "DEMO_THROTTLE": "drf"}
     report = run_json(run_cli, tmp_path / "drf.json", env, *WEB, "--rate", rate, "--workers", "2")
     (run,) = report["runs"]
     assert run["verdict"] == "fail", run["reason"]
@@ -112,7 +113,7 @@ def test_stock_drf_fails_as_the_team_deploys_it(
 def test_worker_kill_in_a_replica(
     run_cli: RunCli, tmp_path: Path, images: dict[str, str], no_project_left: None
 ) -> None:
-    env = {**os.environ, **images, "DEMO_THROTTLE": "atomic"}
+    env = {**images, "DEMO_THROTTLE": "atomic"}
     report = run_json(
         run_cli,
         tmp_path / "kill.json",
@@ -143,7 +144,7 @@ def test_worker_kill_in_a_replica(
 def test_bad_input_is_one_line(
     run_cli: RunCli, images: dict[str, str], no_project_left: None, args: list[str], complaint: str
 ) -> None:
-    env = {**os.environ, **images}
+    env = images
     result = run_cli("run", "--redis", "local", *WEB, "--rate", "5/second", *args, env=env)
     assert result.code == 2, result.stderr
     assert complaint in one_line_error(result)
@@ -164,14 +165,19 @@ def test_a_failing_setup_job_is_one_line(
         str(broken),
         "--rate",
         "5/second",
-        env={**os.environ, **images},
+        env=images,
     )
     assert result.code == 3, result.stderr
     assert "service setup exited with code 3" in one_line_error(result)
 
 
-def test_sigkill_leaves_no_project(
-    engine: Any, images: dict[str, str], no_project_left: None, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("how", ["SIGINT", "SIGKILL"])
+def test_ctrl_c_and_sigkill_leave_no_project(
+    engine: Any,
+    images: dict[str, str],
+    no_project_left: None,
+    monkeypatch: pytest.MonkeyPatch,
+    how: str,
 ) -> None:
     for key, value in images.items():
         monkeypatch.setenv(key, value)
@@ -194,5 +200,10 @@ def test_sigkill_leaves_no_project(
             assert time.monotonic() < deadline, "the web service never started"
             time.sleep(0.1)
         time.sleep(2)
-        proc.kill()
-        proc.wait()
+        if how == "SIGINT":
+            proc.send_signal(signal.SIGINT)
+            _, stderr = finish(proc, timeout=120)
+            assert proc.returncode == 130, stderr
+        else:
+            proc.kill()
+            proc.wait()
