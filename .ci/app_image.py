@@ -30,6 +30,7 @@ IMAGE = sys.argv[1] if len(sys.argv) > 1 else "local/throttle-demo:ci"
 LABEL = "org.throttle-harness.demo-image-digest"
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ["gunicorn", "django", "djangorestframework", "django-redis", "redis"]
+PACKAGES += ["fastapi", "uvicorn-worker"]  # the ASGI demo (harness.demo.asgi), when installed
 APP_FILES = ["harness/__init__.py", "harness/throttles.py", "harness/lua", "harness/demo"]
 SITE = "/opt/app-packages"
 USER = "10001"  # as many images do: not root

@@ -24,6 +24,7 @@ def floors(pyproject: Path) -> dict[str, str]:
         *project["dependencies"],
         *project["optional-dependencies"]["test"],
         *project["optional-dependencies"]["docker"],
+        *project["optional-dependencies"]["asgi"],
     ]:
         match = FLOOR.match(requirement)
         if match is None:

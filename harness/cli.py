@@ -81,6 +81,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "window",
         "scope",
         "threads",
+        "worker_class",
+        "concurrency",
         "requests",
         "traffic",
         "pace",

@@ -12,6 +12,7 @@ from typing import NoReturn
 from harness import __version__
 from harness.errors import EXIT_USAGE
 from harness.faults import OUTAGE_EXPECTATIONS
+from harness.fleet.worker_classes import DEFAULT_CONCURRENCY, WORKER_CLASSES
 from harness.gate.budgets import METRICS
 from harness.gate.release import DEFAULT_DURATION_S, WARMUP_S
 from harness.redis.providers import DEFAULT_SPEC, SPEC_HELP
@@ -42,6 +43,19 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     _add_scenario_flags(run)
     run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
     run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
+    run.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        help="gunicorn's worker class: sync, gthread (WSGI), asgi (gunicorn's own, >= 24) or "
+        "uvicorn (uvicorn-worker), ASGI (default: gthread if --threads > 1, else sync)",
+    )
+    run.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="C",
+        help="with an async worker class: requests in flight in one worker, what --threads is "
+        f"to gthread (default {DEFAULT_CONCURRENCY})",
+    )
     run.add_argument(
         "--instances",
         type=int,

@@ -24,6 +24,7 @@ from harness.faults import PROXIED, REDIS_FAULTS, Fault, FaultOutcome, FaultSpec
 from harness.faults.make import make_faults
 from harness.faults.redis_faults import RedisLatency
 from harness.fleet import FleetSpec, ImageInfo, ignored_user_config, start_fleet
+from harness.fleet.worker_classes import ASYNC_CLASSES, effective_class
 from harness.host.resources import ensure_fd_budget
 from harness.host.versions import software_versions
 from harness.http.request_template import RequestTemplate, Statuses
@@ -62,6 +63,7 @@ class RunResult:
     instances: int = 1
     faults: tuple[FaultOutcome, ...] = ()
     image: ImageInfo | None = None  # the image the fleet ran, for a container fleet
+    worker_class: str = "sync"  # gunicorn's: sync, gthread, asgi, uvicorn
 
     @property
     def as_expected(self) -> bool:
@@ -74,6 +76,11 @@ class RunResult:
         """WORKERSxTHREADS, and @INSTANCES when there are several."""
         shape = f"{self.workers}x{self.threads}"
         return shape + (f"@{self.instances}" if self.instances > 1 else "")
+
+    @property
+    def shape_and_class(self) -> str:
+        """The shape, with an async worker class named (``2x10 asgi``: 10 in flight per worker)."""
+        return self.shape + (f" {self.worker_class}" if self.worker_class in ASYNC_CLASSES else "")
 
     @property
     def identity(self) -> str:
@@ -145,6 +152,7 @@ def fleet_spec(
         image=scenario.image or None,
         command=scenario.command,
         compose=scenario.compose or None,
+        worker_class=scenario.worker_class,
         service=scenario.service or None,
     )
 
@@ -280,4 +288,5 @@ def _one_run(
         instances=scenario.instances,
         faults=tuple(f.outcome() for f in faults),
         image=fleet.image,
+        worker_class=effective_class(scenario.worker_class, scenario.threads),
     )

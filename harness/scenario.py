@@ -26,7 +26,7 @@ from harness.http.request_template import (
     parse_method,
     read_identities,
 )
-from harness.scenario_rules import MAX_PORT, Validator, parse_pace, read_toml
+from harness.scenario_rules import MAX_PORT, Validator, parse_pace, read_toml, worker_fields
 from harness.verdict import Claim
 from harness.verdict.global_budget import SCOPES, Scope
 from harness.verdict.rates import Rate, parse_rate
@@ -52,6 +52,8 @@ FIELDS = (
     "scope",
     "workers",
     "threads",
+    "worker_class",
+    "concurrency",
     "requests",
     "traffic",
     "pace",
@@ -97,7 +99,8 @@ class Scenario:
     window: str = "any"
     scope: Scope = "client"  # "global": one budget for every client (harness.verdict.global_budget)
     workers: tuple[int, ...] = (1, 2, 4)
-    threads: int = 1
+    threads: int = 1  # per worker: gthread's threads, or an async worker's concurrency
+    worker_class: str = ""  # sync, gthread, asgi, uvicorn ("": gthread when threads > 1, else sync)
     requests: int = 0  # 0: REQUESTS_PER_LIMIT x the limit
     traffic: str = "burst"
     pace: float = DEFAULT_PACE  # sustained: a multiple of the rate
@@ -290,7 +293,7 @@ def _run_fields(data: dict[str, Any], v: Validator, given: _Given) -> dict[str, 
         window=v.choice("window", data.get("window", "any"), WINDOWS),
         scope=v.choice("scope", data.get("scope", "client"), SCOPES),
         workers=tuple(v.positive("workers", w) for w in v.list_of("workers", workers, min_len=1)),
-        threads=v.positive("threads", data.get("threads", 1)),
+        **worker_fields(data, v),
         requests=v.positive("requests", data["requests"]) if "requests" in data else 0,
         traffic=v.choice("traffic", data.get("traffic", "burst"), TRAFFIC_SHAPES),
         pace=v.parsed("pace", parse_pace, data.get("pace", DEFAULT_PACE)),
@@ -379,6 +382,8 @@ def _check_containers(scenario: Scenario, v: Validator) -> None:
     """An image, or a compose file's service, runs the app: what goes with them."""
     if scenario.image and scenario.compose:
         raise v.error("image and compose: one or the other (the compose file names its image)")
+    if scenario.compose and not Path(scenario.compose).is_file():
+        raise v.error(f"compose: no such file: {scenario.compose}")
     if bool(scenario.compose) != bool(scenario.service):
         raise v.error("compose and service go together: the file, and its service running gunicorn")
     if (scenario.image or scenario.compose) and scenario.pythonpath:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from harness.errors import ScenarioError
 from harness.fleet.gunicorn_options import OWNED, owned_option
+from harness.fleet.worker_classes import ASYNC_CLASSES, DEFAULT_CONCURRENCY, WORKER_CLASSES
 from harness.http.request_template import parse_statuses
 
 T = TypeVar("T")
@@ -195,3 +196,26 @@ class Validator:
         if _BAD_PERCENT.search(text):
             raise self.error(f"path {value!r}: '%' must start an escape such as %2F")
         return text
+
+
+def worker_fields(data: dict[str, Any], v: Validator) -> dict[str, Any]:
+    """The worker class, and what runs in one worker at once: gthread's threads, or an async
+    class's concurrency (kept in ``threads``, which the traffic and the evidence read)."""
+    worker_class = ""
+    if data.get("worker_class"):
+        worker_class = v.choice("worker_class", data["worker_class"], WORKER_CLASSES)
+    threads = v.positive("threads", data.get("threads", 1))
+    concurrency = v.positive("concurrency", data.get("concurrency", DEFAULT_CONCURRENCY))
+    if worker_class in ASYNC_CLASSES:
+        if threads > 1:
+            raise v.error(
+                f"worker_class {worker_class}: an async worker has no threads; give concurrency"
+            )
+        return dict(worker_class=worker_class, threads=concurrency)
+    if "concurrency" in data:
+        raise v.error(
+            "concurrency is for an async worker_class (asgi, uvicorn); gthread has threads"
+        )
+    if worker_class == "sync" and threads > 1:
+        raise v.error("worker_class sync serves one request at a time: threads > 1 needs gthread")
+    return dict(worker_class=worker_class, threads=threads)

@@ -12,6 +12,7 @@ from dataclasses import replace
 from harness.faults import Fault
 from harness.fleet import Fleet
 from harness.fleet.stamps import Stamp
+from harness.fleet.worker_classes import ASYNC_CLASSES
 from harness.http.records import Client, Record, Target
 from harness.scenario import Scenario
 from harness.traffic import Engine, fresh_requests
@@ -35,6 +36,7 @@ def target_for(fleet: Fleet, scenario: Scenario, claim: Claim) -> Target:
         scenario.request,
         claim.statuses,
         fleet.ports[1:],
+        bounded=scenario.worker_class in ASYNC_CLASSES,
     )
 
 

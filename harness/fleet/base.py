@@ -39,6 +39,7 @@ class FleetSpec:
     image: str | None = None  # run in containers of this image (else local processes)
     command: tuple[str, ...] = ()  # the image's gunicorn command, when not its own
     compose: str | None = None  # a compose file: its service's containers are the fleet
+    worker_class: str = ""  # sync, gthread, asgi, uvicorn ("": gthread when threads > 1, else sync)
     service: str | None = None  # the compose file's service that runs gunicorn
 
 

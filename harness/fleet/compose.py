@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import FleetStartError, UsageError
-from harness.fleet.base import FleetSpec, ImageInfo
+from harness.fleet.base import FleetSpec
 from harness.fleet.command import GunicornCommand
+from harness.fleet.compose_dependencies import dependencies, hosts, wait_for_dependencies
 from harness.fleet.compose_tool import ComposeTool, compose_tool
 from harness.fleet.container_fleet import (
     CONTAINER_LABEL,
-    PROBE_APP,
     PROBE_MOUNT,
     STATUS_MOUNT,
     ContainerFleet,
@@ -51,8 +51,11 @@ from harness.fleet.container_fleet import (
     exited,
     gunicorn_command,
     harness_options,
+    image_env,
+    image_info,
     local_or_pulled,
     prepare_status_dir,
+    probe_app,
     probe_environment,
     the_app,
     wait_for_workers,
@@ -60,15 +63,16 @@ from harness.fleet.container_fleet import (
 )
 from harness.fleet.probe_protocol import INSTANCES_DIR, INTERPRETER_FILE, PORTS_ENV
 from harness.host.cleanup import COMPOSE_PROJECT_LABEL, on_death_remove_project, temp_dir
-from harness.host.docker import engine_unavailable, logs, one_line, sdk_client
+from harness.host.docker import engine_is_local, engine_unavailable, one_line, sdk_client
 from harness.host.ports import LOOPBACK, free_port, port_is_free
 
-DEPENDENCY_TIMEOUT_S = 120.0
 SERVICE_LABEL = "com.docker.compose.service"
 NUMBER_LABEL = "com.docker.compose.container-number"
-# Keys of the service that cannot go with the host's network, or with several replicas.
-DROPPED = {"networks", "ports", "links", "container_name", "hostname", "domainname"}
-DROPPED |= {"mac_address", "network_mode", "deploy", "scale", "expose", "restart"}
+# Keys of the service that cannot go with the host's network or with several replicas, or
+# that would build or pull again what the harness already has (the image, by id).
+DROPPED = {"networks", "ports", "links", "external_links", "container_name", "hostname"}
+DROPPED |= {"domainname", "mac_address", "network_mode", "scale", "expose", "restart"}
+DROPPED |= {"build", "pull_policy", "deploy"}
 PID_NAMESPACE = "import os; print(os.stat('/proc/self/ns/pid').st_ino)"
 
 _log = logging.getLogger(__name__)
@@ -125,6 +129,8 @@ def compose_fleet(spec: FleetSpec) -> Iterator[ContainerFleet]:
     started = time.monotonic()
     tool = compose_tool()
     why_not = engine_unavailable()
+    if why_not is None and not engine_is_local():
+        why_not = "host networking needs the Docker engine on this machine (DOCKER_HOST is remote)"
     if why_not is not None:
         raise FleetStartError(f"--compose: {why_not}")
     source = Path(spec.compose or "")
@@ -151,42 +157,28 @@ def _up(project: _Project, started: float) -> ContainerFleet:
             f"(it has: {', '.join(sorted(services))})"
         )
     service = services[project.service]
-    deps = _dependencies(services, project.service)
-    image = _image(project, service)
+    deps = dependencies(services, project.service)
+    image = _build_or_find_image(project, service)
     command = _command(spec, service, image)
     app = the_app(spec, command)
-    first = _free_ports(spec)
+    first_port = _free_ports(spec)
     project.probe_dir.mkdir()
     write_probe(project.probe_dir)
     prepare_status_dir(project.status_dir)
-    reshaped = _reshaped(project, service, image, command, app, first)
+    reshaped = _reshaped(project, service, image, command, app, first_port)
     _write(project, deps, reshaped)
     if deps:
         project.run("up", "-d", *deps)
-        _wait_for_dependencies(project, deps, service)
-        project.hosts = _hosts(project, deps)
+        wait_for_dependencies(project.containers, deps, service)
+        project.hosts = hosts(project.containers, deps)
         _write(project, deps, {**reshaped, "extra_hosts": _extra_hosts(service, project.hosts)})
     project.run(
         "up", "-d", "--no-deps", "--scale", f"{project.service}={spec.instances}", project.service
     )
-    return _ready(project, app, first, image, started)
+    return _ready(project, app, first_port, image, started)
 
 
-def _dependencies(services: Mapping[str, Any], name: str) -> list[str]:
-    """What ``name`` depends on, transitively, in the order to start them."""
-    found: list[str] = []
-
-    def visit(service: str) -> None:
-        for dep in services[service].get("depends_on") or {}:
-            if dep not in found and dep in services:
-                visit(dep)
-                found.append(dep)
-
-    visit(name)
-    return found
-
-
-def _image(project: _Project, service: Mapping[str, Any]) -> Any:
+def _build_or_find_image(project: _Project, service: Mapping[str, Any]) -> Any:
     """The service's image: built by compose when the service says ``build`` (tagged by the
     harness unless the service names its image), else local or pulled."""
     if "build" in service:
@@ -242,15 +234,17 @@ def _reshaped(
 ) -> dict[str, Any]:
     """The service as the harness runs it (see the module's docstring)."""
     spec = project.spec
-    config = image.attrs.get("Config") or {}
-    env = dict(e.partition("=")[::2] for e in config.get("Env") or [])
-    env |= {k: "" if v is None else str(v) for k, v in _mapping(service.get("environment"))}
-    env |= probe_environment(spec, app, command, env)
-    env[PORTS_ENV] = f"{LOOPBACK}:{first}:{spec.instances}"
-    argv = command.argv(harness_options(spec, None), PROBE_APP)
+    theirs = {k: str(v) for k, v in _mapping(service.get("environment")) if v is not None}
+    ours = probe_environment(spec, app, command, {**image_env(image), **theirs})
+    ours[PORTS_ENV] = f"{LOOPBACK}:{first}:{spec.instances}"
+    # Compose interpolates the file again: a literal $ of the harness's (a password, say) is $$.
+    env = {**theirs, **{k: v.replace("$", "$$") for k, v in ours.items()}}
+    argv = command.argv(harness_options(spec, None), probe_app(spec))
+    deploy = {k: v for k, v in (service.get("deploy") or {}).items() if k != "replicas"}
     mounts = [f"{project.probe_dir}:{PROBE_MOUNT}:ro", f"{project.status_dir}:{STATUS_MOUNT}:rw"]
     return {
         **{k: v for k, v in service.items() if k not in DROPPED},
+        **({"deploy": deploy} if deploy else {}),  # its resource limits, not its replicas
         "image": image.id,
         "network_mode": "host",
         "entrypoint": argv[:1],
@@ -285,68 +279,6 @@ def _write(project: _Project, deps: list[str], service: dict[str, Any]) -> None:
     project.file.write_text(json.dumps(config, indent=2))
 
 
-def _wait_for_dependencies(project: _Project, deps: list[str], service: Mapping[str, Any]) -> None:
-    """Until every dependency runs (healthy, if it has a health check) and every one-shot job
-    the service waits for has exited 0."""
-    conditions = service.get("depends_on") or {}
-    deadline = time.monotonic() + DEPENDENCY_TIMEOUT_S
-    waiting = list(deps)
-    while waiting:
-        name = waiting[0]
-        condition = (
-            conditions.get(name, {}).get("condition") if isinstance(conditions, dict) else None
-        )
-        if _dependency_ready(project, name, condition):
-            waiting.pop(0)
-            continue
-        if time.monotonic() > deadline:
-            raise FleetStartError(
-                f"--compose: service {name} was not ready within {DEPENDENCY_TIMEOUT_S:g}s"
-            )
-        time.sleep(0.1)
-
-
-def _dependency_ready(project: _Project, name: str, condition: str | None) -> bool:
-    containers = project.containers(name)
-    if not containers:
-        return False
-    for container in containers:
-        state = container.attrs.get("State") or {}
-        if state.get("Status") == "exited":
-            if state.get("ExitCode") != 0:
-                tail = logs(container)
-                last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "no output")
-                raise FleetStartError(
-                    f"--compose: service {name} exited with code {state.get('ExitCode')}: "
-                    f"{one_line(last)}",
-                    detail=tail,
-                )
-            continue
-        if condition == "service_completed_successfully":
-            return False
-        health = (state.get("Health") or {}).get("Status")
-        if health not in (None, "healthy") or state.get("Status") != "running":
-            return False
-    return True
-
-
-def _hosts(project: _Project, deps: list[str]) -> list[str]:
-    """``NAME:ADDRESS`` for each running dependency's service name, container name and
-    aliases, at its address in the project's network."""
-    hosts: list[str] = []
-    for name in deps:
-        for container in project.containers(name):
-            networks = (container.attrs.get("NetworkSettings") or {}).get("Networks") or {}
-            for network in networks.values():
-                address = network.get("IPAddress")
-                if not address:
-                    continue
-                names = {name, container.name, *(network.get("Aliases") or [])}
-                hosts += [f"{n}:{address}" for n in sorted(names)]
-                break
-    return hosts
-
-
 def _ready(project: _Project, app: str, first: int, image: Any, started: float) -> ContainerFleet:
     """Every replica's workers answering on its port: the fleet."""
     spec = project.spec
@@ -370,15 +302,11 @@ def _ready(project: _Project, app: str, first: int, image: Any, started: float) 
         Instance(by_instance[n], project.status_dir, masters[n - 1])
         for n in range(1, spec.instances + 1)
     )
-    digest = (image.attrs.get("RepoDigests") or [image.id])[0]
-    name = project.built or (image.tags[0] if image.tags else image.id)
+    built = f"built for service {project.service} of {spec.compose}"
+    name = built if project.built else (image.tags[0] if image.tags else image.id)
+    ready_s = time.monotonic() - started
     return ContainerFleet(
-        LOOPBACK,
-        ports,
-        frozenset(ids),
-        time.monotonic() - started,
-        ImageInfo(name, digest),
-        instances,
+        LOOPBACK, ports, frozenset(ids), ready_s, image_info(image, name), instances
     )
 
 

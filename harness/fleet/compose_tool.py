@@ -61,12 +61,18 @@ class ComposeTool:
             text = self.run(project, files, ["config"])
             python = _interpreter_of(shutil.which(self.argv[0]) or self.argv[0])
             done = subprocess.run(
-                [python, "-c", _YAML_TO_JSON], input=text, capture_output=True, text=True
+                [python, "-c", _YAML_TO_JSON],
+                input=text,
+                capture_output=True,
+                text=True,
+                timeout=TIMEOUT_S,
             )
+            if done.returncode != 0:
+                raise OSError(_last_line(done.stderr))
             return dict(json.loads(done.stdout))
         except FleetStartError as exc:
             raise UsageError(f"--compose: {exc.message}", detail=exc.detail) from None
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, subprocess.TimeoutExpired) as exc:
             raise FleetStartError(f"--compose: cannot read the resolved project: {exc}") from None
 
 

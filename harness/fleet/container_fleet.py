@@ -18,6 +18,7 @@ leaves loopback. The harness's Redis (or its fault proxy) is on loopback too.
 from __future__ import annotations
 
 import secrets
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,9 +31,11 @@ from harness.errors import AppLoadError, FleetStartError, UsageError
 from harness.fleet.base import FleetSpec, ImageInfo
 from harness.fleet.command import CommandError, GunicornCommand, parse_command, without_owned
 from harness.fleet.container_usage import ContainerSampler
+from harness.fleet.gunicorn_options import value_of
 from harness.fleet.probe_protocol import (
     APP_ERROR_FILE,
     INSTANCES_DIR,
+    INTERFACE_ENV,
     INTERPRETER_FILE,
     STAMPS_DIR,
     STATUS_DIR_ENV,
@@ -41,16 +44,22 @@ from harness.fleet.probe_protocol import (
 )
 from harness.fleet.stamps import Stamp, StampFiles
 from harness.fleet.usage import UsageMeter, metered
+from harness.fleet.worker_classes import (
+    CLASS_NAMES,
+    class_options,
+    effective_class,
+    interface,
+    probe_module,
+)
 from harness.fleet.workers import address_seen, probe_workers
 from harness.host.docker import logs, one_line, sdk_client
 from harness.host.ports import LOOPBACK
 from harness.host.resources import listen_backlog
 
 PROBE_PACKAGE = "throttle_harness_probe"
-PROBE_APP = f"{PROBE_PACKAGE}.probe:application"
 PROBE_MOUNT = "/throttle-harness/probe"
 STATUS_MOUNT = "/throttle-harness/status"
-PROBE_FILES = ("probe.py", "probe_protocol.py", "gunicorn_config.py")
+PROBE_FILES = ("probe.py", "probe_asgi.py", "probe_protocol.py", "gunicorn_config.py")
 CONTAINER_LABEL = "org.throttle-harness.fleet"
 READY_TIMEOUT_S = 60.0
 KEEP_ALIVE_S = 10
@@ -126,11 +135,22 @@ def gunicorn_command(
 ) -> GunicornCommand:
     """The command to reshape: ``spec.command`` (``--command``), else ``entrypoint`` + ``cmd``
     as the container would run them; UsageError in one line if it does not run gunicorn."""
+    where = "--command" if spec.command else f"the command of {spec.image or spec.service}"
     try:
-        return parse_command(spec.command or [*entrypoint, *cmd])
+        command = parse_command(spec.command or [*entrypoint, *cmd])
     except CommandError as exc:
-        where = "--command" if spec.command else f"the command of {spec.image or spec.service}"
         raise UsageError(f"{where}: {exc}") from None
+    theirs = value_of(command.owned, "worker_class")
+    ours = effective_class(spec.worker_class, spec.threads)
+    if theirs is not None and CLASS_NAMES.get(theirs) != ours:
+        fits = CLASS_NAMES.get(theirs)
+        hint = (
+            f"pass --worker-class {fits}"
+            if fits
+            else "the harness serves sync, gthread, asgi, uvicorn"
+        )
+        raise UsageError(f"{where} runs gunicorn's worker class {theirs}, not {ours}: {hint}")
+    return command
 
 
 def harness_options(spec: FleetSpec, port: int | None) -> list[str]:
@@ -140,31 +160,53 @@ def harness_options(spec: FleetSpec, port: int | None) -> list[str]:
         *spec.gunicorn_args,
         *["--config", f"python:{PROBE_PACKAGE}.gunicorn_config"],
         *(["--bind", f"{LOOPBACK}:{port}"] if port is not None else []),
-        *["--workers", str(spec.workers), "--threads", str(spec.threads)],
-        *["--worker-class", "gthread" if spec.threads > 1 else "sync"],
+        *["--workers", str(spec.workers)],
+        *class_options(effective_class(spec.worker_class, spec.threads), spec.threads),
         *["--keep-alive", str(KEEP_ALIVE_S)],
         *["--worker-connections", str(max(1000, spec.connections + 64))],
         *["--backlog", str(listen_backlog(spec.connections))],
     ]
 
 
+def probe_app(spec: FleetSpec) -> str:
+    """The probe's app for gunicorn, WSGI or ASGI as the worker class serves."""
+    module = probe_module(effective_class(spec.worker_class, spec.threads))
+    return f"{PROBE_PACKAGE}.{module}:application"
+
+
 def probe_environment(
     spec: FleetSpec, app: str, command: GunicornCommand, env: Mapping[str, str]
 ) -> dict[str, str]:
     """What the container gets on top of ``env`` (the image's or the service's): the run's
-    variables and the probe's, ``PYTHONPATH`` led by the probe, and the team's
-    ``GUNICORN_CMD_ARGS`` without the options the harness owns."""
-    path = [PROBE_MOUNT, env.get("PYTHONPATH", "")]
+    variables and the probe's, ``PYTHONPATH`` led by the probe, and ``GUNICORN_CMD_ARGS``
+    (the run's, else the image's) without the options the harness owns; a config file named
+    there is loaded by the probe's config, as gunicorn would load it."""
+    merged = {**env, **spec.env}
+    path = [PROBE_MOUNT, merged.get("PYTHONPATH", "")]
+    cmd_args = merged.get("GUNICORN_CMD_ARGS", "")
+    config = command.config or value_of(shlex.split(cmd_args), "config")
     added = {
         **spec.env,
         "PYTHONPATH": ":".join(p for p in path if p),
         TARGET_ENV: app,
+        INTERFACE_ENV: interface(effective_class(spec.worker_class, spec.threads)),
         STATUS_DIR_ENV: STATUS_MOUNT,
-        USER_CONFIG_ENV: command.config or "default",
+        USER_CONFIG_ENV: config or "default",
     }
-    if env.get("GUNICORN_CMD_ARGS"):
-        added["GUNICORN_CMD_ARGS"] = without_owned(env["GUNICORN_CMD_ARGS"])
+    if cmd_args:
+        added["GUNICORN_CMD_ARGS"] = without_owned(cmd_args)
     return added
+
+
+def image_env(image: Any) -> dict[str, str]:
+    """An image's environment (``Config.Env``)."""
+    config = image.attrs.get("Config") or {}
+    return dict(e.partition("=")[::2] for e in config.get("Env") or [])
+
+
+def image_info(image: Any, name: str) -> ImageInfo:
+    """The image as reports name it: ``name``, and the registry's digest, else the image id."""
+    return ImageInfo(name, (image.attrs.get("RepoDigests") or [image.id])[0])
 
 
 def the_app(spec: FleetSpec, command: GunicornCommand) -> str:
@@ -266,6 +308,8 @@ def local_or_pulled(name: str, flag: str) -> Any:
         try:
             return client.images.pull(name)
         except Exception as exc:
+            if getattr(getattr(exc, "response", None), "status_code", None) == 404:
+                raise UsageError(f"{flag} {name}: no such image here or in its registry") from None
             raise FleetStartError(
                 f"{flag} {name} is not present locally and could not be pulled ({one_line(exc)})"
             ) from None

@@ -17,11 +17,13 @@ class ContainerSampler:
     def __init__(self, containers: Sequence[Any], workers: int) -> None:
         self.containers = list(containers)
         self.workers = workers
-        self._cpus = 1
+        self._online = 1
 
     def cpus(self) -> int:
-        """The CPUs the containers may use: the engine's online CPUs, or their CPU limit."""
-        return self._cpus
+        """The CPUs the containers may use between them: the sum of their CPU limits (a
+        container without one may use every online CPU), at most the online CPUs."""
+        limits = [_cpu_limit(c) or self._online for c in self.containers]
+        return max(1, min(self._online, sum(limits)))
 
     def sample(self) -> Sample:
         cpu_s = memory = 0.0
@@ -32,7 +34,7 @@ class ContainerSampler:
                 continue  # removed meanwhile: nothing more to count
             cpu = stats.get("cpu_stats") or {}
             cpu_s += (cpu.get("cpu_usage") or {}).get("total_usage", 0) / 1e9
-            self._cpus = max(self._cpus, _cpu_limit(container) or cpu.get("online_cpus") or 1)
+            self._online = max(self._online, int(cpu.get("online_cpus") or 1))
             mem = stats.get("memory_stats") or {}
             detail = mem.get("stats") or {}
             cache = detail.get("inactive_file", detail.get("total_inactive_file", 0))

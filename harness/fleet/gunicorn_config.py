@@ -1,9 +1,10 @@
 """gunicorn's configuration under the harness (``-c python:harness.fleet.gunicorn_config``, or the
 same module mounted into a container).
 
-Naming a config module keeps gunicorn from reading the user's ``./gunicorn.conf.py`` (a
-``daemon = True``, a pidfile or hooks there would otherwise apply silently); the harness also
-drops ``GUNICORN_CMD_ARGS`` from gunicorn's environment. Everything else comes as flags.
+For local processes, naming a config module keeps gunicorn from reading the user's
+``./gunicorn.conf.py`` (a ``daemon = True``, a pidfile or hooks there would otherwise apply
+silently); the harness also drops ``GUNICORN_CMD_ARGS`` from gunicorn's environment. Everything
+else comes as flags.
 
 In a container of the team's image the team's configuration is part of what ships: when
 ``THROTTLE_HARNESS_USER_CONFIG`` names it (their ``-c`` value, ``python:MODULE`` or a file; or
@@ -70,7 +71,8 @@ def _claim_port(spec: str) -> socket.socket:
 
 
 _theirs = _user_config(os.environ[USER_CONFIG_ENV]) if os.environ.get(USER_CONFIG_ENV) else {}
-globals().update({k: v for k, v in _theirs.items() if k != "pre_request"})
+_ours = set(globals())  # their imports (os, socket…) must not replace this module's
+globals().update({k: v for k, v in _theirs.items() if k != "pre_request" and k not in _ours})
 if _theirs:
     daemon = False  # noqa: F811 - the harness watches and stops gunicorn itself
     pidfile = None

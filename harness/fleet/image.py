@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import FleetStartError
-from harness.fleet.base import FleetSpec, ImageInfo
+from harness.fleet.base import FleetSpec
 from harness.fleet.command import GunicornCommand
 from harness.fleet.container_fleet import (
     CONTAINER_LABEL,
-    PROBE_APP,
     PROBE_MOUNT,
     STATUS_MOUNT,
     ContainerFleet,
@@ -28,8 +27,11 @@ from harness.fleet.container_fleet import (
     exited,
     gunicorn_command,
     harness_options,
+    image_env,
+    image_info,
     local_or_pulled,
     prepare_status_dir,
+    probe_app,
     probe_environment,
     the_app,
     wait_for_workers,
@@ -39,6 +41,7 @@ from harness.fleet.probe_protocol import INSTANCE_ENV
 from harness.host.cleanup import on_death_remove_container, temp_dir
 from harness.host.docker import (
     container_class,
+    engine_is_local,
     engine_unavailable,
     one_line,
     reaper_missing,
@@ -64,12 +67,10 @@ class _Run:
         return f"the {self.spec.image} container"
 
     def argv(self) -> list[str]:
-        return self.command.argv(harness_options(self.spec, self.port), PROBE_APP)
+        return self.command.argv(harness_options(self.spec, self.port), probe_app(self.spec))
 
     def environment(self) -> dict[str, str]:
-        config = self.image.attrs.get("Config") or {}
-        image_env = dict(e.partition("=")[::2] for e in config.get("Env") or [])
-        env = probe_environment(self.spec, self.app, self.command, image_env)
+        env = probe_environment(self.spec, self.app, self.command, image_env(self.image))
         if self.spec.instances > 1:
             env[INSTANCE_ENV] = self.instance
         return env
@@ -80,8 +81,11 @@ def image_fleet(spec: FleetSpec) -> Iterator[ContainerFleet]:
     """Start one container of ``spec.image`` per instance, wait until every worker answers,
     remove every container on exit (and, if the harness dies first, the reaper does)."""
     started = time.monotonic()
-    if container_class() is None or engine_unavailable() is not None:
-        raise FleetStartError(f"--image: {engine_unavailable() or 'testcontainers is missing'}")
+    why_not = "testcontainers is missing" if container_class() is None else engine_unavailable()
+    if why_not is None and not engine_is_local():
+        why_not = "host networking needs the Docker engine on this machine (DOCKER_HOST is remote)"
+    if why_not is not None:
+        raise FleetStartError(f"--image: {why_not}")
     image = local_or_pulled(spec.image or "", "--image")
     config = image.attrs.get("Config") or {}
     command = gunicorn_command(spec, config.get("Entrypoint") or (), config.get("Cmd") or ())
@@ -101,13 +105,12 @@ def image_fleet(spec: FleetSpec) -> Iterator[ContainerFleet]:
             ports.append(port)
             instances.append(instance)
             ids |= workers
-        digest = (image.attrs.get("RepoDigests") or [image.id])[0]
         yield ContainerFleet(
             LOOPBACK,
             tuple(ports),
             frozenset(ids),
             time.monotonic() - started,
-            ImageInfo(spec.image or "", digest),
+            image_info(image, spec.image or ""),
             tuple(instances),
         )
 
@@ -117,7 +120,8 @@ def _container(run: _Run) -> Iterator[tuple[Instance, frozenset[str]]]:
     """One instance's container, once every worker answers; removed on exit."""
     name = f"throttle-harness-app-{secrets.token_hex(6)}"
     forget = on_death_remove_container(name)
-    with temp_dir("throttle-harness-fleet-") as status_dir:
+    with temp_dir("throttle-harness-fleet-") as private:
+        status_dir = private / "status"  # writable by any user: kept in a private folder
         prepare_status_dir(status_dir)
         try:
             wrapped = _started(run, name, status_dir).get_wrapped_container()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import os
 import secrets
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 from .probe_protocol import (  # relative: the probe also runs mounted into a container
     APP_ERROR_FILE,
     INSTANCE_ENV,
+    INTERFACE_ENV,
     INTERPRETER_FILE,
     PARENT_HEADER,
     PEER_HEADER,
@@ -44,19 +46,46 @@ _REQUEST_KEY = "HTTP_" + REQUEST_HEADER.upper().replace("-", "_")
 
 
 def load_target(spec: str) -> WSGIApp:
-    """Import ``module:callable`` (the attribute may be dotted, as gunicorn allows)."""
+    """Import ``module:callable`` (the attribute may be dotted, as gunicorn allows, or an app
+    factory called with no arguments: ``module:create_app()``)."""
     module_name, _, attr = spec.partition(":")
+    factory = attr.endswith("()")
+    if "(" in attr and not factory:
+        raise TypeError(f"{spec}: an app factory with arguments; name the app itself")
     obj: Any = importlib.import_module(module_name)
-    for part in (attr or "application").split("."):
+    for part in (attr.removesuffix("()") or "application").split("."):
         obj = getattr(obj, part)
+    if factory:
+        obj = obj()
     if not callable(obj):
         raise TypeError(f"{spec} is not callable")
     return obj  # type: ignore[no-any-return]
 
 
+def is_asgi(app: Any) -> bool:
+    """Whether ``app`` is an ASGI app (a coroutine function, or an object whose ``__call__``
+    is one: FastAPI, Starlette, Django's ASGIHandler) rather than a WSGI one."""
+    call = app if inspect.isroutine(app) else type(app).__call__
+    return inspect.iscoroutinefunction(call)
+
+
+_CLASSES = {"wsgi": "sync or gthread", "asgi": "asgi or uvicorn"}
+
+
 def _load_or_report(spec: str) -> WSGIApp:
+    """The target, checked against the interface the worker class serves; the reason it cannot
+    be served is left in the status dir for the harness, and the worker fails to boot."""
     try:
-        return load_target(spec)
+        target = load_target(spec)
+        served = os.environ.get(INTERFACE_ENV, "wsgi")
+        kind = "asgi" if is_asgi(target) else "wsgi"
+        if kind != served:
+            article = "an" if kind == "asgi" else "a"
+            raise TypeError(
+                f"{spec} is {article} {kind.upper()} app: serve it with --worker-class "
+                f"{_CLASSES[kind]}"
+            )
+        return target
     except BaseException as exc:
         status_dir = os.environ.get(STATUS_DIR_ENV)
         if status_dir:

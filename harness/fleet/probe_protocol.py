@@ -14,6 +14,7 @@ APP_ERROR_FILE = "app-error"
 INTERPRETER_FILE = "python"  # the probe's sys.executable, for a container fleet's docker exec
 PORTS_ENV = "THROTTLE_HARNESS_PORTS"  # HOST:FIRST:COUNT: replicas claim a port each, in order
 INSTANCES_DIR = "instances"  # under the status dir: a file per claimed instance, its pid namespace
+INTERFACE_ENV = "THROTTLE_HARNESS_INTERFACE"  # wsgi or asgi: what the worker class serves
 USER_CONFIG_ENV = "THROTTLE_HARNESS_USER_CONFIG"  # the image's gunicorn config, loaded by ours
 STAMPS_DIR = "stamps"
 """Under the status dir, one file per worker process (named by its id, ``/`` as ``-``). Each

@@ -30,11 +30,19 @@ from harness.fleet.base import FleetSpec
 from harness.fleet.probe_protocol import (
     APP_ERROR_FILE,
     INSTANCE_ENV,
+    INTERFACE_ENV,
     STATUS_DIR_ENV,
     TARGET_ENV,
 )
 from harness.fleet.stamps import Stamp, StampFiles
 from harness.fleet.usage import ProcessSampler, UsageMeter, children, metered
+from harness.fleet.worker_classes import (
+    check_installed,
+    class_options,
+    effective_class,
+    interface,
+    probe_module,
+)
 from harness.fleet.workers import probe_workers
 from harness.host import processes
 from harness.host.cleanup import temp_dir
@@ -109,6 +117,7 @@ def gunicorn_fleet(spec: FleetSpec) -> Iterator[ProcessFleet]:
     """Start gunicorn for ``spec`` (each instance in turn), wait until every worker answers,
     stop every instance on exit."""
     started = time.monotonic()
+    check_installed(effective_class(spec.worker_class, spec.threads))
     with ExitStack() as stack:
         ports: list[int] = []
         ids: set[str] = set()
@@ -153,6 +162,7 @@ def _instance(
 
 def _argv(spec: FleetSpec, port: int) -> list[str]:
     # The user's arguments come first: the ones after them (the harness's) win.
+    worker_class = effective_class(spec.worker_class, spec.threads)
     return [
         sys.executable,
         "-m",
@@ -168,10 +178,7 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         f"{LOOPBACK}:{port}",
         "--workers",
         str(spec.workers),
-        "--threads",
-        str(spec.threads),
-        "--worker-class",
-        "gthread" if spec.threads > 1 else "sync",
+        *class_options(worker_class, spec.threads),
         *(["--no-control-socket"] if gunicorn_has_flag("--no-control-socket") else []),
         "--keep-alive",
         str(KEEP_ALIVE_S),
@@ -179,7 +186,7 @@ def _argv(spec: FleetSpec, port: int) -> list[str]:
         str(max(1000, spec.connections + 64)),
         "--backlog",
         str(listen_backlog(spec.connections)),
-        "harness.fleet.probe:application",
+        f"harness.fleet.{probe_module(worker_class)}:application",
     ]
 
 
@@ -199,6 +206,7 @@ def _environment(spec: FleetSpec, status_dir: Path) -> dict[str, str]:
     path = [*spec.pythonpath, _HARNESS_ROOT, env.get("PYTHONPATH", "")]
     env["PYTHONPATH"] = os.pathsep.join(p for p in path if p)
     env[TARGET_ENV] = spec.app
+    env[INTERFACE_ENV] = interface(effective_class(spec.worker_class, spec.threads))
     env[STATUS_DIR_ENV] = str(status_dir)
     return env
 

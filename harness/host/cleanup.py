@@ -201,7 +201,9 @@ def _remove_projects(names: list[str]) -> None:
     try:
         for name in names:
             label = {"label": f"{COMPOSE_PROJECT_LABEL}={name}"}
-            _remove_each(client.containers.list, {"all": True, "filters": label}, {"force": True})
+            _remove_each(
+                client.containers.list, {"all": True, "filters": label}, {"force": True, "v": True}
+            )
             _remove_each(client.networks.list, {"filters": label}, {})
             _remove_each(client.volumes.list, {"filters": label}, {})
     finally:

@@ -44,6 +44,16 @@ def engine_unavailable(timeout_s: float = PING_TIMEOUT_S) -> str | None:
     return None
 
 
+def engine_is_local() -> bool:
+    """Whether the engine runs on this machine (a unix socket, or a loopback address): host
+    networking puts containers on this machine's loopback only then."""
+    host = docker_host() or ""
+    if not host or host.startswith(("unix://", "npipe://")):
+        return True
+    netloc = host.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    return netloc in ("localhost", "127.0.0.1", "::1")
+
+
 def sdk_client(timeout_s: float = REMOVE_TIMEOUT_S) -> Any:
     """A docker SDK client for the engine testcontainers would use."""
     docker: Any = importlib.import_module("docker")

@@ -21,6 +21,9 @@ class Target:
     request: RequestTemplate = field(default_factory=RequestTemplate)
     statuses: Statuses = field(default_factory=Statuses)
     other_ports: tuple[int, ...] = ()
+    # Async workers (asgi, uvicorn) take every connection at once: ``threads`` is then their
+    # concurrency, and no more than that is released into one worker at a time.
+    bounded: bool = False
 
     @property
     def ports(self) -> tuple[int, ...]:

@@ -65,7 +65,7 @@ class ConsoleObserver:
         self.console.print(
             Text.assemble(
                 mark,
-                f" {result.scenario} {result.shape}: ",
+                f" {result.scenario} {result.shape_and_class}: ",
                 (v.kind, _STYLE[v.kind]),
                 f" (expected {result.expect}) - {v.reason}",
             ),

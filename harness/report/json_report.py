@@ -60,6 +60,7 @@ def _run_dict(r: RunResult) -> dict[str, Any]:
         "requests": r.requests,
         "window": r.window,
         "scope": r.scope,
+        "worker_class": r.worker_class,
         "image": {"name": r.image.name, "digest": r.image.digest} if r.image else None,
         "request": {  # header values stay out: they may hold tokens
             "method": r.request.method,

@@ -32,6 +32,7 @@ class Lane:
     slots: int
     queue: list[Exchange] = field(default_factory=list)
     released: int = 0
+    bounded: bool = False  # an async worker's lane: never more than ``slots`` released at once
 
     def take(self, n: int) -> list[Exchange]:
         taken = self.queue[self.released : self.released + n]
@@ -51,12 +52,16 @@ def build_lanes(
     over the workers; several clients' client after client in each worker's lane), the rest
     (or all, for sync workers) fresh in one more lane."""
     lanes: list[Lane] = []
-    if target.threads > 1:
+    if target.threads > 1 or target.bounded:
         by_worker: dict[str, list[Exchange]] = defaultdict(list)
         for mapped in mapped_clients(target, wanted, deadline):
             for worker, queue in mapped.items():  # client after client in each worker's lane
                 by_worker[worker] += queue
-        lanes = [Lane(target.threads, queue) for queue in by_worker.values() if queue]
+        lanes = [
+            Lane(target.threads, queue, bounded=target.bounded)
+            for queue in by_worker.values()
+            if queue
+        ]
     have: dict[int, int] = defaultdict(int)
     for ex in (ex for lane in lanes for ex in lane.queue):
         have[ex.client] += 1
@@ -68,7 +73,8 @@ def build_lanes(
     if any(fresh):
         # Unmapped connections land on any worker: as many at once as one worker's threads.
         slots = target.workers if target.threads == 1 else target.threads
-        lanes.append(Lane(slots, [ex for queue in fresh for ex in queue]))
+        unmapped = [ex for queue in fresh for ex in queue]
+        lanes.append(Lane(slots, unmapped, bounded=target.bounded))
     return lanes
 
 

@@ -92,7 +92,9 @@ def over_admission_hint(
     )
 
 
-def error_hint(t: Tally) -> str:
+def error_hint(t: Tally, per_worker: int = 1) -> str:
+    """What a status neither admitted nor refused most likely means; ``per_worker``: requests
+    in flight in one worker at most (threads, or an async worker's concurrency)."""
     if "HTTP 400" in t.error_samples:
         return "a 400 from Django often means ALLOWED_HOSTS does not include 127.0.0.1"
     if "HTTP 404" in t.error_samples:
@@ -103,5 +105,11 @@ def error_hint(t: Tally) -> str:
         return (
             "a throttle that refuses with 403 or 503 needs --reject-status; an endpoint "
             "whose admitted requests answer 401 (a failed login) needs --accept-status"
+        )
+    if "HTTP 500" in t.error_samples and per_worker > 1:
+        return (
+            f"up to {per_worker} requests were in flight in one worker: if the app's own pool "
+            "(its database's, redis.asyncio's max_connections) is smaller, it answers 500; "
+            "lower --threads or --concurrency to the pool, or give the pool room"
         )
     return ""

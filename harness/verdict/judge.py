@@ -198,7 +198,7 @@ def _errors(run: _Run) -> Verdict | None:
         "error",
         "errors",
         f"{t.errors} of {t.sent} requests failed: {'; '.join(t.error_samples)}",
-        error_hint(t),
+        error_hint(t, run.claim.threads),
     )
 
 

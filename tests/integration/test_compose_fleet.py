@@ -138,7 +138,7 @@ def test_worker_kill_in_a_replica(
     ("args", "complaint"),
     [
         (["--service", "nope"], "--service nope: "),
-        (["--compose", "no-such.yaml"], "--compose "),
+        (["--compose", "no-such.yaml"], "compose: no such file"),
     ],
 )
 def test_bad_input_is_one_line(

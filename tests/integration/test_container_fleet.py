@@ -133,7 +133,9 @@ def test_the_image_command_is_kept_and_the_app_sees_each_clients_address(
         assert container.attrs["HostConfig"]["NetworkMode"] == "host"
     joined = " ".join(args)
     assert "--max-requests 1000 --max-requests-jitter 100 --preload" in joined  # the team's
-    assert f"--bind {LOOPBACK}:{fleet.port} --workers 2 --threads 2" in joined  # the harness's
+    assert (
+        f"--bind {LOOPBACK}:{fleet.port} --workers 2 --worker-class gthread --threads 2" in joined
+    )
     assert "0.0.0.0:8000" not in joined and "--workers 1" not in joined
     assert args[-1] == "throttle_harness_probe.probe:application"
 
@@ -301,3 +303,33 @@ def test_the_pytest_plugin_runs_the_teams_image(
     assert atomic.verdict == "pass", atomic.summary
     stock = throttle_check(**common, env={"DEMO_CACHE": "django-redis"})
     assert stock.verdict == "fail", stock.summary
+
+
+def test_an_asgi_app_in_the_image_races_with_one_async_worker(
+    run_cli: RunCli, tmp_path: Path, image: str, no_fleet_left: None
+) -> None:
+    asgi = ["--app", "harness.demo.asgi:app", "--path", "/api/ping/", "--rate", "5/second"]
+    _, report = run_json(
+        run_cli,
+        tmp_path / "asgi.json",
+        "--image",
+        image,
+        *asgi,
+        "--worker-class",
+        "uvicorn",
+        "--workers",
+        "1",
+        "--env",
+        "DEMO_ASGI_LIMITER=read-await-incr",
+    )
+    (run,) = report["runs"]
+    assert (run["worker_class"], run["verdict"]) == ("uvicorn", "fail"), run["reason"]
+    # The image's own class is not replaced behind the user's back.
+    command = "python3 -m gunicorn -k uvicorn_worker.UvicornWorker harness.demo.asgi:app"
+    result = run_cli(
+        "run", "--image", image, *asgi, "--redis", "local", "--workers", "1", "--command", command
+    )
+    assert result.code == 2
+    assert "worker class uvicorn_worker.UvicornWorker, not sync: pass --worker-class uvicorn" in (
+        one_line_error(result)
+    )

@@ -38,6 +38,9 @@ def test_bundled_scenarios_load_with_their_expectations() -> None:
     assert scenarios["atomic-lua"].expectation(4) == "exact"
     assert scenarios["xff-bypass"].bypass_check and scenarios["xff-bypass"].expect == "violation"
     assert scenarios["xff-bypass-closed"].env["DEMO_NUM_PROXIES"] == "0"
+    racy = scenarios["asgi-read-await-incr"]
+    assert (racy.worker_class, racy.threads, racy.expect) == ("uvicorn", 10, "violation")
+    assert scenarios["asgi-atomic"].workers == (1, 2, 4)
 
 
 def test_defaults_and_relative_pythonpath(tmp_path: Path) -> None:

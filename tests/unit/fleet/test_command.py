@@ -70,8 +70,10 @@ def test_a_shell_string_keeps_what_runs_first_and_its_variables() -> None:
     [
         (["python", "app.py"], "does not run gunicorn"),
         ([], "does not run gunicorn"),
-        (["sh", "-c", "gunicorn app:app && echo done"], "not the last command"),
-        (["sh", "-c", "uwsgi --http :8000"], "does not run gunicorn"),
+        (["sh", "-c", "gunicorn app:app && echo done"], "does not end with a gunicorn command"),
+        (["sh", "-c", "uwsgi --http :8000"], "does not end with a gunicorn command"),
+        (["sh", "-c", "gunicorn app:app; echo gunicorn stopped"], "does not end with a gunicorn"),
+        (["sh", "-c", 'exec gunicorn "$@"', "--", "app:app"], r"from the shell's \(\$@\)"),
         (["gunicorn", "a:app", "b:app"], "more than one app"),
     ],
 )
@@ -111,3 +113,25 @@ def test_value_of_every_spelling() -> None:
 
 def test_gunicorn_cmd_args_of_an_image_lose_the_owned_options() -> None:
     assert without_owned("--workers 3 --timeout 60 -b 0.0.0.0:80") == "--timeout 60"
+
+
+@pytest.mark.parametrize(
+    ("text", "app", "rebuilt"),
+    [
+        ("gunicorn", None, "gunicorn --workers 2 P"),  # the word itself, not the whole string
+        ("gunicorn app:a --name gunicorn", "app:a", "gunicorn --name gunicorn --workers 2 P"),
+        ("gunicorn app:a --timeout 5 2>&1", "app:a", "gunicorn --timeout 5 --workers 2 P 2>&1"),
+        (
+            'echo "a;b" && PORT=1 exec gunicorn m:a',
+            "m:a",
+            'echo "a;b" && PORT=1 exec gunicorn --workers 2 P',
+        ),
+        ("gunicorn m:a >> /var/log/g.log", "m:a", "gunicorn --workers 2 P >> /var/log/g.log"),
+    ],
+)
+def test_shell_strings_are_read_as_a_shell_reads_them(
+    text: str, app: str | None, rebuilt: str
+) -> None:
+    command = parse_command(["sh", "-c", text])
+    assert command.app == app
+    assert command.argv(["--workers", "2"], "P") == ["sh", "-c", rebuilt]

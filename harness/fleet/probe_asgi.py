@@ -1,0 +1,77 @@
+"""The ASGI app an async gunicorn worker serves (``--worker-class asgi`` or ``uvicorn``): the
+user's ASGI app, untouched, behind the same probe as WSGI apps (:mod:`harness.fleet.probe`,
+which imports the target, checks that it is an ASGI app and reports an import failure).
+
+Same protocol: every response names the worker that served it; ``PROBE_PATH`` is answered
+without the app (with the worker's parent and the client address the server handed over);
+requests carrying the harness's request id leave a stamp when they enter the app and when their
+response completes (the last body message sent). Lifespan events, and anything that is not
+HTTP, go to the app as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from .probe import _Process
+from .probe import _target as _loaded
+from .probe_protocol import PARENT_HEADER, PEER_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+_target: Any = _loaded  # an ASGI app: the probe has checked
+_REQUEST = REQUEST_HEADER.lower().encode()
+_WORKER = WORKER_HEADER.lower().encode()
+
+
+async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != "http":
+        await _target(scope, receive, send)  # lifespan, websockets: the app's own business
+        return
+    process = _Process.current()
+    worker = process.worker
+    if scope.get("path") == PROBE_PATH:
+        await _answer_probe(scope, send, worker)
+        return
+    request = next((v.decode() for k, v in scope.get("headers", []) if k == _REQUEST), "")
+    status = "-"
+    left = False
+
+    async def tagged_send(message: Message) -> None:
+        nonlocal status, left
+        if message["type"] == "http.response.start":
+            status = str(message.get("status", "-"))
+            message = {
+                **message,
+                "headers": [*message.get("headers", []), (_WORKER, worker.encode())],
+            }
+        await send(message)
+        done = message["type"] == "http.response.body" and not message.get("more_body", False)
+        if request and done and not left:
+            left = True
+            process.stamp(f"< {request} {status} {time.monotonic_ns()}\n")
+
+    if request:
+        process.stamp(f"> {request} {worker} {time.monotonic_ns()}\n")
+    try:
+        await _target(scope, receive, tagged_send)
+    finally:
+        if request and not left:  # the app failed, or never finished its response
+            process.stamp(f"< {request} {status} {time.monotonic_ns()}\n")
+
+
+async def _answer_probe(scope: Scope, send: Send, worker: str) -> None:
+    client = scope.get("client") or ("", 0)
+    headers = [
+        (b"content-type", b"text/plain"),
+        (_WORKER, worker.encode()),
+        (PARENT_HEADER.lower().encode(), str(os.getppid()).encode()),
+        (PEER_HEADER.lower().encode(), str(client[0]).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": worker.encode()})

@@ -1,0 +1,153 @@
+"""ASGI apps under gunicorn's async workers (``--worker-class asgi``, gunicorn's own from 24, and
+``uvicorn``, the uvicorn-worker package), on the FastAPI demo (:mod:`harness.demo.asgi`): a
+hand-rolled limiter on ``redis.asyncio`` that reads, awaits, then increments is caught with ONE
+worker (the event loop interleaves requests between its read and its write); an atomic Lua
+limiter passes at 1, 2 and 4 workers under both classes; an in-memory limiter is caught across
+workers; an app of the other interface is refused in one line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CliResult
+from harness.errors import UsageError
+from harness.fleet.worker_classes import check_installed
+from tests.integration.test_cli import one_line_error
+
+pytestmark = [pytest.mark.integration, pytest.mark.serial]
+RunCli = Callable[..., CliResult]
+APP = ["--app", "harness.demo.asgi:app", "--path", "/api/ping/", "--redis", "local"]
+
+
+def classes() -> list[Any]:
+    """Both async classes; gunicorn's own ``asgi`` skipped where gunicorn is older than 24."""
+    found = []
+    for name in ("asgi", "uvicorn"):
+        try:
+            check_installed(name)
+            found.append(name)
+        except UsageError as exc:
+            found.append(pytest.param(name, marks=pytest.mark.skip(reason=exc.message)))
+    return found
+
+
+def runs(run_cli: RunCli, out: Path, *args: str) -> list[dict[str, Any]]:
+    result = run_cli("run", *APP, "--json", str(out), *args)
+    assert "Traceback" not in result.stderr, result.stderr
+    return list(json.loads(out.read_text())["runs"])
+
+
+def reasons(found: list[dict[str, Any]]) -> list[str]:
+    return [f"{r['shape']}: {r['verdict']}: {r['reason']}" for r in found]
+
+
+@pytest.mark.parametrize("rate", ["100/hour", "5/second"])
+@pytest.mark.parametrize("worker_class", classes())
+def test_an_await_between_read_and_write_races_in_one_worker(
+    run_cli: RunCli, tmp_path: Path, worker_class: str, rate: str
+) -> None:
+    found = runs(
+        run_cli,
+        tmp_path / "racy.json",
+        "--worker-class",
+        worker_class,
+        "--rate",
+        rate,
+        "--workers",
+        "1",
+        "--env",
+        "DEMO_ASGI_LIMITER=read-await-incr",
+    )
+    (run,) = found
+    assert run["verdict"] == "fail", reasons(found)
+    assert run["worker_class"] == worker_class and run["shape"] == "1x10"
+    assert max(b["accepted"] for b in run["bursts"]) > run["limit"]
+
+
+@pytest.mark.parametrize("worker_class", classes())
+def test_an_atomic_limiter_passes_at_1_2_and_4_workers(
+    run_cli: RunCli, tmp_path: Path, worker_class: str
+) -> None:
+    found = runs(
+        run_cli,
+        tmp_path / "atomic.json",
+        "--worker-class",
+        worker_class,
+        "--rate",
+        "100/hour",
+        "--workers",
+        "1,2,4",
+        "--env",
+        "DEMO_ASGI_LIMITER=atomic",
+    )
+    assert [r["verdict"] for r in found] == ["pass"] * 3, reasons(found)
+    for r in found:
+        assert r["errors"] == 0  # never more than the concurrency in flight in one worker
+        assert r["overlap"]["peak"] <= 10 * r["workers"], r["overlap"]
+
+
+@pytest.mark.parametrize("worker_class", classes())
+def test_an_atomic_limiter_passes_at_a_per_second_rate(
+    run_cli: RunCli, tmp_path: Path, worker_class: str
+) -> None:
+    found = runs(
+        run_cli,
+        tmp_path / "atomic.json",
+        "--worker-class",
+        worker_class,
+        "--rate",
+        "5/second",
+        "--workers",
+        "2",
+        "--concurrency",
+        "4",
+        "--env",
+        "DEMO_ASGI_LIMITER=atomic",
+    )
+    assert [(r["shape"], r["verdict"]) for r in found] == [("2x4", "pass")], reasons(found)
+
+
+@pytest.mark.parametrize("rate", ["100/hour", "5/second"])
+def test_an_in_memory_limiter_is_caught_across_workers(
+    run_cli: RunCli, tmp_path: Path, rate: str
+) -> None:
+    found = runs(
+        run_cli,
+        tmp_path / "memory.json",
+        "--worker-class",
+        "uvicorn",
+        "--rate",
+        rate,
+        "--workers",
+        "2",
+        "--env",
+        "DEMO_ASGI_LIMITER=memory",
+    )
+    (run,) = found
+    assert run["verdict"] == "fail", reasons(found)
+    assert max(b["accepted"] for b in run["bursts"]) == 2 * run["limit"]  # one budget per worker
+
+
+@pytest.mark.parametrize(
+    ("args", "complaint"),
+    [
+        (
+            ["--app", "harness.demo.wsgi:application", "--worker-class", "uvicorn"],
+            "is a WSGI app: serve it with --worker-class sync or gthread",
+        ),
+        (["--threads", "2"], "is an ASGI app: serve it with --worker-class asgi or uvicorn"),
+        (["--worker-class", "uvicorn", "--threads", "2"], "an async worker has no threads"),
+        (["--concurrency", "5"], "concurrency is for an async worker_class"),
+    ],
+)
+def test_the_wrong_interface_or_shape_is_one_line(
+    run_cli: RunCli, args: list[str], complaint: str
+) -> None:
+    result = run_cli("run", *APP, "--rate", "5/second", "--workers", "1", *args)
+    assert result.code == 2, result.stderr
+    assert complaint in one_line_error(result)
