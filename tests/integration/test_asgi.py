@@ -151,3 +151,65 @@ def test_the_wrong_interface_or_shape_is_one_line(
     result = run_cli("run", *APP, "--rate", "5/second", "--workers", "1", *args)
     assert result.code == 2, result.stderr
     assert complaint in one_line_error(result)
+
+
+SLOWAPI = [
+    "--app",
+    "slowapi_app:app",
+    "--pythonpath",
+    "tests/integration/apps",
+    "--path",
+    "/limited/",
+]
+
+
+@pytest.mark.parametrize("strategy", ["fixed-window", "moving-window"])
+def test_slowapi_holds_across_workers_and_blocks_its_own_event_loop(
+    run_cli: RunCli, tmp_path: Path, strategy: str
+) -> None:
+    # slowapi checks with limits' synchronous Redis storage, inside the event loop: one worker
+    # runs one check at a time, so its requests never overlap where the limit is crossed and
+    # one worker is honestly inconclusive; from two workers on, checks run together, and pass.
+    out = tmp_path / "slowapi.json"
+    run_cli(
+        "run",
+        *SLOWAPI,
+        "--redis",
+        "local",
+        "--worker-class",
+        "uvicorn",
+        "--rate",
+        "100/hour",
+        "--workers",
+        "1,2,4",
+        "--env",
+        f"LIMITS_STRATEGY={strategy}",
+        "--json",
+        str(out),
+    )
+    found = json.loads(out.read_text())["runs"]
+    assert [r["verdict"] for r in found] == ["inconclusive", "pass", "pass"], reasons(found)
+    assert "never overlapped" in found[0]["reason"]
+    assert all(b["accepted"] == 100 for r in found for b in r["bursts"])
+
+
+def test_slowapi_holds_at_a_per_second_rate(run_cli: RunCli, tmp_path: Path) -> None:
+    out = tmp_path / "slowapi.json"
+    run_cli(
+        "run",
+        *SLOWAPI,
+        "--redis",
+        "local",
+        "--worker-class",
+        "uvicorn",
+        "--rate",
+        "5/second",
+        "--workers",
+        "2",
+        "--env",
+        "LIMITS_STRATEGY=moving-window",
+        "--json",
+        str(out),
+    )
+    found = json.loads(out.read_text())["runs"]
+    assert [r["verdict"] for r in found] == ["pass"], reasons(found)
