@@ -13,6 +13,7 @@ from harness.http.records import Record, Target
 from harness.traffic import fresh_requests
 from harness.traffic.ledger import Ledger
 from harness.verdict import Burst, Claim, Verdict, recovery_wait_s
+from harness.verdict.findings import FROM_TRUSTED_PEER, TRUSTED_PEER
 
 RECOVERY_PERIOD_S = 10.0  # periods this short: the first client is tried again once forgiven
 
@@ -23,6 +24,7 @@ RECOVERY_REQUESTS = 4
 BYPASS_HEADERS = ("X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP", "CF-Connecting-IP")
 
 BYPASS_TRIES = 3  # requests per header, each with an address of its own
+TRUSTED = "X-Forwarded-For" + FROM_TRUSTED_PEER  # the bypass attempts from a trusted peer
 
 
 def with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
@@ -53,7 +55,34 @@ def with_bypass(burst: Burst, target: Target, deadline: float) -> Burst:
             spoofed = f"203.0.113.{tries}"
             send(header, ((header, f"for={spoofed}" if header == "Forwarded" else spoofed),))
             send("", ())
-    return replace(burst, bypass=tuple(attempts))
+    return replace(burst, bypass=tuple(attempts + _from_a_trusted_peer(burst, target, deadline)))
+
+
+def _from_a_trusted_peer(burst: Burst, target: Target, deadline: float) -> list[tuple[str, Record]]:
+    """The same from 127.0.0.1, where a proxy on the same host connects from and which servers
+    trust by default (gunicorn's ``forwarded_allow_ips``, which it hands to uvicorn): each
+    control names the exhausted client in X-Forwarded-For, each attempt another address. A
+    server that takes the client address from the header for this peer refuses the controls
+    (the app sees the exhausted client) and admits the attempts; one that does not hands the
+    app 127.0.0.1 for all of them, a client of its own: no control is refused, nothing tells."""
+    attempts: list[tuple[str, Record]] = []
+
+    def send(label: str, forwarded: str) -> None:
+        (record,) = fresh_requests(
+            target,
+            [f"{burst.tag}t-{len(attempts)}"],
+            identity=TRUSTED_PEER,
+            value=burst.value,
+            deadline=deadline,
+            extra_headers=[(("X-Forwarded-For", forwarded),)],
+        )
+        attempts.append((label, record))
+
+    send("", burst.identity)
+    for n in range(1, BYPASS_TRIES + 1):
+        send(TRUSTED, f"198.51.100.{n}")
+        send("", burst.identity)
+    return attempts
 
 
 def wants_recovery(verdict: Verdict) -> bool:

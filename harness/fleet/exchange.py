@@ -155,6 +155,7 @@ class Exchange:
             self.worker,
             self.error,
             self.request_id,
+            peer=self.peer,
         )
 
 

@@ -160,7 +160,8 @@ def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> 
 
     def tagged_start_response(code: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
         status[:] = [code]
-        return start_response(code, [*headers, (WORKER_HEADER, worker)], *exc_info)
+        tags = [(WORKER_HEADER, worker), (PEER_HEADER, str(environ.get("REMOTE_ADDR", "")))]
+        return start_response(code, [*headers, *tags], *exc_info)
 
     if not request:
         return _target(environ, tagged_start_response)

@@ -5,7 +5,8 @@ which imports the target, checks that it is an ASGI app and reports an import fa
 Same protocol: every response names the worker that served it; ``PROBE_PATH`` is answered
 without the app (with the worker's parent and the client address the server handed over);
 requests carrying the harness's request id leave a stamp when they enter the app and when their
-response completes (the last body message sent). Lifespan events, and anything that is not
+response completes (the app hands over its last body message; stamped before it goes out, as the
+client may act on it at once). Lifespan events, and anything that is not
 HTTP, go to the app as they are.
 """
 
@@ -27,6 +28,7 @@ Send = Callable[[Message], Awaitable[None]]
 _target: Any = _loaded  # an ASGI app: the probe has checked
 _REQUEST = REQUEST_HEADER.lower().encode()
 _WORKER = WORKER_HEADER.lower().encode()
+_PEER = PEER_HEADER.lower().encode()
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -39,6 +41,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
         await _answer_probe(scope, send, worker)
         return
     request = next((v.decode() for k, v in scope.get("headers", []) if k == _REQUEST), "")
+    peer = str((scope.get("client") or ("",))[0]).encode()  # as the server handed it over
     status = "-"
     left = False
 
@@ -46,15 +49,13 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
         nonlocal status, left
         if message["type"] == "http.response.start":
             status = str(message.get("status", "-"))
-            message = {
-                **message,
-                "headers": [*message.get("headers", []), (_WORKER, worker.encode())],
-            }
-        await send(message)
+            tags = [(_WORKER, worker.encode()), (_PEER, peer)]
+            message = {**message, "headers": [*message.get("headers", []), *tags]}
         done = message["type"] == "http.response.body" and not message.get("more_body", False)
-        if request and done and not left:
+        if request and done and not left:  # before it goes out: the client may act on it at once
             left = True
             process.stamp(f"< {request} {status} {time.monotonic_ns()}\n")
+        await send(message)
 
     if request:
         process.stamp(f"> {request} {worker} {time.monotonic_ns()}\n")
@@ -71,7 +72,7 @@ async def _answer_probe(scope: Scope, send: Send, worker: str) -> None:
         (b"content-type", b"text/plain"),
         (_WORKER, worker.encode()),
         (PARENT_HEADER.lower().encode(), str(os.getppid()).encode()),
-        (PEER_HEADER.lower().encode(), str(client[0]).encode()),
+        (_PEER, str(client[0]).encode()),
     ]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": worker.encode()})

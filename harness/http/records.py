@@ -64,3 +64,4 @@ class Record:
     error: str | None = None
     request_id: str = ""
     attempts: int = 1
+    peer: str | None = None  # the client address the app was handed (the probe's word)

@@ -33,6 +33,16 @@ class Lane:
     queue: list[Exchange] = field(default_factory=list)
     released: int = 0
     bounded: bool = False  # an async worker's lane: never more than ``slots`` released at once
+    mapped: bool = True  # one worker's connections (False: fresh ones, any worker takes them)
+
+    def room(self, lanes: list[Lane], first: bool) -> int:
+        """How many of this lane's requests a step may release: every one left (the lane's
+        threads work through them), ``slots`` on a burst's first step or for an async worker
+        (which takes them all at once), and none from fresh connections for async workers while
+        a mapped lane has any left: they would land beside a mapped lane's, past the bound."""
+        if self.bounded and not self.mapped and any(lane.mapped and lane.left for lane in lanes):
+            return 0
+        return min(self.left, self.slots) if first or self.bounded else self.left
 
     def take(self, n: int) -> list[Exchange]:
         taken = self.queue[self.released : self.released + n]
@@ -74,7 +84,7 @@ def build_lanes(
         # Unmapped connections land on any worker: as many at once as one worker's threads.
         slots = target.workers if target.threads == 1 else target.threads
         unmapped = [ex for queue in fresh for ex in queue]
-        lanes.append(Lane(slots, unmapped, bounded=target.bounded))
+        lanes.append(Lane(slots, unmapped, bounded=target.bounded, mapped=False))
     return lanes
 
 

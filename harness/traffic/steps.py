@@ -88,9 +88,7 @@ def release_in_steps(
             below = {c: rooms[c] - 1 - admitted[c] for c in rooms}
             step = next_step(lanes, below, crossed, first=not released)
         if not step:  # the rest at once; an async worker's lane, its concurrency at a time
-            step = [
-                ex for lane in lanes for ex in lane.take(lane.slots if lane.bounded else lane.left)
-            ]
+            step = [ex for lane in lanes for ex in lane.take(lane.room(lanes, first=False))]
         live = [ex for ex in step if ex.error is None and ex.sock is not None]
         now = clock.now()  # before any of them is sent: earlier than every admission
         short: list[tuple[Exchange, int]] = []
@@ -169,7 +167,7 @@ def next_step(
     if not any(approaches(lane) for lane in lanes):
         return [ex for lane in lanes for ex in lane.take(lane.slots)]
     step: list[Exchange] = []
-    room = {id(lane): lane.slots if first or lane.bounded else lane.left for lane in lanes}
+    room = {id(lane): lane.room(lanes, first) for lane in lanes}
     progress = True
     while progress:
         progress = False

@@ -139,6 +139,7 @@ class BurstFinding:
     bypassed: tuple[tuple[str, int, int], ...] = ()  # (header, admitted, sent) past the limit
     per_period: tuple[int, ...] = ()  # sustained: admitted in each period since the first send
     unjustified: int = 0  # sustained: refused with fewer than the limit admitted just before
+    rewritten: bool = False  # an admitted bypass attempt reached the app as another address
 
     def summary(self) -> str:
         return f"{self.tally.accepted}/{self.tally.sent}"

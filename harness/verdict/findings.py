@@ -18,6 +18,8 @@ from harness.verdict.evidence import needed_overlap, overlap
 from harness.verdict.windows import model_for
 
 BYPASS_PROOF = 2  # spoofed requests admitted between refused controls that prove a bypass
+TRUSTED_PEER = "127.0.0.1"  # a same-host proxy's address, which servers trust by default
+FROM_TRUSTED_PEER = f" from {TRUSTED_PEER}"  # ends the label of bypass attempts sent from it
 
 
 def find(burst: Burst, claim: Claim) -> BurstFinding:
@@ -58,6 +60,11 @@ def find(burst: Burst, claim: Claim) -> BurstFinding:
         _bypassed(burst.bypass, claim.statuses),
         _per_period(accepted, claim.period_s) if claim.sustained else (),
         len(unjustified_refusals(burst.records, claim)) if claim.sustained else 0,
+        rewritten=any(  # the server handed the app another address than the connection's
+            r.peer not in (None, "", r.identity) and claim.statuses.admitted(r.status)
+            for header, r in burst.bypass
+            if header
+        ),
     )
 
 

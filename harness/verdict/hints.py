@@ -92,6 +92,23 @@ def over_admission_hint(
     )
 
 
+def bypass_hint(header: str, rewritten: bool) -> str:
+    """Who trusts the client-address ``header``: the server (it handed the app the header's
+    address: ``rewritten``), or the throttle."""
+    if rewritten:
+        return (
+            f"the server, not the limiter, took the client address from {header}: it trusts "
+            "that header from the peers in gunicorn's forwarded_allow_ips (default "
+            "127.0.0.1,::1, handed to uvicorn's worker), so behind a proxy on the same host "
+            "any client picks its own identity; trust only your proxy's address, and have it "
+            "overwrite X-Forwarded-For"
+        )
+    return (
+        f"the throttle takes the client address from {header}, which any client can set: "
+        "trust it only from your own proxy (DRF: set NUM_PROXIES)"
+    )
+
+
 def error_hint(t: Tally, per_worker: int = 1) -> str:
     """What a status neither admitted nor refused most likely means; ``per_worker``: requests
     in flight in one worker at most (threads, or an async worker's concurrency)."""

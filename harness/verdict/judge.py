@@ -53,6 +53,7 @@ from harness.verdict.edges import EDGE_ALPHA, edge_chance
 from harness.verdict.evidence import needed_overlap
 from harness.verdict.findings import (
     BYPASS_PROOF,
+    FROM_TRUSTED_PEER,
     find,
     overlapped,
     started_together,
@@ -60,6 +61,7 @@ from harness.verdict.findings import (
 )
 from harness.verdict.global_budget import pooled
 from harness.verdict.hints import (
+    bypass_hint,
     error_hint,
     over_admission_hint,
     periods,
@@ -178,14 +180,15 @@ def _bypass(run: _Run) -> Verdict | None:
         return None
     f, header, admitted, sent = leaks[0]
     others = sorted({h for _, h, _, _ in leaks} - {header})
+    trusted = header.endswith(FROM_TRUSTED_PEER)
+    controls = "naming the exhausted client" if trusted else "without it"
     return run.verdict(
         "fail",
         "bypass",
         f"bypass: past the limit, {admitted} of {sent} requests of client {f.identity} "
         f"carrying {header} with another address were admitted, each between two "
-        "refused requests without it" + (f"; also {', '.join(others)}" if others else ""),
-        f"the throttle takes the client address from {header}, which any client can set: "
-        "trust it only from your own proxy (DRF: set NUM_PROXIES)",
+        f"refused requests {controls}" + (f"; also {', '.join(others)}" if others else ""),
+        bypass_hint(header, f.rewritten),
     )
 
 
@@ -399,7 +402,9 @@ def _held(run: _Run) -> Verdict:
         )
     tried = [h for f in findings for h, _, _ in f.bypassed]
     if tried:
-        reason += f"; no bypass through {len(tried)} client-address headers"
+        direct = [h for h in tried if not h.endswith(FROM_TRUSTED_PEER)]
+        reason += f"; no bypass through {len(direct)} client-address headers"
+        reason += ", nor X-Forwarded-For from a same-host proxy" if len(direct) < len(tried) else ""
     if run.edges:
         reason += (
             f"; {len(run.edges)} burst(s) over {claim.limit} are explained by a window edge "
