@@ -21,6 +21,8 @@ Usage::
         [--throttles naive,atomic,drf] [--rate 100/hour] [--requests 400]
     PYTHONPATH=. python tests/benchmarks/detection.py --rate 5/second --requests 40 \\
         --throttles rci,clock,incr,gcra,ratelimit,limits-fixed,limits-moving,flask-limiter
+    PYTHONPATH=. python tests/benchmarks/detection.py --shapes 1x10,2x10 \\
+        --throttles async-racy,async-memory,async-atomic,slowapi   # ASGI, under uvicorn
 
 A correct throttle's row must show no ``fail``; a racy one's, ``fail`` in (nearly) every run.
 Numbers are comparable only within one run of the script: the machine is shared and noisy.
@@ -63,6 +65,7 @@ class Throttle:
     path: str
     env: dict[str, str]
     racy: bool
+    worker_class: str = ""  # an async class: the shape's second number is its concurrency
 
 
 def _demo(name: str, racy: bool) -> Throttle:
@@ -71,6 +74,10 @@ def _demo(name: str, racy: bool) -> Throttle:
 
 def _ours(app: str, racy: bool, **env: str) -> Throttle:
     return Throttle(f"{app}:application", "/limited/", env, racy)
+
+
+def _asgi(limiter: str, racy: bool) -> Throttle:
+    return Throttle("harness.demo.asgi:app", PATH, {"DEMO_ASGI_LIMITER": limiter}, racy, "uvicorn")
 
 
 THROTTLES: dict[str, Throttle] = {
@@ -88,6 +95,11 @@ THROTTLES: dict[str, Throttle] = {
     "limits-moving": _ours("limits_app", False, LIMITS_STRATEGY="moving-window"),  # sliding log
     "limits-counter": _ours("limits_app", False, LIMITS_STRATEGY="sliding-window-counter"),
     "flask-limiter": _ours("flask_limiter_app", False),
+    # ASGI (FastAPI under uvicorn's gunicorn worker; shapes read WORKERSxCONCURRENCY)
+    "async-racy": _asgi("read-await-incr", True),  # read, await, then INCR: races in one worker
+    "async-memory": _asgi("memory", True),  # a dict per worker: one budget per worker
+    "async-atomic": _asgi("atomic", False),  # one Lua script
+    "slowapi": Throttle("slowapi_app:app", "/limited/", {}, False, "uvicorn"),
 }
 
 
@@ -126,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
                         "app": throttle.app,
                         "path": throttle.path,
                         "rate": rate.text,
-                        "threads": threads,
+                        **(
+                            {"worker_class": throttle.worker_class, "concurrency": threads}
+                            if throttle.worker_class
+                            else {"threads": threads}
+                        ),
                         "workers": [workers],
                         "requests": args.requests,
                         "env": throttle.env,
@@ -146,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                     pythonpath=(str(APPS),),
                     env=env,
                     connections=2 * args.requests,
+                    worker_class=throttle.worker_class,
                 )
                 verdicts: Counter[str] = Counter()
                 raw_caught = single_harness = single_raw = 0
