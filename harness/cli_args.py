@@ -44,12 +44,6 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     run.add_argument("--workers", metavar="N[,N...]", help="gunicorn worker counts, e.g. 1,2,4")
     run.add_argument("--threads", type=int, metavar="T", help="threads per worker (gthread if > 1)")
     run.add_argument(
-        "--worker-class",
-        choices=WORKER_CLASSES,
-        help="gunicorn's worker class: sync, gthread (WSGI), asgi (gunicorn's own, >= 24) or "
-        "uvicorn (uvicorn-worker), ASGI (default: gthread if --threads > 1, else sync)",
-    )
-    run.add_argument(
         "--concurrency",
         type=int,
         metavar="C",
@@ -91,8 +85,15 @@ def _add_app_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("scenarios", nargs="*", type=Path, metavar="SCENARIO.toml")
     run.add_argument(
         "--app",
-        help="the WSGI callable to serve, MODULE:CALLABLE (with --image: when its command "
-        "names none, or another)",
+        help="the WSGI or ASGI callable to serve, MODULE:CALLABLE, or a factory "
+        "MODULE:FUNCTION() (with --image: when its command names none, or another)",
+    )
+    run.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        help="gunicorn's worker class: sync, gthread (WSGI), asgi (gunicorn's own, >= 24) or "
+        "uvicorn (uvicorn-worker), ASGI (default: gthread if --threads > 1, else sync; the "
+        "gate's shapes read WORKERSxCONCURRENCY for an async class)",
     )
     run.add_argument(
         "--image",

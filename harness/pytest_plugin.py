@@ -77,7 +77,7 @@ class ThrottleResult:
     def summary(self) -> str:
         v = self.run.verdict
         hint = f" (hint: {v.hint})" if v.hint else ""
-        return scrub(f"{self.run.scenario} {self.run.shape}: {v.kind} - {v.reason}{hint}")
+        return scrub(f"{self.run.scenario} {self.run.shape_and_class}: {v.kind} - {v.reason}{hint}")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -1,4 +1,4 @@
-"""The ASGI demo target: FastAPI, one throttled endpoint (``/api/ping/``), served with
+"""The ASGI demo target: FastAPI, one throttled endpoint (``/api/ping/``, GET or POST), served with
 ``--worker-class asgi`` or ``uvicorn`` (``pip install 'throttle-harness[asgi]'``):
 ``harness.demo.asgi:app``.
 
@@ -70,8 +70,9 @@ async def _admit(client: str) -> bool:
     return True
 
 
-@app.get("/api/ping/")
+@app.api_route("/api/ping/", methods=["GET", "POST"])
 async def ping(request: Request) -> JSONResponse:
+    await request.body()  # a POST's body is read before the check, as a form view would
     client = request.client.host if request.client else "unknown"
     if await _admit(client):
         return JSONResponse({"pong": True})

@@ -72,7 +72,8 @@ def _claim_port(spec: str) -> socket.socket:
 
 _theirs = _user_config(os.environ[USER_CONFIG_ENV]) if os.environ.get(USER_CONFIG_ENV) else {}
 _ours = set(globals())  # their imports (os, socket…) must not replace this module's
-globals().update({k: v for k, v in _theirs.items() if k != "pre_request" and k not in _ours})
+_HOOKS = ("pre_request", "post_worker_init")  # ours, calling theirs
+globals().update({k: v for k, v in _theirs.items() if k not in _HOOKS and k not in _ours})
 if _theirs:
     daemon = False  # noqa: F811 - the harness watches and stops gunicorn itself
     pidfile = None
@@ -89,3 +90,38 @@ def pre_request(worker: Any, req: Any) -> None:
         worker.nr -= 1
     elif "pre_request" in _theirs:
         _theirs["pre_request"](worker, req)
+
+
+def post_worker_init(worker: Any) -> None:
+    """In a ``UvicornWorker``, the probe's requests must not count towards ``--max-requests``
+    either (:func:`_uncount_probes_in_uvicorn`). The user's hook, if any, runs after."""
+    _uncount_probes_in_uvicorn(worker)
+    if "post_worker_init" in _theirs:
+        _theirs["post_worker_init"](worker)
+
+
+def _uncount_probes_in_uvicorn(worker: Any) -> None:
+    """uvicorn counts every request (``ServerState.total_requests``) before any app or hook
+    sees it, and recycles its worker at ``--max-requests``: in this worker process, the count
+    it checks leaves out the probe requests the ASGI probe has answered. Nothing is changed
+    for other workers, or where uvicorn's server keeps no such count."""
+    if not hasattr(getattr(worker, "config", None), "limit_max_requests"):
+        return  # not a UvicornWorker
+    try:
+        from uvicorn import server  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        return
+    if not hasattr(getattr(server, "ServerState", None), "__init__"):
+        return
+    from . import probe_asgi
+
+    class ServerState(server.ServerState):  # type: ignore[misc, name-defined, unused-ignore]
+        @property
+        def total_requests(self) -> int:
+            return int(self.__dict__.get("_counted", 0)) - probe_asgi.probes_answered
+
+        @total_requests.setter
+        def total_requests(self, value: int) -> None:
+            self.__dict__["_counted"] = value + probe_asgi.probes_answered
+
+    server.ServerState = ServerState  # type: ignore[misc, unused-ignore]

@@ -16,7 +16,7 @@ OWNED: dict[str, tuple[str, str]] = {
     "bind": ("--bind", "the harness binds gunicorn to 127.0.0.1 on a port of its own (use port)"),
     "workers": ("--workers", "the harness sets the worker count of each run (use workers)"),
     "threads": ("--threads", "the harness sets the threads per worker (use threads)"),
-    "worker_class": ("--worker-class", "the harness picks sync or gthread (from threads)"),
+    "worker_class": ("--worker-class", "the harness sets the worker class (use worker_class)"),
     "daemon": ("--daemon", "the harness keeps gunicorn in the foreground to watch and stop it"),
     "config": ("--config", "a config file could bind, reshape or daemonize gunicorn"),
     "pidfile": ("--pid", "the harness tracks gunicorn's process; a pid file would be left behind"),

@@ -29,6 +29,7 @@ _target: Any = _loaded  # an ASGI app: the probe has checked
 _REQUEST = REQUEST_HEADER.lower().encode()
 _WORKER = WORKER_HEADER.lower().encode()
 _PEER = PEER_HEADER.lower().encode()
+probes_answered = 0  # by this worker process: not the app's requests (see gunicorn_config)
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,6 +68,8 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 async def _answer_probe(scope: Scope, send: Send, worker: str) -> None:
+    global probes_answered
+    probes_answered += 1
     client = scope.get("client") or ("", 0)
     headers = [
         (b"content-type", b"text/plain"),

@@ -1,6 +1,7 @@
 """The release gate: the before/after check of a worker-count change, in one command.
 
-For each shape (``WORKERSxTHREADS``, ``@M`` for M instances): the throttle verdict as ``run``
+For each shape (``WORKERSxTHREADS``, or ``WORKERSxCONCURRENCY`` for an async worker class;
+``@M`` for M instances): the throttle verdict as ``run``
 gives it (:func:`harness.runner.run_matrix`; anything but a pass blocks the change), then a
 load phase on a fresh fleet of that shape (:func:`harness.gate.load.run_load`) metered for CPU,
 memory and Redis (:mod:`harness.fleet.usage`). The last shape is compared with the first
@@ -34,7 +35,8 @@ _SHAPE = re.compile(r"^\s*(\d+)\s*x\s*(\d+)\s*(?:@\s*(\d+))?\s*$")
 
 @dataclass(frozen=True)
 class Shape:
-    """WORKERSxTHREADS, on ``instances`` gunicorn servers (None: as many as the scenario's)."""
+    """WORKERSxTHREADS (WORKERSxCONCURRENCY for an async worker class), on ``instances``
+    gunicorn servers (None: as many as the scenario's)."""
 
     workers: int
     threads: int
@@ -55,7 +57,13 @@ class Shape:
 
     def applied(self, scenario: Scenario) -> Scenario:
         """``scenario`` at this shape, expected exact: a gate lets through only a throttle
-        proven to hold (a scenario's ``violation`` expectations are for known-bad controls)."""
+        proven to hold (a scenario's ``violation`` expectations are for known-bad controls).
+        For an async worker class the shape's second number is its concurrency."""
+        if scenario.worker_class == "sync" and self.threads > 1:
+            raise UsageError(
+                f"shape {self.text}: worker_class sync serves one request at a time "
+                f"({self.workers}x1, or gthread for threads)"
+            )
         return replace(
             scenario,
             workers=(self.workers,),

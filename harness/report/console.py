@@ -102,7 +102,7 @@ def print_table(console: Console, report: MatrixReport) -> None:
     table = Table(title="throttle-harness results")
     for column in (
         "scenario",
-        "workers×threads",
+        "shape",
         "limit",
         "accepted per burst",
         "at limit",
@@ -120,7 +120,7 @@ def print_table(console: Console, report: MatrixReport) -> None:
         at_limit = r.verdict.overlap
         table.add_row(
             Text(r.scenario),
-            r.shape,
+            r.shape_and_class,
             str(r.limit),
             r.verdict.accepted_per_burst(),
             f"{at_limit.at_crossing or '-'} on {at_limit.crossing_workers}w",

@@ -212,7 +212,7 @@ def render_gate_markdown(report: GateReport, exit_code: int) -> str:
         ]
         lines.append("")
     for r in report.matrix.runs:
-        lines.append(f"- **{_cell(r.scenario)} {r.shape}**: {_cell(r.verdict.reason)}")
+        lines.append(f"- **{_cell(r.scenario)} {r.shape_and_class}**: {_cell(r.verdict.reason)}")
     lines += [f"- note: {_cell(note)}" for note in report.matrix.notes]
     units = ", ".join(f"{k} {u}" for k, (u, _, _) in METRICS.items() if u)
     lines += ["", f"- units: {_cell(units)}", ""]

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from html import escape
 from pathlib import Path
 
+from harness.fleet.worker_classes import ASYNC_CLASSES
 from harness.redaction import client_name, scrub
 from harness.report.timeline import Bar, Timeline, build, decisive
 from harness.runner import MatrixReport, RunResult
@@ -76,7 +77,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
 
 def _verdict_table(runs: list[RunResult]) -> str:
     rows = [
-        "<table><tr><th>#</th><th>scenario</th><th>workers×threads</th><th>rate</th>"
+        "<table><tr><th>#</th><th>scenario</th><th>shape</th><th>rate</th>"
         "<th>window</th><th>admitted per burst</th><th>limit</th><th>errors</th>"
         "<th>verdict</th><th>expected</th><th>reason</th></tr>"
     ]
@@ -85,7 +86,7 @@ def _verdict_table(runs: list[RunResult]) -> str:
         rows.append(
             f'<tr class="{"" if r.as_expected else "unexpected"}"><td>'
             f'<a href="#run-{number}">{number}</a></td><td>{escape(r.scenario)}</td>'
-            f"<td>{escape(r.shape)}</td><td>{escape(r.rate)}</td>"
+            f"<td>{escape(r.shape_and_class)}</td><td>{escape(r.rate)}</td>"
             f"<td>{escape(r.window)}</td><td>{escape(v.accepted_per_burst())}</td>"
             f"<td>{r.limit}</td><td>{v.tally.errors}</td>"
             f'<td class="{VERDICT_CLASS[v.kind]}">{v.kind}</td>'
@@ -112,7 +113,11 @@ def _run_section(number: int, r: RunResult) -> str:
     v = r.verdict
     parts = [
         f'<section id="run-{number}"><h2>{number}. {escape(r.scenario)} — {r.workers} '
-        f"worker(s) × {r.threads} thread(s)"
+        + (
+            f"{r.worker_class} worker(s) × {r.threads} in flight"
+            if r.worker_class in ASYNC_CLASSES
+            else f"worker(s) × {r.threads} thread(s)"
+        )
         + (f" × {r.instances} instances" if r.instances > 1 else "")
         + f", {escape(r.rate)} "
         f'<span class="{VERDICT_CLASS[v.kind]}">{v.kind}</span></h2>',

@@ -24,7 +24,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
     names: Counter[str] = Counter()
     cases = []
     for r in report.runs:  # unique names: dashboards merge test cases that share one
-        name = f"{r.scenario} {r.shape}"
+        name = f"{r.scenario} {r.shape_and_class}"
         names[name] += 1
         cases.append(_case(r, name if names[name] == 1 else f"{name} ({names[name]})"))
     if report.error:

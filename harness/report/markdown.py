@@ -18,7 +18,7 @@ def render(report: MatrixReport, exit_code: int) -> str:
     lines = [f"## throttle-harness: {_cell(report.headline(exit_code))}", ""]
     if report.runs:
         lines += [
-            "| scenario | workers×threads | rate | window | accepted per burst | at the limit "
+            "| scenario | shape | rate | window | accepted per burst | at the limit "
             "| errors | verdict | expected | |",
             "|---|---|---|---|---|---|---|---|---|---|",
             *(_row(r) for r in report.runs),
@@ -28,7 +28,8 @@ def render(report: MatrixReport, exit_code: int) -> str:
     if reasons:
         lines += ["### Why", ""]
         for r in reasons:
-            lines.append(f"- **{_cell(r.scenario)} {r.shape}**: {_cell(r.verdict.reason)}")
+            title = f"{r.scenario} {r.shape_and_class}"
+            lines.append(f"- **{_cell(title)}**: {_cell(r.verdict.reason)}")
             if r.verdict.hint:
                 lines.append(f"  - hint: {_cell(r.verdict.hint)}")
             for f in r.faults:
@@ -52,7 +53,7 @@ def _row(r: RunResult) -> str:
     at_limit = f"{ov.at_crossing} on {ov.crossing_workers} worker(s)" if ov.at_crossing else "-"
     cells = [
         r.scenario,
-        r.shape,
+        r.shape_and_class,
         r.rate,
         r.window,
         f"{r.verdict.accepted_per_burst()} (limit {r.limit})",

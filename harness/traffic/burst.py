@@ -141,11 +141,37 @@ def fresh_requests(
 ) -> list[Record]:
     """Send one request per id, all at once, each on a fresh connection (for requests re-sent
     because they never reached the app, confirmations, bypass attempts); one record each, in
-    order. ``extra_headers``, when given, holds each request's own additional headers."""
+    order. ``extra_headers``, when given, holds each request's own additional headers.
+    For an async target, at most its concurrency go at once (they may all land on one worker),
+    the next ones once those are answered."""
+    extras = list(extra_headers) or [()] * len(request_ids)
+    wave = target.threads if target.bounded else len(request_ids) or 1
+    records: list[Record] = []
+    for first in range(0, len(request_ids), wave):
+        records += _fresh_wave(
+            target,
+            request_ids[first : first + wave],
+            identity=identity,
+            value=value,
+            deadline=deadline,
+            extras=extras[first : first + wave],
+        )
+    return [replace(r, index=i) for i, r in enumerate(records)]
+
+
+def _fresh_wave(
+    target: Target,
+    request_ids: Sequence[str],
+    *,
+    identity: str,
+    value: str,
+    deadline: float,
+    extras: Sequence[tuple[tuple[str, str], ...]],
+) -> list[Record]:
+    """:func:`fresh_requests`' requests sent together, each on a fresh connection."""
     exchanges = fresh_connections(target, identity, len(request_ids), deadline)
     collector = Collector(answered="close")
     rendered = target.request.render(value)
-    extras = list(extra_headers) or [()] * len(request_ids)
     try:
         for ex, request_id, extra in zip(exchanges, request_ids, extras, strict=True):
             request = ex.request(

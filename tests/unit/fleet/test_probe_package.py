@@ -25,12 +25,14 @@ probe.application(environ, start_response)
 class Worker: nr = 5
 class Request: path = "/api/"
 config.pre_request(Worker, Request)
+config.post_worker_init(Worker)  # not a UvicornWorker: theirs alone
 print(json.dumps({
     "status": got["status"],
     "peer": got["headers"]["X-Throttle-Harness-Peer"],
     "worker": got["headers"]["X-Throttle-Harness-Worker"],
     "daemon": config.daemon, "timeout": config.timeout, "pidfile": config.pidfile,
     "theirs_ran": os.environ.get("THEIR_HOOK"),
+    "their_init_ran": os.environ.get("THEIR_INIT"),
     "harness": [m for m in sys.modules if m.startswith("harness")],
 }))
 """
@@ -52,6 +54,7 @@ def test_the_probe_runs_on_the_standard_library_alone_and_keeps_the_teams_config
     theirs.write_text(
         "import os\ndaemon = True\npidfile = '/tmp/x.pid'\ntimeout = 77\n"
         "def pre_request(worker, req):\n    os.environ['THEIR_HOOK'] = req.path\n"
+        "def post_worker_init(worker):\n    os.environ['THEIR_INIT'] = str(worker.nr)\n"
     )
     out = subprocess.run(
         [sys.executable, "-I", "-S", "-c", CHECK, str(tmp_path / "mount"), str(theirs)],
@@ -65,7 +68,7 @@ def test_the_probe_runs_on_the_standard_library_alone_and_keeps_the_teams_config
     assert got["harness"] == []  # nothing of the harness's own package was imported
     # the team's settings and hook stay; daemonizing and the pid file are the harness's
     assert (got["timeout"], got["daemon"], got["pidfile"]) == (77, False, None)
-    assert got["theirs_ran"] == "/api/"
+    assert got["theirs_ran"] == "/api/" and got["their_init_ran"] == "5"
 
 
 ASGI_APP = """
