@@ -305,10 +305,11 @@ def test_the_pytest_plugin_runs_the_teams_image(
     assert stock.verdict == "fail", stock.summary
 
 
+@pytest.mark.parametrize("rate", ["100/hour", "5/second"])
 def test_an_asgi_app_in_the_image_races_with_one_async_worker(
-    run_cli: RunCli, tmp_path: Path, image: str, no_fleet_left: None
+    run_cli: RunCli, tmp_path: Path, image: str, no_fleet_left: None, rate: str
 ) -> None:
-    asgi = ["--app", "harness.demo.asgi:app", "--path", "/api/ping/", "--rate", "5/second"]
+    asgi = ["--app", "harness.demo.asgi:app", "--path", "/api/ping/", "--rate", rate]
     _, report = run_json(
         run_cli,
         tmp_path / "asgi.json",
@@ -325,7 +326,10 @@ def test_an_asgi_app_in_the_image_races_with_one_async_worker(
     (run,) = report["runs"]
     assert (run["worker_class"], run["verdict"]) == ("uvicorn", "fail"), run["reason"]
     # The image's own class is not replaced behind the user's back.
-    command = "python3 -m gunicorn -k uvicorn_worker.UvicornWorker harness.demo.asgi:app"
+    command = (
+        "python3 -m gunicorn -k uvicorn_worker.UvicornWorker --max-requests 1000 "
+        "harness.demo.asgi:app"
+    )
     result = run_cli(
         "run", "--image", image, *asgi, "--redis", "local", "--workers", "1", "--command", command
     )
@@ -333,3 +337,14 @@ def test_an_asgi_app_in_the_image_races_with_one_async_worker(
     assert "worker class uvicorn_worker.UvicornWorker, not sync: pass --worker-class uvicorn" in (
         one_line_error(result)
     )
+    # Its command as it ships, class named: the atomic limiter holds, a worker killed included.
+    _, report = run_json(
+        run_cli,
+        tmp_path / "atomic.json",
+        *("--image", image, "--command", command, "--worker-class", "uvicorn"),
+        *asgi[2:],
+        *("--workers", "1,2", "--fault", "worker-kill", "--env", "DEMO_ASGI_LIMITER=atomic"),
+    )
+    runs = report["runs"]
+    assert [r["verdict"] for r in runs] == ["pass", "pass"], [r["reason"] for r in runs]
+    assert all(r["fault"]["outcome"] == "killed" and r["errors"] == 0 for r in runs), runs
