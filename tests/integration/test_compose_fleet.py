@@ -134,6 +134,47 @@ def test_worker_kill_in_a_replica(
     assert run["verdict"] == "pass", run["reason"]
 
 
+@pytest.mark.parametrize("rate", ["100/hour", "5/second"])
+def test_an_asgi_service_under_uvicorn(
+    run_cli: RunCli, tmp_path: Path, images: dict[str, str], no_project_left: None, rate: str
+) -> None:
+    """The web service's command switched to the demo's FastAPI app under UvicornWorker: the
+    read-await-increment limiter races inside one async worker, the atomic one holds with the
+    service scaled to two."""
+    asgi = [
+        *("--compose", COMPOSE_FILE, "--service", "web", "--path", "/api/ping/"),
+        *("--command", "python3 -m gunicorn -k uvicorn_worker.UvicornWorker harness.demo.asgi:app"),
+        *("--worker-class", "uvicorn", "--concurrency", "10", "--rate", rate),
+    ]
+    racy = run_json(
+        run_cli,
+        tmp_path / "racy.json",
+        images,
+        *asgi,
+        "--workers",
+        "1",
+        "--env",
+        "DEMO_ASGI_LIMITER=read-await-incr",
+    )
+    (run,) = racy["runs"]
+    assert (run["worker_class"], run["verdict"]) == ("uvicorn", "fail"), run["reason"]
+    atomic = run_json(
+        run_cli,
+        tmp_path / "atomic.json",
+        images,
+        *asgi,
+        "--workers",
+        "2",
+        "--instances",
+        "2",
+        "--env",
+        "DEMO_ASGI_LIMITER=atomic",
+    )
+    (run,) = atomic["runs"]
+    assert run["verdict"] == "pass", run["reason"]
+    assert run["errors"] == 0, run["reason"]
+
+
 @pytest.mark.parametrize(
     ("args", "complaint"),
     [
