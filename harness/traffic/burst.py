@@ -14,12 +14,13 @@ side with other clients in ``tests/benchmarks/``):
    may be called before it reads its body). A worker's threads take its armed connections in
    order and wait there for that byte, so the requests a lane's threads hold are always the
    next ones not yet released.
-3. **Step**: release final bytes closed-loop (the next step once this one is answered). While
-   the admitted count is below ``limit - 1``, a step releases as many requests as still fit
-   under the limit (the threads work through them and then wait on their lane's next ones),
-   the first step one per thread only, so that the client's window starts with every thread
-   inside the app together (the window's start is the second critical point: a counter
-   initialised by a plain ``set`` races there);
+3. **Step**: release final bytes closed-loop (the next step once this one is answered). The
+   first step releases no more than one request per thread (all of them where the fleet holds
+   more than the limit, which is then crossed amid them), so that the client's window starts
+   with every thread inside the app together (the window's start is the second critical
+   point: a counter initialised by a plain ``set`` races there). While the admitted
+   count is below ``limit - 1``, a step releases as many requests as still fit under the limit
+   (the threads work through them and then wait on their lane's next ones);
    from then on a step releases every thread's request at once. So the crossing
    of the limit happens with the whole fleet inside the app: a read-compare-increment race of a
    fraction of a millisecond has every chance to show, and a long read-check-write (DRF's) keeps

@@ -68,6 +68,19 @@ def test_the_first_step_starts_the_window_with_one_request_per_thread(
     assert len(next_step(lanes(make, [10, 10], slots=2), {0: 0}, first=True)) == 4  # limit 1
 
 
+def test_the_first_step_is_one_per_thread_where_the_fleet_holds_more_than_the_limit(
+    make: Callable[[str], Exchange],
+) -> None:
+    """Limit 5 on 2 workers of 10: not 4 first and the crossing next (the last place then goes
+    to whichever request a worker dispatches first), but every thread's request at once."""
+    fleet = lanes(make, [20, 20], slots=10)
+    step = next_step(fleet, {0: 4}, first=True)
+    assert len(step) == 20 and [lane.released for lane in fleet] == [10, 10]
+    assert [ex.worker for ex in step[:4]] == ["w0", "w1", "w0", "w1"]
+    fleet = lanes(make, [20, 20], slots=10)  # limit 20: the crossing is the next step's
+    assert len(next_step(fleet, {0: 19}, first=True)) == 19
+
+
 def test_clients_cross_their_limits_one_after_another_with_every_thread(
     make: Callable[[str], Exchange],
 ) -> None:
