@@ -7,7 +7,8 @@ without the app (with the worker's parent and the client address the server hand
 requests carrying the harness's request id leave a stamp when they enter the app and when their
 response completes (the app hands over its last body message; stamped before it goes out, as the
 client may act on it at once). Lifespan events, and anything that is not
-HTTP, go to the app as they are.
+HTTP, go to the app as they are; an app whose startup fails leaves the reason where an import
+failure goes, so the harness says it in one line.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from .probe import _Process
 from .probe import _target as _loaded
-from .probe_protocol import PARENT_HEADER, PEER_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
+from .probe_protocol import (
+    APP_ERROR_FILE,
+    PARENT_HEADER,
+    PEER_HEADER,
+    PROBE_PATH,
+    REQUEST_HEADER,
+    STATUS_DIR_ENV,
+    WORKER_HEADER,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -33,8 +43,11 @@ probes_answered = 0  # by this worker process: not the app's requests (see gunic
 
 
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "lifespan":
+        await _target(scope, receive, _reporting_startup_failure(send))
+        return
     if scope["type"] != "http":
-        await _target(scope, receive, send)  # lifespan, websockets: the app's own business
+        await _target(scope, receive, send)  # websockets: the app's own business
         return
     process = _Process.current()
     worker = process.worker
@@ -65,6 +78,21 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
     finally:
         if request and not left:  # the app failed, or never finished its response
             process.stamp(f"< {request} {status} {time.monotonic_ns()}\n")
+
+
+def _reporting_startup_failure(send: Send) -> Send:
+    """``send`` for the app's lifespan, leaving the reason of a failed startup for the harness
+    (its last line: Starlette sends the whole traceback)."""
+
+    async def reporting_send(message: Message) -> None:
+        status_dir = os.environ.get(STATUS_DIR_ENV)
+        if message.get("type") == "lifespan.startup.failed" and status_dir:
+            lines = [ln.strip() for ln in str(message.get("message") or "").splitlines()]
+            last = next((ln for ln in reversed(lines) if ln), "no message")
+            Path(status_dir, APP_ERROR_FILE).write_text(f"lifespan startup failed: {last}")
+        await send(message)
+
+    return reporting_send
 
 
 async def _answer_probe(scope: Scope, send: Send, worker: str) -> None:

@@ -154,6 +154,22 @@ def test_the_wrong_interface_or_shape_is_one_line(
     assert complaint in one_line_error(result)
 
 
+@pytest.mark.parametrize("worker_class", classes())
+def test_an_app_whose_startup_fails_is_one_line(run_cli: RunCli, worker_class: str) -> None:
+    """The lifespan's failure is the app's, said as an import failure is (exit 2), not gunicorn's
+    bare 'Worker failed to boot'; the app's traceback follows in the indented log tail."""
+    app = ["--app", "asgi_startup_fails:app", "--pythonpath", "tests/integration/apps"]
+    result = run_cli(
+        "run", *app, "--path", "/ping", "--rate", "5/second", "--worker-class", worker_class
+    )
+    assert result.code == 2, result.stderr
+    line, *tail = result.stderr.strip().splitlines()
+    assert line.startswith("throttle-harness: error: "), result.stderr
+    assert all(ln.startswith("  | ") for ln in tail), result.stderr
+    assert "app 'asgi_startup_fails:app' failed to load: lifespan startup failed" in line
+    assert "RuntimeError: the payments service did not answer" in line
+
+
 SLOWAPI = [
     "--app",
     "slowapi_app:app",
