@@ -23,6 +23,8 @@ Usage::
         --throttles rci,clock,incr,gcra,ratelimit,limits-fixed,limits-moving,flask-limiter
     PYTHONPATH=. python tests/benchmarks/detection.py --shapes 1x10,2x10 \\
         --throttles async-racy,async-memory,async-atomic,slowapi   # ASGI, under uvicorn
+    PYTHONPATH=. python tests/benchmarks/detection.py --shapes 2x10,4x10 --rate 5/second \\
+        --requests 20 --throttles fastapi-limiter,fastapi-limiter-all   # one global budget
 
 A correct throttle's row must show no ``fail``; a racy one's, ``fail`` in (nearly) every run.
 Numbers are comparable only within one run of the script: the machine is shared and noisy.
@@ -35,7 +37,7 @@ import statistics
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +68,7 @@ class Throttle:
     env: dict[str, str]
     racy: bool
     worker_class: str = ""  # an async class: the shape's second number is its concurrency
+    scope: str = "client"  # global: one budget for every client (the raw client's is cleared)
 
 
 def _demo(name: str, racy: bool) -> Throttle:
@@ -78,6 +81,11 @@ def _ours(app: str, racy: bool, **env: str) -> Throttle:
 
 def _asgi(limiter: str, racy: bool) -> Throttle:
     return Throttle("harness.demo.asgi:app", PATH, {"DEMO_ASGI_LIMITER": limiter}, racy, "uvicorn")
+
+
+def _fastapi_limiter(racy: bool, **env: str) -> Throttle:
+    env = {"FASTAPI_LIMITER_BUCKET": "redis", **env}
+    return Throttle("fastapi_limiter_app:app", "/limited/", env, racy, "uvicorn", "global")
 
 
 THROTTLES: dict[str, Throttle] = {
@@ -100,6 +108,10 @@ THROTTLES: dict[str, Throttle] = {
     "async-memory": _asgi("memory", True),  # a dict per worker: one budget per worker
     "async-atomic": _asgi("atomic", False),  # one Lua script
     "slowapi": Throttle("slowapi_app:app", "/limited/", {}, False, "uvicorn"),
+    # fastapi-limiter's Redis bucket, judged as the one global budget it is: it races narrowly
+    # (entries stamped before the script); the script counting every entry is the control
+    "fastapi-limiter": _fastapi_limiter(True),
+    "fastapi-limiter-all": _fastapi_limiter(False, FASTAPI_LIMITER_COUNT="all"),
 }
 
 
@@ -144,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                             else {"threads": threads}
                         ),
                         "workers": [workers],
+                        "scope": throttle.scope,
                         "requests": args.requests,
                         "env": throttle.env,
                     },
@@ -171,15 +184,18 @@ def main(argv: list[str] | None = None) -> int:
                 at_limit: list[int] = []
                 row_started = time.monotonic()
                 raw_count = scenario.bursts if throttle.racy else 0
+                fresh = (lambda: server.clear(PREFIX)) if throttle.scope == "global" else None
                 for n in range(args.runs):
                     server.clear(PREFIX)
                     with start_fleet(spec) as fleet:
                         target = Target(fleet.host, fleet.port, workers, threads, scenario.request)
                         if n % 2 == 0:  # who goes first alternates
                             verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
-                            counts = raw_bursts(target, args.requests, raw_count, addresses)
+                            counts = raw_bursts(target, args.requests, raw_count, addresses, fresh)
                         else:
-                            counts = raw_bursts(target, args.requests, raw_count, addresses)
+                            counts = raw_bursts(target, args.requests, raw_count, addresses, fresh)
+                            if fresh:
+                                fresh()
                             verdict = judge(send_bursts(fleet, scenario, claim, addresses), claim)
                     verdicts[f"{verdict.kind}:{verdict.basis}"] += 1
                     h_accepted += [b.tally.accepted for b in verdict.bursts]
@@ -205,13 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def raw_bursts(target: Target, count: int, bursts: int, addresses: Iterator[str]) -> list[int]:
-    """The accepted counts of ``bursts`` raw bursts, each from a fresh address."""
+def raw_bursts(
+    target: Target,
+    count: int,
+    bursts: int,
+    addresses: Iterator[str],
+    fresh: Callable[[], object] | None = None,
+) -> list[int]:
+    """The accepted counts of ``bursts`` raw bursts, each from a fresh address (and, for a global
+    budget, on a fresh budget: ``fresh`` clears it before each)."""
     path = target.request.path
-    return [
-        sum(r.status == 200 for r in run_raw(target, count, next(addresses), path))
-        for _ in range(bursts)
-    ]
+    counts = []
+    for _ in range(bursts):
+        if fresh:
+            fresh()
+        counts.append(sum(r.status == 200 for r in run_raw(target, count, next(addresses), path)))
+    return counts
 
 
 def _verdicts(counts: Counter[str]) -> str:
