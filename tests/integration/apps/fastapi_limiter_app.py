@@ -9,10 +9,10 @@ HTTP 429 past the limit), the bucket named by ``FASTAPI_LIMITER_BUCKET``:
 - ``redis``: pyrate-limiter's ``RedisBucket`` on ``redis.asyncio``, a sliding log checked and
   written by one Lua script, each entry stamped with the worker's clock before the script runs.
 
-The key is the client: fastapi-limiter's default identifier (the first address in
-``X-Forwarded-For``, from any client, else the connection's), or the connection's address alone
-with ``FASTAPI_LIMITER_KEY=peer``. pyrate-limiter serialises one worker's acquisitions behind an
-asyncio lock, so one worker never runs two checks at once.
+fastapi-limiter's default identifier (the first address in ``X-Forwarded-For``, else the
+connection's, and the path) only names the entries: ``Limiter(bucket)`` puts them all in its
+one bucket, so every client draws on one budget. pyrate-limiter serialises one worker's
+acquisitions behind an asyncio lock, so one worker never runs two checks at once.
 
 The Redis bucket races across workers: each entry is stamped with its worker's clock before the
 script runs, and the script counts the entries up to its own stamp only, so an entry another
@@ -39,10 +39,6 @@ _RATES = [Rate(_RATE.limit, Duration.SECOND * _RATE.period)]
 _BUCKET = os.environ.get("FASTAPI_LIMITER_BUCKET", "memory")
 
 
-async def _peer(request: Request) -> str:
-    return f"{request.client.host if request.client else '-'}:{request.scope['path']}"
-
-
 if os.environ.get("FASTAPI_LIMITER_COUNT") == "all":
     from pyrate_limiter.buckets import redis_bucket
 
@@ -51,8 +47,6 @@ if os.environ.get("FASTAPI_LIMITER_COUNT") == "all":
     redis_bucket.LuaScript.PUT_ITEM = redis_bucket.LuaScript.PUT_ITEM.replace(
         _STOCK, "redis.call('ZCOUNT', bucket, window_start, '+inf')"
     )
-
-_IDENTIFY = _peer if os.environ.get("FASTAPI_LIMITER_KEY") == "peer" else default_identifier
 
 
 class _Dependency:
@@ -74,11 +68,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = Redis.from_url(app_env.redis_url())
         key = app_env.key_prefix() + "fastapi-limiter"
         bucket = await RedisBucket.init(_RATES, redis, key)
-        _DEPENDENCY.limiter = RateLimiter(Limiter(bucket), identifier=_IDENTIFY)
+        _DEPENDENCY.limiter = RateLimiter(Limiter(bucket), identifier=default_identifier)
         yield
         await redis.aclose()
     else:
-        _DEPENDENCY.limiter = RateLimiter(Limiter(_RATES), identifier=_IDENTIFY)
+        _DEPENDENCY.limiter = RateLimiter(Limiter(_RATES), identifier=default_identifier)
         yield
 
 
