@@ -87,11 +87,15 @@ def _load_or_report(spec: str) -> WSGIApp:
             )
         return target
     except BaseException as exc:
-        status_dir = os.environ.get(STATUS_DIR_ENV)
-        if status_dir:
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0]
-            Path(status_dir, APP_ERROR_FILE).write_text(reason)
+        report_app_error(f"{type(exc).__name__}: {exc}".splitlines()[0])
         raise
+
+
+def report_app_error(reason: str) -> None:
+    """Leave why the app cannot be served in the status dir: the harness says it in one line."""
+    status_dir = os.environ.get(STATUS_DIR_ENV)
+    if status_dir:
+        Path(status_dir, APP_ERROR_FILE).write_text(reason)
 
 
 class _Process:

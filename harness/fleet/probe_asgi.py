@@ -16,20 +16,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
-from .probe import _Process
+from .probe import _Process, report_app_error
 from .probe import _target as _loaded
-from .probe_protocol import (
-    APP_ERROR_FILE,
-    PARENT_HEADER,
-    PEER_HEADER,
-    PROBE_PATH,
-    REQUEST_HEADER,
-    STATUS_DIR_ENV,
-    WORKER_HEADER,
-)
+from .probe_protocol import PARENT_HEADER, PEER_HEADER, PROBE_PATH, REQUEST_HEADER, WORKER_HEADER
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -85,11 +76,10 @@ def _reporting_startup_failure(send: Send) -> Send:
     (its last line: Starlette sends the whole traceback)."""
 
     async def reporting_send(message: Message) -> None:
-        status_dir = os.environ.get(STATUS_DIR_ENV)
-        if message.get("type") == "lifespan.startup.failed" and status_dir:
+        if message.get("type") == "lifespan.startup.failed":
             lines = [ln.strip() for ln in str(message.get("message") or "").splitlines()]
             last = next((ln for ln in reversed(lines) if ln), "no message")
-            Path(status_dir, APP_ERROR_FILE).write_text(f"lifespan startup failed: {last}")
+            report_app_error(f"lifespan startup failed: {last}")
         await send(message)
 
     return reporting_send
